@@ -1,0 +1,135 @@
+/*
+ * embedrec.h — the public C API of the embedrec core.
+ *
+ * Conventions (those of LightGBM's and XGBoost's C APIs):
+ *  - Every function but embedrec_version and embedrec_last_error returns a status:
+ *    EMBEDREC_OK (0) on success, a positive EMBEDREC_ERR_* code otherwise. On failure,
+ *    embedrec_last_error() returns a message for the calling thread, valid until that thread's
+ *    next failing call. Nothing in this API aborts the process on bad input.
+ *  - Handles are opaque. A handle is valid from the call that creates it until the matching
+ *    *_free call; a freed, unknown or NULL handle is rejected with EMBEDREC_ERR_INVALID_HANDLE
+ *    (handle values are never reused within a process).
+ *  - Arrays are passed as pointer + length; outputs go into buffers the caller allocates with
+ *    at least the documented length. The core never keeps a caller's pointer after returning.
+ *  - Ids are row indices: 0 <= user < n_users, 0 <= item < n_items. The caller maps its raw ids
+ *    (strings, sparse integers) to rows. Where documented, -1 means "not in the model".
+ *  - Thread safety: any number of threads may read one model at once (predict, evaluate,
+ *    get_array). A call that changes a model (a training epoch, set_array) fails with
+ *    EMBEDREC_ERR_BUSY instead of waiting when another call is using the model, and vice versa.
+ */
+#ifndef EMBEDREC_H
+#define EMBEDREC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. */
+#define EMBEDREC_OK 0
+#define EMBEDREC_ERR_INVALID_ARGUMENT 1 /* a size, index, value or pointer was rejected */
+#define EMBEDREC_ERR_INVALID_HANDLE 2   /* NULL, freed, or not a handle of the expected kind */
+#define EMBEDREC_ERR_OUT_OF_MEMORY 3    /* the request would not fit in this machine's memory */
+#define EMBEDREC_ERR_BUSY 4             /* another thread is using the model in a conflicting way */
+#define EMBEDREC_ERR_CANCELLED 5        /* embedrec_trainer_cancel stopped the epoch */
+#define EMBEDREC_ERR_INTERNAL 6         /* a bug in embedrec: please report the message */
+
+/* Parameter arrays of a matrix-factorisation model (embedrec_model_get_array / set_array). */
+#define EMBEDREC_USER_FACTORS 0 /* float[n_users * n_factors], row-major, row j = user j */
+#define EMBEDREC_ITEM_FACTORS 1 /* float[n_items * n_factors], row-major, row j = item j */
+#define EMBEDREC_USER_BIAS 2    /* float[n_users] */
+#define EMBEDREC_ITEM_BIAS 3    /* float[n_items] */
+#define EMBEDREC_GLOBAL_BIAS 4  /* float[1], on the raw-score scale (before any y_range sigmoid) */
+
+/* Optimisers and learning-rate schedules (embedrec_trainer_create). */
+#define EMBEDREC_OPTIMIZER_SGD 0  /* per-rating SGD; batch_size is ignored */
+#define EMBEDREC_OPTIMIZER_ADAM 1 /* mini-batch Adam with sparse row-wise updates */
+#define EMBEDREC_SCHEDULE_CONSTANT 0
+#define EMBEDREC_SCHEDULE_ONE_CYCLE 1
+
+/* Opaque handles. */
+typedef void *EmbedrecModelHandle;
+typedef void *EmbedrecTrainerHandle;
+
+/* Version of the core as "MAJOR.MINOR.PATCH"; a static string. */
+const char *embedrec_version(void);
+
+/* The calling thread's message for its last failed call ("" if none). */
+const char *embedrec_last_error(void);
+
+/*
+ * Creates a matrix-factorisation model: score = g + b_u + b_i + p_u . q_i, where the biases
+ * are present when `biases` is non-zero. When `has_y_range` is non-zero the prediction is
+ * y_lo + (y_hi - y_lo) * sigmoid(score). Factors start as N(0, init_std^2) from `seed`
+ * (absolute values when `non_negative`, which also keeps every factor >= 0 while training).
+ * Limits: 1 <= n_users, n_items <= 2^31-1; 1 <= n_factors <= 65536; 0 <= init_std <= 10;
+ * finite y_lo < y_hi; the tables must fit in memory.
+ */
+int32_t embedrec_mf_create(int64_t n_users, int64_t n_items, int32_t n_factors, int32_t biases,
+                           int32_t non_negative, int32_t has_y_range, double y_lo, double y_hi,
+                           double init_std, uint64_t seed, EmbedrecModelHandle *out);
+
+/* Frees a model. A trainer that still uses it keeps it alive until the trainer is freed. */
+int32_t embedrec_model_free(EmbedrecModelHandle model);
+
+/* Writes the model's table sizes; any output pointer may be NULL. */
+int32_t embedrec_model_shape(EmbedrecModelHandle model, int64_t *n_users, int64_t *n_items,
+                             int32_t *n_factors);
+
+/* Copies parameter array `which` (EMBEDREC_USER_FACTORS ...) into `out`, which holds exactly
+ * `length` floats; `length` must equal the array's size. */
+int32_t embedrec_model_get_array(EmbedrecModelHandle model, int32_t which, float *out, int64_t length);
+
+/* Replaces parameter array `which` with `length` finite floats (length = the array's size).
+ * Marks the model as initialised, so a later trainer keeps its global bias. */
+int32_t embedrec_model_set_array(EmbedrecModelHandle model, int32_t which, const float *values,
+                                 int64_t length);
+
+/*
+ * Predicts n (user, item) pairs into out[n]. A user or item of -1 is unknown: its bias and
+ * factors are left out (the global bias plus whatever is known). n_threads 0 = all cores.
+ */
+int32_t embedrec_model_predict(EmbedrecModelHandle model, const int32_t *users, const int32_t *items,
+                               int64_t n, int32_t n_threads, float *out);
+
+/* Mean squared error and mean absolute error of the predictions for n known (user, item,
+ * rating) triples with finite ratings; 0 and 0 when n is 0. */
+int32_t embedrec_model_evaluate(EmbedrecModelHandle model, const int32_t *users, const int32_t *items,
+                                const float *ratings, int64_t n, int32_t n_threads, double *mse,
+                                double *mae);
+
+/*
+ * Starts a training run of `epochs` epochs on n ratings (copied; the caller may free its arrays
+ * on return). If the model has never been trained or loaded, its global bias is set so that
+ * an all-zero model predicts the mean rating. Limits: 1 <= n <= 2^31-1; 1 <= epochs <= 10^6;
+ * 1 <= batch_size <= 2^24; 0 < lr <= 10; 0 <= weight_decay <= 100; 0 <= n_threads <= 1024.
+ * weight_decay is the L2 penalty per rating on the rows and biases that rating uses.
+ * `epochs` fixes the length of the one-cycle schedule; running more epochs is allowed.
+ */
+int32_t embedrec_trainer_create(EmbedrecModelHandle model, const int32_t *users, const int32_t *items,
+                                const float *ratings, int64_t n, int32_t optimizer, int32_t schedule,
+                                int32_t epochs, int32_t batch_size, double lr, double weight_decay,
+                                int32_t n_threads, uint64_t seed, EmbedrecTrainerHandle *out);
+
+/* Runs one epoch; writes the epoch's running training MSE, MAE and wall seconds (any output
+ * may be NULL). Returns EMBEDREC_ERR_CANCELLED when cancelled mid-epoch (the model then holds
+ * the partially trained, finite weights). */
+int32_t embedrec_trainer_run_epoch(EmbedrecTrainerHandle trainer, double *loss, double *mae,
+                                   double *seconds);
+
+/* Asks a running epoch to stop within a few thousand updates; safe from any thread (a signal
+ * handler's thread included). The flag stays set until embedrec_trainer_reset_cancel. */
+int32_t embedrec_trainer_cancel(EmbedrecTrainerHandle trainer);
+
+/* Clears the cancel flag so that further epochs can run. */
+int32_t embedrec_trainer_reset_cancel(EmbedrecTrainerHandle trainer);
+
+/* Frees a trainer and its copy of the training data and optimiser state. */
+int32_t embedrec_trainer_free(EmbedrecTrainerHandle trainer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMBEDREC_H */

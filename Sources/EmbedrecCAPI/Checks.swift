@@ -1,0 +1,37 @@
+import EmbedrecCore
+
+/// Boundary checks for values that come from C. Each turns a bad value into a CoreError whose
+/// message names the argument, the value, and what is accepted.
+enum Check {
+    static func pointer<T>(_ p: UnsafePointer<T>?, _ name: String, count: Int) throws -> UnsafePointer<T> {
+        if let p { return p }
+        if count == 0 { return UnsafePointer(bitPattern: MemoryLayout<T>.alignment)! }
+        throw CoreError.invalid("\(name) is NULL but \(count) values were announced")
+    }
+
+    static func mutablePointer<T>(_ p: UnsafeMutablePointer<T>?, _ name: String, count: Int) throws -> UnsafeMutablePointer<T> {
+        if let p { return p }
+        if count == 0 { return UnsafeMutablePointer(bitPattern: MemoryLayout<T>.alignment)! }
+        throw CoreError.invalid("\(name) is NULL but \(count) values were announced")
+    }
+
+    static func length(_ n: Int64, _ name: String, max: Int = Int(Int32.max)) throws -> Int {
+        guard n >= 0 else { throw CoreError.invalid("\(name) must be >= 0, got \(n)") }
+        guard n <= Int64(max) else { throw CoreError.invalid("\(name) is \(n); at most \(max) is supported") }
+        return Int(n)
+    }
+
+    static func finite(_ x: Double, _ name: String) throws -> Float {
+        guard x.isFinite, abs(x) <= Double(Float.greatestFiniteMagnitude) else {
+            throw CoreError.invalid("\(name) must be a finite number, got \(x)")
+        }
+        return Float(x)
+    }
+
+    static func int(_ x: Int64, _ name: String, in range: ClosedRange<Int64>) throws -> Int {
+        guard range.contains(x) else {
+            throw CoreError.invalid("\(name) must be in \(range.lowerBound)...\(range.upperBound), got \(x)")
+        }
+        return Int(x)
+    }
+}

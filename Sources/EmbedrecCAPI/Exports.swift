@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EmbedrecCore
+
+// The C ABI of embedrec. Each function here is declared, with its contract, in
+// Sources/CEmbedrec/include/embedrec.h, and bound for Python in python/embedrec/_lib.py.
+// Keep the three in step (a test compares them).
+
+private let versionString: UnsafeMutablePointer<CChar> = strdup("0.1.0")!
+private let registry = HandleRegistry.shared
+
+private func model(_ h: UnsafeMutableRawPointer?) throws -> MFModel {
+    try registry.lookup(h, as: MFModel.self, kind: "model")
+}
+
+private func trainer(_ h: UnsafeMutableRawPointer?) throws -> Trainer {
+    try registry.lookup(h, as: TrainerBox.self, kind: "trainer").trainer
+}
+
+/// The parameter array selected by an EMBEDREC_* array constant.
+private func array(_ m: MFModel, _ which: Int32) throws -> Buffer<Float>? {
+    switch which {
+    case 0: return m.userFactors
+    case 1: return m.itemFactors
+    case 2: return m.userBias
+    case 3: return m.itemBias
+    case 4: return nil
+    default: throw CoreError.invalid("array selector must be 0 (user factors), 1 (item factors), 2 (user bias), 3 (item bias) or 4 (global bias), got \(which)")
+    }
+}
+
+@_cdecl("embedrec_version")
+public func embedrecVersion() -> UnsafePointer<CChar> { UnsafePointer(versionString) }
+
+@_cdecl("embedrec_last_error")
+public func embedrecLastError() -> UnsafePointer<CChar> { lastErrorPointer() }
+
+@_cdecl("embedrec_mf_create")
+public func embedrecMFCreate(_ nUsers: Int64, _ nItems: Int64, _ nFactors: Int32, _ biases: Int32,
+                             _ nonNegative: Int32, _ hasYRange: Int32, _ yLo: Double, _ yHi: Double,
+                             _ initStd: Double, _ seed: UInt64,
+                             _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    status {
+        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
+        out.pointee = nil
+        let yRange: (lo: Float, hi: Float)? =
+            hasYRange != 0 ? (try Check.finite(yLo, "y_range low"), try Check.finite(yHi, "y_range high")) : nil
+        let config = MFConfig(nUsers: try Check.int(nUsers, "n_users", in: 1...Int64(Int32.max)),
+                              nItems: try Check.int(nItems, "n_items", in: 1...Int64(Int32.max)),
+                              nFactors: Int(nFactors), biases: biases != 0, yRange: yRange,
+                              nonNegative: nonNegative != 0)
+        let m = try MFModel(config: config, initStd: try Check.finite(initStd, "init_std"), seed: seed)
+        out.pointee = registry.register(m)
+    }
+}
+
+@_cdecl("embedrec_model_free")
+public func embedrecModelFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
+    status { try registry.remove(h, as: MFModel.self, kind: "model") }
+}
+
+@_cdecl("embedrec_model_shape")
+public func embedrecModelShape(_ h: UnsafeMutableRawPointer?, _ nUsers: UnsafeMutablePointer<Int64>?,
+                               _ nItems: UnsafeMutablePointer<Int64>?, _ nFactors: UnsafeMutablePointer<Int32>?) -> Int32 {
+    status {
+        let m = try model(h)
+        nUsers?.pointee = Int64(m.config.nUsers)
+        nItems?.pointee = Int64(m.config.nItems)
+        nFactors?.pointee = Int32(m.config.nFactors)
+    }
+}
+
+@_cdecl("embedrec_model_get_array")
+public func embedrecModelGetArray(_ h: UnsafeMutableRawPointer?, _ which: Int32, _ out: UnsafeMutablePointer<Float>?,
+                                  _ length: Int64) -> Int32 {
+    status {
+        let m = try model(h)
+        let buffer = try array(m, which)
+        let expected = buffer?.count ?? 1
+        let n = try Check.length(length, "length", max: Int.max)
+        guard n == expected else { throw CoreError.invalid("length must be \(expected) for array \(which), got \(n)") }
+        let dst = try Check.mutablePointer(out, "out", count: n)
+        try m.useGuard.withReading {
+            if let buffer { dst.update(from: buffer.base, count: n) } else { dst.pointee = m.globalBias }
+        }
+    }
+}
+
+@_cdecl("embedrec_model_set_array")
+public func embedrecModelSetArray(_ h: UnsafeMutableRawPointer?, _ which: Int32, _ values: UnsafePointer<Float>?,
+                                  _ length: Int64) -> Int32 {
+    status {
+        let m = try model(h)
+        let buffer = try array(m, which)
+        let expected = buffer?.count ?? 1
+        let n = try Check.length(length, "length", max: Int.max)
+        guard n == expected else { throw CoreError.invalid("length must be \(expected) for array \(which), got \(n)") }
+        let src = try Check.pointer(values, "values", count: n)
+        for j in 0..<n where !src[j].isFinite {
+            throw CoreError.invalid("values[\(j)] is \(src[j]); parameters must be finite")
+        }
+        if m.config.nonNegative, which <= 1 {
+            for j in 0..<n where src[j] < 0 {
+                throw CoreError.invalid("values[\(j)] is \(src[j]); a non-negative model's factors must be >= 0")
+            }
+        }
+        try m.useGuard.withWriting {
+            if let buffer { buffer.base.update(from: src, count: n) } else { m.globalBias = src.pointee }
+            m.initialisedFromData = true
+        }
+    }
+}
+
+@_cdecl("embedrec_model_predict")
+public func embedrecModelPredict(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?,
+                                 _ n: Int64, _ threads: Int32, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
+    status {
+        let m = try model(h)
+        let count = try Check.length(n, "n", max: Int.max / 8)
+        let us = try Check.pointer(users, "users", count: count)
+        let its = try Check.pointer(items, "items", count: count)
+        let dst = try Check.mutablePointer(out, "out", count: count)
+        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
+        try RatingSet.validate(users: us, items: its, ratings: nil, count: count, nUsers: m.config.nUsers,
+                               nItems: m.config.nItems, allowUnknown: true, what: "predict")
+        try m.useGuard.withReading { m.predict(users: us, items: its, count: count, out: dst, threads: t) }
+    }
+}
+
+@_cdecl("embedrec_model_evaluate")
+public func embedrecModelEvaluate(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?,
+                                  _ ratings: UnsafePointer<Float>?, _ n: Int64, _ threads: Int32,
+                                  _ mse: UnsafeMutablePointer<Double>?, _ mae: UnsafeMutablePointer<Double>?) -> Int32 {
+    status {
+        let m = try model(h)
+        let count = try Check.length(n, "n", max: Int.max / 8)
+        let us = try Check.pointer(users, "users", count: count)
+        let its = try Check.pointer(items, "items", count: count)
+        let rs = try Check.pointer(ratings, "ratings", count: count)
+        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
+        try RatingSet.validate(users: us, items: its, ratings: rs, count: count, nUsers: m.config.nUsers,
+                               nItems: m.config.nItems, what: "evaluate")
+        let result = try m.useGuard.withReading { m.evaluate(users: us, items: its, ratings: rs, count: count, threads: t) }
+        mse?.pointee = result.mse
+        mae?.pointee = result.mae
+    }
+}
+
+@_cdecl("embedrec_trainer_create")
+public func embedrecTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?,
+                                  _ ratings: UnsafePointer<Float>?, _ n: Int64, _ optimizer: Int32, _ schedule: Int32,
+                                  _ epochs: Int32, _ batchSize: Int32, _ lr: Double, _ weightDecay: Double,
+                                  _ threads: Int32, _ seed: UInt64,
+                                  _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    status {
+        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
+        out.pointee = nil
+        let m = try model(h)
+        let count = try Check.length(n, "n")
+        guard count > 0 else { throw CoreError.invalid("there are no training ratings (n = 0)") }
+        var options = TrainOptions()
+        guard let opt = Optimizer(rawValue: optimizer) else {
+            throw CoreError.invalid("optimizer must be 0 (sgd) or 1 (adam), got \(optimizer)")
+        }
+        guard let sched = Schedule(rawValue: schedule) else {
+            throw CoreError.invalid("schedule must be 0 (constant) or 1 (one-cycle), got \(schedule)")
+        }
+        options.optimizer = opt
+        options.schedule = sched
+        options.epochs = Int(epochs)
+        options.batchSize = Int(batchSize)
+        options.learningRate = try Check.finite(lr, "lr")
+        options.weightDecay = try Check.finite(weightDecay, "weight_decay")
+        options.threads = Int(threads)
+        options.seed = seed
+        try options.validate()
+        let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
+                                 items: try Check.pointer(items, "items", count: count),
+                                 ratings: try Check.pointer(ratings, "ratings", count: count),
+                                 count: count, nUsers: m.config.nUsers, nItems: m.config.nItems, what: "training ratings")
+        let t = try makeTrainer(model: m, data: data, options: options)
+        out.pointee = registry.register(TrainerBox(t))
+    }
+}
+
+@_cdecl("embedrec_trainer_run_epoch")
+public func embedrecTrainerRunEpoch(_ h: UnsafeMutableRawPointer?, _ loss: UnsafeMutablePointer<Double>?,
+                                    _ mae: UnsafeMutablePointer<Double>?, _ seconds: UnsafeMutablePointer<Double>?) -> Int32 {
+    status {
+        let stats = try trainer(h).runEpoch()
+        loss?.pointee = stats.loss
+        mae?.pointee = stats.mae
+        seconds?.pointee = stats.seconds
+    }
+}
+
+@_cdecl("embedrec_trainer_cancel")
+public func embedrecTrainerCancel(_ h: UnsafeMutableRawPointer?) -> Int32 {
+    status { try trainer(h).cancel.set() }
+}
+
+@_cdecl("embedrec_trainer_reset_cancel")
+public func embedrecTrainerResetCancel(_ h: UnsafeMutableRawPointer?) -> Int32 {
+    status { try trainer(h).cancel.clear() }
+}
+
+@_cdecl("embedrec_trainer_free")
+public func embedrecTrainerFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
+    status { try registry.remove(h, as: TrainerBox.self, kind: "trainer") }
+}

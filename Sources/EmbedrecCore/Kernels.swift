@@ -1,0 +1,76 @@
+/// The inner loops of matrix factorisation, on raw pointers and explicit `SIMD8<Float>`.
+///
+/// Why explicit SIMD: with strict IEEE semantics the compiler will not reassociate a float
+/// reduction, so a plain `for` dot product stays scalar. Eight independent lanes make the
+/// reassociation explicit. Multiply and add are kept separate (no `addProduct`): on the
+/// baseline x86-64 target a fused multiply-add is a libm call per lane.
+public enum Kernels {
+    @inline(__always)
+    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// a · b over k entries.
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var j = 0
+        while j &+ 8 <= k {
+            acc += load8(a + j) * load8(b + j)
+            j &+= 8
+        }
+        var s = acc.sum()
+        while j < k {
+            s += a[j] * b[j]
+            j &+= 1
+        }
+        return s
+    }
+
+    /// The classic SGD step on a user row p and an item row q, both from their old values:
+    /// p += lr (g q - reg p);  q += lr (g p - reg q).
+    @inline(__always)
+    public static func sgdPairUpdate(_ p: UnsafeMutablePointer<Float>, _ q: UnsafeMutablePointer<Float>,
+                                     _ k: Int, g: Float, lr: Float, reg: Float) {
+        let vg = SIMD8<Float>(repeating: g), vlr = SIMD8<Float>(repeating: lr), vreg = SIMD8<Float>(repeating: reg)
+        var j = 0
+        while j &+ 8 <= k {
+            let pu = load8(p + j), qi = load8(q + j)
+            store8(pu + vlr * (vg * qi - vreg * pu), p + j)
+            store8(qi + vlr * (vg * pu - vreg * qi), q + j)
+            j &+= 8
+        }
+        while j < k {
+            let pu = p[j], qi = q[j]
+            p[j] = pu + lr * (g * qi - reg * pu)
+            q[j] = qi + lr * (g * pu - reg * qi)
+            j &+= 1
+        }
+    }
+
+    /// dst += s * src.
+    @inline(__always)
+    public static func axpy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Int, _ s: Float) {
+        let vs = SIMD8<Float>(repeating: s)
+        var j = 0
+        while j &+ 8 <= k {
+            store8(load8(dst + j) + vs * load8(src + j), dst + j)
+            j &+= 8
+        }
+        while j < k {
+            dst[j] += s * src[j]
+            j &+= 1
+        }
+    }
+
+    /// Clamps every entry to ≥ 0 (projection for non-negative factorisation).
+    @inline(__always)
+    public static func clampNonNegative(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
+        for j in 0..<k where p[j] < 0 { p[j] = 0 }
+    }
+}

@@ -1,0 +1,50 @@
+/// Ratings as the core keeps them: row indices (Int32) and values (Float32), 12 bytes a rating,
+/// copied once from the caller and validated on the way in, so the training loops can index
+/// without checks.
+public final class RatingSet {
+    public let count: Int
+    public let users: Buffer<Int32>
+    public let items: Buffer<Int32>
+    public let ratings: Buffer<Float>
+
+    /// Copies and validates: every user in 0..<nUsers, every item in 0..<nItems, every rating
+    /// finite. The messages give the first offending position and value.
+    public init(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, ratings: UnsafePointer<Float>,
+                count: Int, nUsers: Int, nItems: Int, what: String = "ratings") throws {
+        guard count >= 0 else { throw CoreError.invalid("\(what): negative length \(count)") }
+        guard count <= Int(Int32.max) else {
+            throw CoreError.invalid("\(what): \(count) ratings is more than the supported \(Int32.max)")
+        }
+        try MemoryBudget.check(bytes: try MemoryBudget.product([count, 16], what: what), what: what)
+        try RatingSet.validate(users: users, items: items, ratings: ratings, count: count,
+                               nUsers: nUsers, nItems: nItems, what: what)
+        self.count = count
+        self.users = Buffer(copying: users, count: count, zero: 0)
+        self.items = Buffer(copying: items, count: count, zero: 0)
+        self.ratings = Buffer(copying: ratings, count: count, zero: 0)
+    }
+
+    /// Checks ids and values without copying; `allowUnknown` accepts -1 as "not in the model".
+    public static func validate(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, ratings: UnsafePointer<Float>?,
+                                count: Int, nUsers: Int, nItems: Int, allowUnknown: Bool = false, what: String) throws {
+        let lowest: Int32 = allowUnknown ? -1 : 0
+        for r in 0..<count {
+            let u = users[r], i = items[r]
+            if u < lowest || Int(u) >= nUsers {
+                throw CoreError.invalid("\(what): user index \(u) at position \(r) is outside 0..<\(nUsers)")
+            }
+            if i < lowest || Int(i) >= nItems {
+                throw CoreError.invalid("\(what): item index \(i) at position \(r) is outside 0..<\(nItems)")
+            }
+            if let ratings, !ratings[r].isFinite {
+                throw CoreError.invalid("\(what): rating at position \(r) is \(ratings[r]); ratings must be finite numbers")
+            }
+        }
+    }
+
+    public var mean: Double {
+        var s = 0.0
+        for r in 0..<count { s += Double(ratings[r]) }
+        return count > 0 ? s / Double(count) : 0
+    }
+}

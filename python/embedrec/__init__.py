@@ -1,0 +1,27 @@
+"""embedrec: collaborative filtering with user and item embeddings, trained on a Swift core.
+
+    import embedrec
+    train, test = embedrec.train_test_split(ratings, test_size=0.1, seed=42)
+    model = embedrec.MatrixFactorization()
+    history = model.fit(train)                  # columns: user, item, rating (the first three)
+    embedrec.rmse(test["rating"], model.predict(test, unknown="mean"))
+    model.item_embeddings                       # (n_items, n_factors), row j = model.item_ids[j]
+"""
+
+from . import datasets
+from ._lib import version as _core_version
+from .errors import (EmbedrecError, EmbedrecMemoryError, InvalidArgumentError, ModelBusyError, NotFittedError,
+                     UnknownIdError)
+from .history import History
+from .metrics import mae, rmse
+from .mf import MatrixFactorization
+from .model_selection import train_test_split
+
+__version__ = "0.1.0"
+core_version = _core_version()
+
+__all__ = [
+    "MatrixFactorization", "History", "train_test_split", "rmse", "mae", "datasets",
+    "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
+    "EmbedrecMemoryError", "__version__", "core_version",
+]

@@ -1,0 +1,183 @@
+"""The contract every embedrec model keeps (``fit``, ``predict``, id maps, history).
+
+Model classes are thin: they say how to build their core model and what their defaults are;
+this base class owns the DataFrame handling, the id maps, the epoch loop, validation and
+prediction, so every model behaves the same way from Python.
+"""
+
+import numpy as np
+import pandas as pd
+
+from . import _frame
+from ._ids import IdMap
+from .errors import InvalidArgumentError, NotFittedError, TrainingCancelled
+from .history import History
+
+
+class Recommender:
+    """Base class of embedrec's models. Subclasses implement ``_create_core`` and
+    ``_training_options``; everything else here is shared."""
+
+    def __init__(self):
+        self._core = None
+        self._users = None
+        self._items = None
+        self._columns = None
+        self.history = None
+
+    # ----- fitting -------------------------------------------------------------------------
+    def fit(self, df, user=None, item=None, rating=None, validation=None, validation_split=0.0,
+            verbose=False):
+        """Trains the model from scratch on the ratings in ``df``.
+
+        ``user``, ``item`` and ``rating`` name the columns (default: the first three columns, in
+        that order). Ids may be of any type (ints with gaps, strings); each distinct id gets a
+        row of the model's tables, in the order of ``user_ids`` / ``item_ids``.
+
+        Validation data, for the history and nothing else: ``validation`` is a DataFrame with the
+        same columns, or ``validation_split`` in [0, 1) holds out the last fraction of ``df``'s
+        rows (Keras' semantics: take a random split first if ``df`` is sorted). Validation
+        ratings whose user or item is not in the training part are predicted as ``predict(...,
+        unknown="mean")`` does.
+
+        Returns the :class:`~embedrec.History`, also kept as ``model.history``. Ctrl-C stops
+        training within a fraction of a second: the history so far is kept (marked
+        ``interrupted``) and ``KeyboardInterrupt`` is raised; the model keeps the weights it had
+        reached, so it can still predict.
+        """
+        _frame.require_frame(df)
+        columns = _frame.resolve_columns(df, [("user", user), ("item", item), ("rating", rating)])
+        self._validate_params()
+        if not (isinstance(validation_split, (int, float)) and 0.0 <= float(validation_split) < 1.0):
+            raise InvalidArgumentError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+        if validation is not None and validation_split:
+            raise InvalidArgumentError("pass either validation or validation_split, not both")
+        if validation_split:
+            n_val = int(round(len(df) * float(validation_split)))
+            if n_val == 0 or n_val == len(df):
+                raise InvalidArgumentError(
+                    f"validation_split={validation_split} of {len(df)} rows leaves an empty part")
+            validation = df.iloc[len(df) - n_val:]
+            df = df.iloc[:len(df) - n_val]
+
+        ratings = _frame.ratings_array(df[columns[2]], columns[2])
+        users, user_rows = IdMap.fit(df[columns[0]], "user")
+        items, item_rows = IdMap.fit(df[columns[1]], "item")
+        val = None
+        if validation is not None:
+            _frame.require_frame(validation, "validation")
+            _frame.resolve_columns(validation, [("user", columns[0]), ("item", columns[1]), ("rating", columns[2])],
+                                   "validation")
+            val = (users.rows(validation[columns[0]], "user", unknown="mean"),
+                   items.rows(validation[columns[1]], "item", unknown="mean"),
+                   _frame.ratings_array(validation[columns[2]], columns[2]))
+
+        self._release()
+        self._check_ratings_range(ratings)
+        core = self._create_core(len(users), len(items))
+        self._core, self._users, self._items, self._columns = core, users, items, columns
+        self._seen = (user_rows, item_rows)
+        options = self._training_options()
+        trainer = self._create_trainer(core, user_rows, item_rows, ratings, options)
+        history = History(has_validation=val is not None)
+        self.history = history
+        try:
+            for epoch in range(1, options["epochs"] + 1):
+                try:
+                    loss, train_mae, seconds = trainer.run_epoch()
+                except KeyboardInterrupt:
+                    history.interrupted = True
+                    if verbose:
+                        print(f"interrupted during epoch {epoch}; keeping {epoch - 1} finished epoch(s)")
+                    raise
+                except TrainingCancelled:
+                    history.interrupted = True
+                    raise KeyboardInterrupt
+                row = {"epoch": epoch, "train_loss": loss, "train_mae": train_mae}
+                if val is not None:
+                    pred = core.predict(val[0], val[1], self.n_threads).astype(np.float64)
+                    err = val[2] - pred
+                    row["val_loss"] = float(np.mean(err ** 2))
+                    row["val_mae"] = float(np.mean(np.abs(err)))
+                row["seconds"] = seconds
+                history.append(row)
+                if verbose:
+                    print(self._epoch_line(row, options["epochs"]))
+        finally:
+            trainer.close()
+        return history
+
+    @staticmethod
+    def _epoch_line(row, epochs):
+        parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row['train_loss']:.4f}", f"mae {row['train_mae']:.4f}"]
+        if "val_loss" in row:
+            parts += [f"val_loss {row['val_loss']:.4f}", f"val_mae {row['val_mae']:.4f}"]
+        parts.append(f"{row['seconds']:.2f}s")
+        return " - ".join(parts)
+
+    def _check_ratings_range(self, ratings):
+        """Hook for models with a bounded output (y_range)."""
+
+    def _release(self):
+        if self._core is not None:
+            self._core.close()
+        self._core = None
+
+    # ----- prediction ----------------------------------------------------------------------
+    def _require_fitted(self):
+        if self._core is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(df) first")
+
+    def predict(self, df_or_users, items=None, unknown="raise"):
+        """Predicted ratings as a float32 array.
+
+        ``predict(df)`` reads the user and item columns named as in ``fit``;
+        ``predict(users, items)`` takes two equal-length sequences (or scalars) of raw ids.
+        An id not seen during ``fit`` raises :class:`~embedrec.UnknownIdError` naming a few of
+        them, unless ``unknown="mean"``: then its bias and embedding are left out, i.e. the
+        prediction is the global mean plus whatever bias is known.
+        """
+        self._require_fitted()
+        if unknown not in ("raise", "mean"):
+            raise InvalidArgumentError(f"unknown must be 'raise' or 'mean', got {unknown!r}")
+        if items is None:
+            df = df_or_users
+            if not isinstance(df, pd.DataFrame):
+                raise InvalidArgumentError("predict takes a DataFrame, or two sequences: predict(users, items)")
+            user_col, item_col = self._columns[0], self._columns[1]
+            for role, col in (("user", user_col), ("item", item_col)):
+                if col not in df.columns:
+                    raise InvalidArgumentError(
+                        f"the frame has no {role} column {col!r} (the name used in fit); its columns are "
+                        f"{list(df.columns)!r}")
+            users, items = df[user_col], df[item_col]
+        else:
+            users = df_or_users
+            users = np.atleast_1d(np.asarray(users, dtype=object) if not hasattr(users, "dtype") else users)
+            items = np.atleast_1d(np.asarray(items, dtype=object) if not hasattr(items, "dtype") else items)
+            if users.ndim != 1 or items.ndim != 1:
+                raise InvalidArgumentError("users and items must be one-dimensional sequences of ids")
+            if len(users) != len(items):
+                raise InvalidArgumentError(f"users has {len(users)} ids but items has {len(items)}; they must pair up")
+        user_rows = self._users.rows(users, "user", unknown)
+        item_rows = self._items.rows(items, "item", unknown)
+        return self._core.predict(user_rows, item_rows, self.n_threads)
+
+    # ----- what was learned ----------------------------------------------------------------
+    @property
+    def user_ids(self):
+        """Raw user ids; ``user_ids[j]`` owns row j of every user table."""
+        self._require_fitted()
+        return self._users.ids
+
+    @property
+    def item_ids(self):
+        """Raw item ids; ``item_ids[j]`` owns row j of every item table."""
+        self._require_fitted()
+        return self._items.ids
+
+    def __del__(self):
+        try:
+            self._release()
+        except Exception:
+            pass

@@ -1,0 +1,144 @@
+"""The ctypes layer: finds and loads the core library, declares every C function's signature,
+and turns non-zero status codes into exceptions.
+
+This module is the only place that knows the C ABI. Each entry of ``_SIGNATURES`` mirrors a
+declaration in ``Sources/CEmbedrec/include/embedrec.h`` (a test checks that they agree). ctypes
+releases the GIL for the duration of each call, so training does not block other Python threads.
+"""
+
+import ctypes
+import os
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int32, c_int64, c_uint64, c_void_p
+from pathlib import Path
+
+import numpy as np
+
+from . import errors
+
+LIBRARY_NAME = "libembedrec.so"
+
+# Status codes (embedrec.h).
+OK = 0
+_ERROR_CLASSES = {
+    1: errors.InvalidArgumentError,
+    2: errors.InvalidHandleError,
+    3: errors.EmbedrecMemoryError,
+    4: errors.ModelBusyError,
+    5: errors.TrainingCancelled,
+    6: errors.EmbedrecError,
+}
+
+# Parameter arrays (EMBEDREC_USER_FACTORS ...).
+USER_FACTORS, ITEM_FACTORS, USER_BIAS, ITEM_BIAS, GLOBAL_BIAS = range(5)
+OPTIMIZERS = {"sgd": 0, "adam": 1}
+SCHEDULES = {"constant": 0, "one_cycle": 1}
+
+_i32p = POINTER(c_int32)
+_f32p = POINTER(c_float)
+_f64p = POINTER(c_double)
+_i64p = POINTER(c_int64)
+_handle_out = POINTER(c_void_p)
+
+# name -> (restype, argtypes), in the order of embedrec.h.
+_SIGNATURES = {
+    "embedrec_version": (c_char_p, []),
+    "embedrec_last_error": (c_char_p, []),
+    "embedrec_mf_create": (c_int32, [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32, c_double, c_double,
+                                     c_double, c_uint64, _handle_out]),
+    "embedrec_model_free": (c_int32, [c_void_p]),
+    "embedrec_model_shape": (c_int32, [c_void_p, _i64p, _i64p, _i32p]),
+    "embedrec_model_get_array": (c_int32, [c_void_p, c_int32, c_void_p, c_int64]),
+    "embedrec_model_set_array": (c_int32, [c_void_p, c_int32, c_void_p, c_int64]),
+    "embedrec_model_predict": (c_int32, [c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_void_p]),
+    "embedrec_model_evaluate": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, _f64p, _f64p]),
+    "embedrec_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32,
+                                          c_int32, c_int32, c_double, c_double, c_int32, c_uint64, _handle_out]),
+    "embedrec_trainer_run_epoch": (c_int32, [c_void_p, _f64p, _f64p, _f64p]),
+    "embedrec_trainer_cancel": (c_int32, [c_void_p]),
+    "embedrec_trainer_reset_cancel": (c_int32, [c_void_p]),
+    "embedrec_trainer_free": (c_int32, [c_void_p]),
+}
+
+
+def library_path():
+    """Where the core library is: ``$EMBEDREC_LIBRARY`` if set, else beside this module."""
+    override = os.environ.get("EMBEDREC_LIBRARY")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent / LIBRARY_NAME
+
+
+def _load():
+    path = library_path()
+    if not path.is_file():
+        raise ImportError(
+            f"embedrec's core library was not found at {path}. Install the package with "
+            f"'pip install .' from the repository (it builds the Swift core), or point "
+            f"EMBEDREC_LIBRARY at a built {LIBRARY_NAME}."
+        )
+    lib = ctypes.CDLL(str(path))
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+lib = _load()
+
+
+def last_error():
+    return lib.embedrec_last_error().decode("utf-8", "replace")
+
+
+def check(status):
+    """Raises the exception class of a non-zero status with the core's message."""
+    if status != OK:
+        cls = _ERROR_CLASSES.get(status, errors.EmbedrecError)
+        raise cls(last_error() or f"embedrec core returned status {status}", code=status)
+
+
+def version():
+    return lib.embedrec_version().decode()
+
+
+def ptr(array):
+    """Data pointer of a C-contiguous array (zero-copy; the caller keeps ``array`` alive)."""
+    assert array.flags.c_contiguous
+    return array.ctypes.data
+
+
+def as_int32(values):
+    return np.ascontiguousarray(values, dtype=np.int32)
+
+
+def as_float32(values):
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
+class Handle:
+    """Owns one core handle and frees it exactly once (explicitly or when garbage collected)."""
+
+    __slots__ = ("value", "_free")
+
+    def __init__(self, value, free):
+        self.value = value
+        self._free = free
+
+    def close(self):
+        value, self.value = self.value, None
+        if value is not None:
+            self._free(value)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may already be gone
+            pass
+
+
+def new_handle(create, free):
+    """Calls ``create(out_pointer)`` and wraps the handle it writes."""
+    out = c_void_p()
+    check(create(ctypes.byref(out)))
+    return Handle(out.value, free)

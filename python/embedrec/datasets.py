@@ -1,0 +1,95 @@
+"""Rating data: readers for the MovieLens and goodbooks-10k files, and a generator of
+synthetic ratings with planted structure (for the demo, the tests and benchmarks; MovieLens may
+not be redistributed, so nothing here ships it).
+
+Every reader returns a DataFrame whose first three columns are ``user``, ``item``, ``rating``,
+ready for ``fit``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidArgumentError
+
+GENRES = ("action", "comedy", "drama", "horror", "romance", "scifi", "documentary", "western",
+          "musical", "thriller", "animation", "crime")
+
+
+def read_movielens(path):
+    """Reads MovieLens ratings: ``u.data`` (ml-100k, tab-separated), ``ratings.dat`` (ml-1m/10m,
+    ``::``-separated) or ``ratings.csv`` (ml-latest, ml-20m, ml-25m). ``path`` may be the file
+    or the folder holding it. Columns: user, item, rating, timestamp; ids as in the file."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("u.data", "ratings.csv", "ratings.dat"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise InvalidArgumentError(f"{path} holds none of u.data, ratings.csv, ratings.dat")
+    if not path.is_file():
+        raise InvalidArgumentError(f"no such file: {path}")
+    names = ["user", "item", "rating", "timestamp"]
+    if path.name.endswith(".data"):
+        df = pd.read_csv(path, sep="\t", header=None, names=names, engine="c")
+    elif path.name.endswith(".dat"):
+        df = pd.read_csv(path, sep="::", header=None, names=names, engine="python")
+    elif path.suffix == ".csv":
+        df = pd.read_csv(path)
+        expected = {"userId", "movieId", "rating"}
+        if not expected <= set(df.columns):
+            raise InvalidArgumentError(f"{path} does not look like MovieLens ratings.csv: columns {list(df.columns)}")
+        df = df.rename(columns={"userId": "user", "movieId": "item"})
+        df = df[[c for c in names if c in df.columns]]
+    else:
+        raise InvalidArgumentError(f"{path}: expected u.data, ratings.dat or ratings.csv")
+    return df
+
+
+def read_goodbooks(path):
+    """Reads goodbooks-10k ``ratings.csv`` (user_id, book_id, rating) as user, item, rating.
+    ``path`` may be the file or its folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "ratings.csv"
+    df = pd.read_csv(path)
+    if not {"user_id", "book_id", "rating"} <= set(df.columns):
+        raise InvalidArgumentError(f"{path} does not look like goodbooks ratings.csv: columns {list(df.columns)}")
+    return df.rename(columns={"user_id": "user", "book_id": "item"})[["user", "item", "rating"]]
+
+
+def synthetic(n_users=1000, n_items=400, ratings_per_user=60, n_clusters=6, noise=0.4, seed=0):
+    """Generated explicit ratings (1 to 5 stars) with planted structure.
+
+    Items fall into ``n_clusters`` genres and are named after theirs (``"scifi-017"``); each
+    user likes or dislikes each genre by a random amount, and has a bias, as each item does.
+    A rating is ``round(3.5 + user bias + item bias + taste(user, genre of item) + noise)``
+    clipped to 1..5. Popularity is long-tailed. User ids are integers with gaps (10, 13, 16, …),
+    so that id mapping is exercised. Returns a DataFrame with columns user, item, rating.
+    """
+    if not 1 <= n_clusters <= len(GENRES):
+        raise InvalidArgumentError(f"n_clusters must be in 1..{len(GENRES)}, got {n_clusters}")
+    if n_users < 1 or n_items < n_clusters or not 1 <= ratings_per_user <= n_items:
+        raise InvalidArgumentError("need n_users >= 1, n_items >= n_clusters and 1 <= ratings_per_user <= n_items")
+    rng = np.random.default_rng(seed)
+    cluster = np.arange(n_items) % n_clusters
+    taste = rng.normal(0, 1.0, size=(n_users, n_clusters))
+    user_bias = rng.normal(0, 0.3, size=n_users)
+    item_bias = rng.normal(0, 0.3, size=n_items)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.6
+    popularity = popularity[rng.permutation(n_items)]
+    popularity /= popularity.sum()
+    counts = np.clip(rng.poisson(ratings_per_user, size=n_users), 5, n_items)
+    users, items = [], []
+    for u in range(n_users):
+        chosen = rng.choice(n_items, size=counts[u], replace=False, p=popularity)
+        users.append(np.full(chosen.size, u))
+        items.append(chosen)
+    u = np.concatenate(users)
+    i = np.concatenate(items)
+    raw = 3.5 + user_bias[u] + item_bias[i] + taste[u, cluster[i]] + rng.normal(0, noise, size=u.size)
+    rating = np.clip(np.round(raw), 1, 5)
+    names = np.array([f"{GENRES[c]}-{j:03d}" for j, c in enumerate(cluster)], dtype=object)
+    return pd.DataFrame({"user": 10 + 3 * u, "item": names[i], "rating": rating.astype(np.float64)})

@@ -1,0 +1,51 @@
+"""The per-epoch record of a fit, as Keras' ``History`` and fastai's recorder keep it."""
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "seconds")
+
+
+class History(Sequence):
+    """One row per finished epoch: ``epoch`` (1-based), ``train_loss`` (MSE of the training
+    ratings as each was visited during the epoch), ``train_mae``, ``val_loss`` and ``val_mae``
+    (after the epoch, only when there is validation data) and ``seconds``.
+
+    ``history.to_frame()`` (or ``pd.DataFrame(history)``) gives a DataFrame;
+    ``history["val_loss"]`` a list of one column; ``history[-1]`` the last row as a dict.
+    ``interrupted`` is True when Ctrl-C stopped the fit early.
+    """
+
+    def __init__(self, has_validation=False):
+        self.has_validation = has_validation
+        self.rows = []
+        self.interrupted = False
+
+    def append(self, row):
+        self.rows.append(row)
+
+    @property
+    def columns(self):
+        return [c for c in COLUMNS if self.has_validation or not c.startswith("val_")]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in self.columns:
+                raise KeyError(f"{key!r} is not a history column; columns are {self.columns}")
+            return [row[key] for row in self.rows]
+        return self.rows[key]
+
+    def to_frame(self):
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def __repr__(self):
+        if not self.rows:
+            return "History(no epochs)"
+        return f"History({len(self.rows)} epochs)\n{self.to_frame().to_string(index=False)}"
+
+    def _repr_html_(self):
+        return self.to_frame().to_html(index=False)
