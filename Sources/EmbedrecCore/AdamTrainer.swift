@@ -12,6 +12,9 @@ final class AdamTrainer: Trainer {
     let cancel = CancelFlag()
     private(set) var epochsDone = 0
     private var step = 0
+    /// Stamp of the current batch. It runs on across epochs: a per-epoch number would make a row
+    /// touched by the same-numbered batch of an earlier epoch look touched already.
+    private var batchStamp: Int32 = -1
     private let totalSteps: Int
     private let order: Buffer<Int32>
     private var rng: Xoshiro256
@@ -59,21 +62,30 @@ final class AdamTrainer: Trainer {
         rng.shuffle(order.buffer)
         let n = data.count, batch = min(options.batchSize, n)
         var se = 0.0, ae = 0.0, seen = 0
-        var lo = 0, batchNumber: Int32 = 0
-        var sinceCheck = 0
+        var lo = 0
+        var sinceCheck = cancelPollInterval  // look at the flag before the first batch too
         while lo < n {
             if sinceCheck >= cancelPollInterval {
                 if cancel.isSet { throw CoreError(.cancelled, "training was interrupted") }
                 sinceCheck = 0
             }
             let hi = min(lo + batch, n)
-            let (s, a) = runBatch(lo..<hi, stamp: batchNumber)
+            let (s, a) = runBatch(lo..<hi, stamp: nextBatchStamp())
             se += s; ae += a; seen += hi - lo; sinceCheck += hi - lo
-            batchNumber &+= 1
             lo = hi
         }
         epochsDone += 1
         return EpochStats(loss: se / Double(max(seen, 1)), mae: ae / Double(max(seen, 1)), seconds: monotonicSeconds() - start)
+    }
+
+    private func nextBatchStamp() -> Int32 {
+        if batchStamp == Int32.max {  // after 2^31 batches: forget every stamp and start over
+            stampU.base.update(repeating: -1, count: stampU.count)
+            stampI.base.update(repeating: -1, count: stampI.count)
+            batchStamp = -1
+        }
+        batchStamp += 1
+        return batchStamp
     }
 
     /// One Adam step on ratings order[range]; returns (sum of squared errors, sum of |errors|).
@@ -99,11 +111,11 @@ final class AdamTrainer: Trainer {
                 nI += 1
             }
             let p = P + u &* k, q = Q + i &* k
-            let (pred, slope) = m.output(m.rawScore(user: u, item: i))
+            let (pred, dRaw) = m.lossGradient(raw: m.rawScore(user: u, item: i), rating: rs[idx])
             let e = pred - rs[idx]
             se += Double(e * e)
             ae += Double(abs(e))
-            let g = 2 * e * slope * scale
+            let g = 2 * dRaw * scale  // gradient of the batch's mean squared error
             let su = Int(slotU[u]), si = Int(slotI[i])
             Kernels.axpy(gradU.base + su &* k, q, k, g)
             Kernels.axpy(gradU.base + su &* k, p, k, decay)

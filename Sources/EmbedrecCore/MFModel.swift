@@ -103,6 +103,15 @@ public final class MFModel {
         return (lo + (hi - lo) * s, (hi - lo) * s * (1 - s))
     }
 
+    /// The prediction for a raw score and the derivative of the squared-error loss
+    /// ½ (ŷ - r)² with respect to that raw score: (ŷ - r) · dŷ/draw. Both trainers build their
+    /// updates from this one function, and the tests check it against finite differences.
+    @inline(__always)
+    public func lossGradient(raw: Float, rating: Float) -> (prediction: Float, dRaw: Float) {
+        let (pred, slope) = output(raw)
+        return (pred, (pred - rating) * slope)
+    }
+
     /// The raw global bias that makes an all-zero model predict `mean`.
     public func rawGlobalBias(forMean mean: Double) -> Float {
         guard let (lo, hi) = config.yRange else { return Float(mean) }

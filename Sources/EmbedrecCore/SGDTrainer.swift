@@ -51,11 +51,11 @@ final class SGDTrainer: Trainer {
                     let p = P + u &* k, q = Q + i &* k
                     var raw = m.globalBias + Kernels.dot(p, q, k)
                     if biases { raw += bu[u] + bi[i] }
-                    let (pred, slope) = m.output(raw)
+                    let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[idx])
                     let e = rs[idx] - pred
                     se += Double(e * e)
                     ae += Double(abs(e))
-                    let g = e * slope
+                    let g = -dRaw  // descent direction on the raw score
                     if biases {
                         bu[u] += lr * (g - reg * bu[u])
                         bi[i] += lr * (g - reg * bi[i])

@@ -1,19 +1,36 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Readers (predict, evaluate, copying weights out) may share a model; a writer (a training
-/// epoch, loading weights) needs it alone. Neither side waits: a conflicting call fails with
-/// `.busy` at once, which the Python layer reports as "model is being trained in another
-/// thread". Waiting could deadlock a notebook that trains in a background thread.
+/// epoch, loading weights) needs it alone.
+///
+/// Readers never wait: while a writer holds or has claimed the model they fail at once with
+/// `.busy` ("being trained by another thread"), so a notebook cell never hangs on a model that a
+/// background thread is training. A writer claims the model first (turning new readers away),
+/// then waits a few seconds for the readers already inside to finish: those
+/// calls are short, and a training run must not die because a prediction happened to be running
+/// between two of its epochs. A second writer fails at once.
+/// (`writerPatience` bounds that wait.)
 public final class UseGuard: Sendable {
-    /// > 0: that many readers; -1: one writer; 0: free.
+    /// Low bits: number of readers inside. `pendingWriter` added: a writer has claimed the
+    /// model and waits for the readers to leave. -1: a writer is inside.
     private let state = Atomic<Int>(0)
+    private static let pendingWriter = 1 << 40
+    /// Seconds a writer waits for readers already inside.
+    public let writerPatience: Double
 
-    public init() {}
+    public init(writerPatience: Double = 10) {
+        self.writerPatience = writerPatience
+    }
 
     public func withReading<T>(_ body: () throws -> T) throws -> T {
         while true {
             let s = state.load(ordering: .acquiring)
-            if s < 0 { throw CoreError(.busy, "the model is being trained or modified by another thread; wait for that call to finish") }
+            if s < 0 || s >= UseGuard.pendingWriter {
+                throw CoreError(.busy, "the model is being trained or modified by another thread; wait for that call to finish")
+            }
             if state.compareExchange(expected: s, desired: s + 1, ordering: .acquiringAndReleasing).exchanged { break }
         }
         defer { state.subtract(1, ordering: .releasing) }
@@ -21,8 +38,23 @@ public final class UseGuard: Sendable {
     }
 
     public func withWriting<T>(_ body: () throws -> T) throws -> T {
-        guard state.compareExchange(expected: 0, desired: -1, ordering: .acquiringAndReleasing).exchanged else {
-            throw CoreError(.busy, "the model is in use by another thread (training, predicting or saving); wait for that call to finish")
+        // Claim: possible only when no other writer is inside or waiting.
+        while true {
+            let s = state.load(ordering: .acquiring)
+            if s < 0 || s >= UseGuard.pendingWriter {
+                throw CoreError(.busy, "the model is already being trained or modified by another thread; wait for that call to finish")
+            }
+            if state.compareExchange(expected: s, desired: s + UseGuard.pendingWriter, ordering: .acquiringAndReleasing).exchanged { break }
+        }
+        // Wait for the readers inside to leave; no new reader or writer can enter meanwhile.
+        let deadline = monotonicSeconds() + writerPatience
+        while !state.compareExchange(expected: UseGuard.pendingWriter, desired: -1, ordering: .acquiringAndReleasing).exchanged {
+            if monotonicSeconds() > deadline {
+                state.subtract(UseGuard.pendingWriter, ordering: .releasing)
+                throw CoreError(.busy, "another thread kept reading the model for \(Int(writerPatience)) s; could not start training")
+            }
+            var pause = timespec(tv_sec: 0, tv_nsec: 50_000)
+            nanosleep(&pause, nil)
         }
         defer { state.store(0, ordering: .releasing) }
         return try body()

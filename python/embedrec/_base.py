@@ -14,15 +14,31 @@ from .errors import InvalidArgumentError, NotFittedError, TrainingCancelled
 from .history import History
 
 
+class Fitted:
+    """Everything one ``fit`` produced: the core model, the id maps, the column names and the
+    training pairs (for ``exclude_seen``). Never modified after creation."""
+
+    def __init__(self, core, users, items, columns, user_rows, item_rows):
+        self.core, self.users, self.items, self.columns = core, users, items, columns
+        self.seen_users, self.seen_items = user_rows, item_rows
+        self._seen_csr = None
+
+    def seen_csr(self):
+        """Training (user row -> item rows) as CSR (indptr, indices), built on first use."""
+        if self._seen_csr is None:
+            order = np.argsort(self.seen_users, kind="stable")
+            indptr = np.zeros(len(self.users) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.seen_users, minlength=len(self.users)), out=indptr[1:])
+            self._seen_csr = (indptr, self.seen_items[order])
+        return self._seen_csr
+
+
 class Recommender:
     """Base class of embedrec's models. Subclasses implement ``_create_core`` and
     ``_training_options``; everything else here is shared."""
 
     def __init__(self):
-        self._core = None
-        self._users = None
-        self._items = None
-        self._columns = None
+        self._fitted = None  # a Fitted, replaced whole by each fit
         self.history = None
 
     # ----- fitting -------------------------------------------------------------------------
@@ -72,11 +88,11 @@ class Recommender:
                    items.rows(validation[columns[1]], "item", unknown="mean"),
                    _frame.ratings_array(validation[columns[2]], columns[2]))
 
-        self._release()
         self._check_ratings_range(ratings)
         core = self._create_core(len(users), len(items))
-        self._core, self._users, self._items, self._columns = core, users, items, columns
-        self._seen = (user_rows, item_rows)
+        # One assignment publishes the new model: another thread sees the old fit or this one,
+        # never a mix. The old core is freed when the last reference to it goes.
+        self._fitted = Fitted(core, users, items, columns, user_rows, item_rows)
         options = self._training_options()
         trainer = self._create_trainer(core, user_rows, item_rows, ratings, options)
         history = History(has_validation=val is not None)
@@ -118,15 +134,13 @@ class Recommender:
     def _check_ratings_range(self, ratings):
         """Hook for models with a bounded output (y_range)."""
 
-    def _release(self):
-        if self._core is not None:
-            self._core.close()
-        self._core = None
-
     # ----- prediction ----------------------------------------------------------------------
-    def _require_fitted(self):
-        if self._core is None:
+    def _state(self):
+        """The current Fitted; read it once per call and use only that."""
+        fitted = self._fitted
+        if fitted is None:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(df) first")
+        return fitted
 
     def predict(self, df_or_users, items=None, unknown="raise"):
         """Predicted ratings as a float32 array.
@@ -137,14 +151,14 @@ class Recommender:
         them, unless ``unknown="mean"``: then its bias and embedding are left out, i.e. the
         prediction is the global mean plus whatever bias is known.
         """
-        self._require_fitted()
+        state = self._state()
         if unknown not in ("raise", "mean"):
             raise InvalidArgumentError(f"unknown must be 'raise' or 'mean', got {unknown!r}")
         if items is None:
             df = df_or_users
             if not isinstance(df, pd.DataFrame):
                 raise InvalidArgumentError("predict takes a DataFrame, or two sequences: predict(users, items)")
-            user_col, item_col = self._columns[0], self._columns[1]
+            user_col, item_col = state.columns[0], state.columns[1]
             for role, col in (("user", user_col), ("item", item_col)):
                 if col not in df.columns:
                     raise InvalidArgumentError(
@@ -159,25 +173,17 @@ class Recommender:
                 raise InvalidArgumentError("users and items must be one-dimensional sequences of ids")
             if len(users) != len(items):
                 raise InvalidArgumentError(f"users has {len(users)} ids but items has {len(items)}; they must pair up")
-        user_rows = self._users.rows(users, "user", unknown)
-        item_rows = self._items.rows(items, "item", unknown)
-        return self._core.predict(user_rows, item_rows, self.n_threads)
+        user_rows = state.users.rows(users, "user", unknown)
+        item_rows = state.items.rows(items, "item", unknown)
+        return state.core.predict(user_rows, item_rows, self.n_threads)
 
     # ----- what was learned ----------------------------------------------------------------
     @property
     def user_ids(self):
         """Raw user ids; ``user_ids[j]`` owns row j of every user table."""
-        self._require_fitted()
-        return self._users.ids
+        return self._state().users.ids
 
     @property
     def item_ids(self):
         """Raw item ids; ``item_ids[j]`` owns row j of every item table."""
-        self._require_fitted()
-        return self._items.ids
-
-    def __del__(self):
-        try:
-            self._release()
-        except Exception:
-            pass
+        return self._state().items.ids

@@ -86,29 +86,40 @@ class CoreTrainer:
         check(lib.embedrec_trainer_cancel(self._handle.value))
 
     def run_epoch(self):
-        """Runs one epoch on a helper thread while this thread waits in short joins, so that
+        """Runs one epoch on a helper thread while this thread waits in short slices, so that
         Ctrl-C (a KeyboardInterrupt in the waiting thread) reaches the core's cancel flag within
-        a few thousand updates instead of after the whole epoch. Returns (loss, mae, seconds)."""
+        a few thousand updates instead of after the whole epoch. Returns (loss, mae, seconds).
+
+        The worker signals an Event when it is done; the waiting loop keeps waiting through
+        further interrupts, so the core never runs on after this method has returned or raised.
+        (Thread.join is not used: after an interrupted join, CPython may report the thread as
+        finished too early.)"""
         loss, mae, seconds = c_double(), c_double(), c_double()
         result = {}
+        done = threading.Event()
 
         def work():
-            result["status"] = lib.embedrec_trainer_run_epoch(
-                self._handle.value, ctypes.byref(loss), ctypes.byref(mae), ctypes.byref(seconds))
-            # Read the message on the thread that failed: the last error is thread-local.
-            if result["status"] != _lib.OK:
-                result["message"] = _lib.last_error()
+            try:
+                result["status"] = lib.embedrec_trainer_run_epoch(
+                    self._handle.value, ctypes.byref(loss), ctypes.byref(mae), ctypes.byref(seconds))
+                # Read the message on the thread that failed: the last error is thread-local.
+                if result["status"] != _lib.OK:
+                    result["message"] = _lib.last_error()
+            finally:
+                done.set()
 
-        worker = threading.Thread(target=work, name="embedrec-epoch", daemon=True)
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.05)
-        except KeyboardInterrupt:
-            self.cancel()
-            worker.join()
+        threading.Thread(target=work, name="embedrec-epoch", daemon=True).start()
+        interrupted = False
+        while True:
+            try:
+                if done.wait(0.05):
+                    break
+            except KeyboardInterrupt:
+                interrupted = True
+                self.cancel()
+        if interrupted:
             check(lib.embedrec_trainer_reset_cancel(self._handle.value))
-            raise
+            raise KeyboardInterrupt
         status = result["status"]
         if status != _lib.OK:
             cls = _lib._ERROR_CLASSES.get(status, _lib.errors.EmbedrecError)

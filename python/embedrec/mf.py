@@ -5,6 +5,7 @@ import numbers
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from . import _lib
 from ._base import Recommender
@@ -156,29 +157,75 @@ class MatrixFactorization(Recommender):
     @property
     def user_embeddings(self):
         """float32 array (n_users, n_factors); row j belongs to ``user_ids[j]``. A copy."""
-        self._require_fitted()
-        return self._core.get_array(_lib.USER_FACTORS).reshape(len(self._users), -1)
+        state = self._state()
+        return state.core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1)
 
     @property
     def item_embeddings(self):
         """float32 array (n_items, n_factors); row j belongs to ``item_ids[j]``. A copy."""
-        self._require_fitted()
-        return self._core.get_array(_lib.ITEM_FACTORS).reshape(len(self._items), -1)
+        state = self._state()
+        return state.core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), -1)
 
     @property
     def user_bias(self):
         """float32 array (n_users,), aligned with ``user_ids`` (zeros when ``biases=False``)."""
-        self._require_fitted()
-        return self._core.get_array(_lib.USER_BIAS)
+        return self._state().core.get_array(_lib.USER_BIAS)
 
     @property
     def item_bias(self):
         """float32 array (n_items,), aligned with ``item_ids`` (zeros when ``biases=False``)."""
-        self._require_fitted()
-        return self._core.get_array(_lib.ITEM_BIAS)
+        return self._state().core.get_array(_lib.ITEM_BIAS)
 
     @property
     def global_bias(self):
         """The global term: the training mean, or its logit on the y_range scale."""
-        self._require_fitted()
-        return float(self._core.get_array(_lib.GLOBAL_BIAS)[0])
+        return float(self._state().core.get_array(_lib.GLOBAL_BIAS)[0])
+
+    # ----- using what was learned ------------------------------------------------------------
+    def recommend(self, users, k=10, exclude_seen=True, items=None):
+        """Top-``k`` items for each of ``users`` (raw ids; one id or a sequence), best first.
+
+        ``exclude_seen`` skips the items each user rated in the training data; ``items``
+        restricts the candidates to those raw item ids. Returns a DataFrame with columns
+        ``user``, ``item``, ``score``, ``rank`` (1 = best), k rows per user, fewer only when
+        fewer candidates remain. Scores are the model's predicted ratings.
+        """
+        state = self._state()
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
+        user_list = np.atleast_1d(np.asarray(users, dtype=object) if not hasattr(users, "dtype") else users)
+        user_rows = state.users.rows(user_list, "user")
+        n_items = len(state.items)
+        candidates = (np.arange(n_items, dtype=np.int64) if items is None
+                      else np.unique(state.items.rows(np.atleast_1d(np.asarray(items, dtype=object)), "item")).astype(np.int64))
+        core = state.core
+        P = core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1)
+        Q = core.get_array(_lib.ITEM_FACTORS).reshape(n_items, -1)[candidates]
+        bu, bi = core.get_array(_lib.USER_BIAS), core.get_array(_lib.ITEM_BIAS)[candidates]
+        g = float(core.get_array(_lib.GLOBAL_BIAS)[0])
+        seen = state.seen_csr() if exclude_seen else None
+        out_user, out_item, out_score, out_rank = [], [], [], []
+        for start in range(0, len(user_rows), 256):  # blocks bound the memory of the score matrix
+            rows = user_rows[start:start + 256]
+            scores = (P[rows] @ Q.T + bu[rows, None] + bi[None, :] + g).astype(np.float64)
+            if self.y_range is not None:
+                lo, hi = self.y_range
+                scores = lo + (hi - lo) / (1 + np.exp(-scores))
+            if seen is not None:
+                position = np.full(n_items, -1, dtype=np.int64)
+                position[candidates] = np.arange(len(candidates))
+                for r, u in enumerate(rows):
+                    rated = position[seen[1][seen[0][u]:seen[0][u + 1]]]
+                    scores[r, rated[rated >= 0]] = -np.inf
+            kk = min(k, scores.shape[1])
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < scores.shape[1] else np.tile(
+                np.arange(scores.shape[1]), (len(rows), 1))
+            for r, u in enumerate(rows):
+                order = top[r][np.argsort(-scores[r, top[r]], kind="stable")]
+                order = order[np.isfinite(scores[r, order])]
+                out_user.extend([user_list[start + r]] * len(order))
+                out_item.extend(state.items.index[candidates[order]])
+                out_score.extend(scores[r, order])
+                out_rank.extend(range(1, len(order) + 1))
+        return pd.DataFrame({"user": out_user, "item": out_item, "score": np.asarray(out_score, dtype=np.float32),
+                             "rank": np.asarray(out_rank, dtype=np.int64)})

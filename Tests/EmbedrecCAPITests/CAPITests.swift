@@ -1,0 +1,150 @@
+import CEmbedrec
+import XCTest
+@testable import EmbedrecCAPI
+
+/// Calls the exported functions through the declarations of the public header (CEmbedrec), as a
+/// C or Python caller would, and checks that every bad size, index, value and handle comes back
+/// as a status code with a message instead of a trap.
+final class CAPITests: XCTestCase {
+    var model: EmbedrecModelHandle?
+
+    override func setUp() {
+        model = nil
+        XCTAssertEqual(embedrec_mf_create(10, 8, 4, 1, 0, 0, 0, 0, 0.1, 42, &model), EMBEDREC_OK)
+        XCTAssertNotNil(model)
+    }
+
+    override func tearDown() {
+        if let model { _ = embedrec_model_free(model) }
+    }
+
+    func lastError() -> String { String(cString: embedrec_last_error()) }
+
+    func assertFails(_ status: Int32, _ code: Int32, mentions words: String..., file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(status, code, "status", file: file, line: line)
+        let message = lastError()
+        for word in words {
+            XCTAssertTrue(message.contains(word), "message \(message.debugDescription) should mention \(word)", file: file, line: line)
+        }
+    }
+
+    func testVersion() {
+        XCTAssertEqual(String(cString: embedrec_version()).split(separator: ".").count, 3)
+    }
+
+    func testCreateRejectsBadShapes() {
+        var h: EmbedrecModelHandle?
+        assertFails(embedrec_mf_create(0, 8, 4, 1, 0, 0, 0, 0, 0.1, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n_users")
+        assertFails(embedrec_mf_create(-5, 8, 4, 1, 0, 0, 0, 0, 0.1, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n_users", "-5")
+        assertFails(embedrec_mf_create(10, 1 << 40, 4, 1, 0, 0, 0, 0, 0.1, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n_items")
+        assertFails(embedrec_mf_create(10, 8, 0, 1, 0, 0, 0, 0, 0.1, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n_factors")
+        assertFails(embedrec_mf_create(10, 8, 4, 1, 0, 1, 5, 1, 0.1, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "y_range")
+        assertFails(embedrec_mf_create(10, 8, 4, 1, 0, 1, .nan, 1, 0.1, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "y_range")
+        assertFails(embedrec_mf_create(10, 8, 4, 1, 0, 0, 0, 0, .infinity, 0, &h), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "init_std")
+        assertFails(embedrec_mf_create(2_000_000_000, 2_000_000_000, 65536, 1, 0, 0, 0, 0, 0.1, 0, &h), EMBEDREC_ERR_OUT_OF_MEMORY, mentions: "MiB")
+        assertFails(embedrec_mf_create(10, 8, 4, 1, 0, 0, 0, 0, 0.1, 0, nil), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "NULL")
+        XCTAssertNil(h)
+    }
+
+    func testHandlesAreChecked() {
+        assertFails(embedrec_model_free(nil), EMBEDREC_ERR_INVALID_HANDLE, mentions: "NULL")
+        assertFails(embedrec_model_free(UnsafeMutableRawPointer(bitPattern: 0xDEAD_BEE0)), EMBEDREC_ERR_INVALID_HANDLE, mentions: "not live")
+        var h: EmbedrecModelHandle?
+        XCTAssertEqual(embedrec_mf_create(3, 3, 2, 1, 0, 0, 0, 0, 0.1, 0, &h), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_model_free(h), EMBEDREC_OK)
+        assertFails(embedrec_model_free(h), EMBEDREC_ERR_INVALID_HANDLE, mentions: "not live")  // double free
+        var n: Int64 = 0
+        assertFails(embedrec_model_shape(h, &n, nil, nil), EMBEDREC_ERR_INVALID_HANDLE)  // use after free
+        // A model handle is not a trainer handle.
+        assertFails(embedrec_trainer_run_epoch(model, nil, nil, nil), EMBEDREC_ERR_INVALID_HANDLE, mentions: "trainer")
+    }
+
+    func testArraysRoundTripAndRejectWrongLengths() {
+        var users: Int64 = 0, items: Int64 = 0, k: Int32 = 0
+        XCTAssertEqual(embedrec_model_shape(model, &users, &items, &k), EMBEDREC_OK)
+        XCTAssertEqual([users, items, Int64(k)], [10, 8, 4])
+        var factors = [Float](repeating: 0.25, count: 40)
+        XCTAssertEqual(embedrec_model_set_array(model, EMBEDREC_USER_FACTORS, &factors, 40), EMBEDREC_OK)
+        var back = [Float](repeating: 0, count: 40)
+        XCTAssertEqual(embedrec_model_get_array(model, EMBEDREC_USER_FACTORS, &back, 40), EMBEDREC_OK)
+        XCTAssertEqual(back, factors)
+        assertFails(embedrec_model_get_array(model, EMBEDREC_USER_FACTORS, &back, 39), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "40", "39")
+        assertFails(embedrec_model_get_array(model, 9, &back, 40), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "9")
+        assertFails(embedrec_model_get_array(model, EMBEDREC_USER_FACTORS, nil, 40), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "NULL")
+        var bad = factors
+        bad[7] = .nan
+        assertFails(embedrec_model_set_array(model, EMBEDREC_USER_FACTORS, &bad, 40), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "values[7]")
+    }
+
+    func testPredictChecksIdsAndAcceptsUnknownMarker() {
+        var users: [Int32] = [0, 9, -1], items: [Int32] = [7, 0, 3]
+        var out = [Float](repeating: .nan, count: 3)
+        XCTAssertEqual(embedrec_model_predict(model, &users, &items, 3, 1, &out), EMBEDREC_OK)
+        XCTAssertTrue(out.allSatisfy { $0.isFinite })
+        var badUsers: [Int32] = [0, 10]
+        var two: [Int32] = [0, 0]
+        assertFails(embedrec_model_predict(model, &badUsers, &two, 2, 1, &out), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "user index 10", "position 1")
+        var neg: [Int32] = [-2]
+        assertFails(embedrec_model_predict(model, &neg, &two, 1, 1, &out), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "-2")
+        assertFails(embedrec_model_predict(model, &users, &items, -1, 1, &out), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n")
+        assertFails(embedrec_model_predict(model, nil, &items, 3, 1, &out), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "users")
+        assertFails(embedrec_model_predict(model, &users, &items, 3, -4, &out), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n_threads")
+        XCTAssertEqual(embedrec_model_predict(model, nil, nil, 0, 1, nil), EMBEDREC_OK)  // empty is fine
+    }
+
+    func testTrainerChecksItsInputs() {
+        var users: [Int32] = [0, 1, 2], items: [Int32] = [0, 1, 2], ratings: [Float] = [1, 2, 3]
+        var t: EmbedrecTrainerHandle?
+        func create(_ n: Int64, optimizer: Int32 = 0, epochs: Int32 = 1, batch: Int32 = 2, lr: Double = 0.01, wd: Double = 0) -> Int32 {
+            embedrec_trainer_create(model, &users, &items, &ratings, n, optimizer, 0, epochs, batch, lr, wd, 1, 0, &t)
+        }
+        assertFails(create(0), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "no training ratings")
+        assertFails(create(-3), EMBEDREC_ERR_INVALID_ARGUMENT)
+        assertFails(create(3, optimizer: 7), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "optimizer")
+        assertFails(create(3, epochs: 0), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "epochs")
+        assertFails(create(3, batch: 0), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "batch_size")
+        assertFails(create(3, lr: .nan), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "lr")
+        assertFails(create(3, lr: -1), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "lr")
+        assertFails(create(3, wd: -0.5), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "weight_decay")
+        ratings[1] = .infinity
+        assertFails(create(3), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "position 1")
+        ratings[1] = 2
+        items[2] = 8
+        assertFails(create(3), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "item index 8")
+        items[2] = 2
+        XCTAssertNil(t)
+        XCTAssertEqual(create(3, optimizer: 1), EMBEDREC_OK)
+        var loss = 0.0, mae = 0.0, seconds = -1.0
+        XCTAssertEqual(embedrec_trainer_run_epoch(t, &loss, &mae, &seconds), EMBEDREC_OK)
+        XCTAssertTrue(loss.isFinite && mae.isFinite && seconds >= 0)
+        // While a trainer exists the model stays usable, and freeing the model first is safe.
+        XCTAssertEqual(embedrec_model_free(model), EMBEDREC_OK)
+        model = nil
+        XCTAssertEqual(embedrec_trainer_run_epoch(t, &loss, &mae, nil), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_trainer_cancel(t), EMBEDREC_OK)
+        assertFails(embedrec_trainer_run_epoch(t, &loss, &mae, nil), EMBEDREC_ERR_CANCELLED, mentions: "interrupted")
+        XCTAssertEqual(embedrec_trainer_reset_cancel(t), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_trainer_free(t), EMBEDREC_OK)
+        assertFails(embedrec_trainer_free(t), EMBEDREC_ERR_INVALID_HANDLE)
+    }
+
+    func testEvaluateChecksRatings() {
+        var users: [Int32] = [0, 1], items: [Int32] = [0, 1], ratings: [Float] = [1, .nan]
+        var mse = 0.0, mae = 0.0
+        assertFails(embedrec_model_evaluate(model, &users, &items, &ratings, 2, 1, &mse, &mae), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "nan")
+        ratings[1] = 2
+        XCTAssertEqual(embedrec_model_evaluate(model, &users, &items, &ratings, 2, 1, &mse, &mae), EMBEDREC_OK)
+        XCTAssertGreaterThan(mse, 0)
+    }
+
+    func testLastErrorIsPerThread() {
+        assertFails(embedrec_model_free(nil), EMBEDREC_ERR_INVALID_HANDLE)
+        let expectation = expectation(description: "other thread")
+        Thread.detachNewThread {
+            XCTAssertEqual(String(cString: embedrec_last_error()), "")
+            expectation.fulfill()
+        }
+        wait(for: [expectation], timeout: 5)
+        XCTAssertTrue(lastError().contains("NULL"))
+    }
+}

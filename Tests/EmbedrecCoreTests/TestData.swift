@@ -1,0 +1,42 @@
+@testable import EmbedrecCore
+
+/// A generated low-rank rating set with known Gaussian noise, split into train and test.
+struct LowRankData {
+    var trainUsers: [Int32] = [], trainItems: [Int32] = [], trainRatings: [Float] = []
+    var testUsers: [Int32] = [], testItems: [Int32] = [], testRatings: [Float] = []
+    let nUsers: Int, nItems: Int
+
+    init(nUsers: Int = 300, nItems: Int = 200, rank: Int = 4, density: Double = 0.3, noise: Float = 0.1, seed: UInt64 = 7) {
+        self.nUsers = nUsers
+        self.nItems = nItems
+        var rng = Xoshiro256(seed: seed)
+        let p = (0..<nUsers * rank).map { _ in rng.nextNormal() * 0.7 }
+        let q = (0..<nItems * rank).map { _ in rng.nextNormal() * 0.7 }
+        for u in 0..<nUsers {
+            for i in 0..<nItems where Double(rng.nextUnitFloat()) < density {
+                var r: Float = 3
+                for f in 0..<rank { r += p[u * rank + f] * q[i * rank + f] }
+                r += rng.nextNormal() * noise
+                if rng.nextUnitFloat() < 0.1 {
+                    testUsers.append(Int32(u)); testItems.append(Int32(i)); testRatings.append(r)
+                } else {
+                    trainUsers.append(Int32(u)); trainItems.append(Int32(i)); trainRatings.append(r)
+                }
+            }
+        }
+    }
+
+    func trainSet() throws -> RatingSet {
+        try RatingSet(users: trainUsers, items: trainItems, ratings: trainRatings,
+                      count: trainUsers.count, nUsers: nUsers, nItems: nItems)
+    }
+
+    func testRMSE(_ model: MFModel) -> Double {
+        model.evaluate(users: testUsers, items: testItems, ratings: testRatings, count: testUsers.count, threads: 1).mse.squareRoot()
+    }
+}
+
+func train(_ model: MFModel, _ data: RatingSet, _ options: TrainOptions) throws {
+    let trainer = try makeTrainer(model: model, data: data, options: options)
+    for _ in 0..<options.epochs { _ = try trainer.runEpoch() }
+}

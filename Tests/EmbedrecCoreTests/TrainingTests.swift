@@ -1,0 +1,103 @@
+import XCTest
+@testable import EmbedrecCore
+
+final class TrainingTests: XCTestCase {
+    /// On ratings = 3 + rank-4 signal + N(0, 0.1²) noise, a trained model's held-out RMSE comes
+    /// close to the noise level (a constant predictor is ~10 times worse).
+    func testSGDLearnsLowRankDataDownToTheNoise() throws {
+        let data = LowRankData()
+        let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 8), initStd: 0.1, seed: 1)
+        var options = TrainOptions()
+        options.optimizer = .sgd
+        options.epochs = 80
+        options.learningRate = 0.01
+        options.weightDecay = 0.01
+        options.threads = 1
+        try train(model, try data.trainSet(), options)
+        let rmse = data.testRMSE(model)
+        XCTAssertLessThan(rmse, 0.2, "test RMSE \(rmse) should approach the noise level 0.1")
+    }
+
+    func testAdamLearnsLowRankDataDownToTheNoise() throws {
+        let data = LowRankData()
+        let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 8), initStd: 0.1, seed: 1)
+        var options = TrainOptions()
+        options.optimizer = .adam
+        options.epochs = 60
+        options.batchSize = 256
+        options.learningRate = 0.02
+        options.weightDecay = 0.01
+        options.schedule = .oneCycle
+        options.threads = 1
+        try train(model, try data.trainSet(), options)
+        let rmse = data.testRMSE(model)
+        XCTAssertLessThan(rmse, 0.2, "test RMSE \(rmse) should approach the noise level 0.1")
+    }
+
+    func testSameSeedGivesSameEmbeddings() throws {
+        let data = LowRankData(nUsers: 80, nItems: 60)
+        func run(seed: UInt64, optimizer: Optimizer) throws -> [Float] {
+            let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 6), initStd: 0.1, seed: seed)
+            var options = TrainOptions()
+            options.optimizer = optimizer
+            options.epochs = 5
+            options.seed = seed
+            options.threads = 0  // small data runs on one thread whatever is asked
+            try train(model, try data.trainSet(), options)
+            return Array(model.userFactors.buffer) + Array(model.itemBias.buffer)
+        }
+        for optimizer in [Optimizer.sgd, .adam] {
+            XCTAssertEqual(try run(seed: 3, optimizer: optimizer), try run(seed: 3, optimizer: optimizer))
+            XCTAssertNotEqual(try run(seed: 3, optimizer: optimizer), try run(seed: 4, optimizer: optimizer))
+        }
+    }
+
+    func testNonNegativeModelStaysNonNegative() throws {
+        let data = LowRankData(nUsers: 80, nItems: 60)
+        for optimizer in [Optimizer.sgd, .adam] {
+            let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 6, nonNegative: true),
+                                    initStd: 0.1, seed: 2)
+            var options = TrainOptions()
+            options.optimizer = optimizer
+            options.epochs = 5
+            try train(model, try data.trainSet(), options)
+            XCTAssertTrue(model.userFactors.buffer.allSatisfy { $0 >= 0 })
+            XCTAssertTrue(model.itemFactors.buffer.allSatisfy { $0 >= 0 })
+            XCTAssertTrue(model.userFactors.buffer.contains { $0 > 0 })
+        }
+    }
+
+    func testYRangeKeepsPredictionsInsideTheRange() throws {
+        let data = LowRankData(nUsers: 80, nItems: 60)
+        let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 6, yRange: (2.5, 3.5)),
+                                initStd: 0.1, seed: 2)
+        var options = TrainOptions()
+        options.epochs = 10
+        try train(model, try data.trainSet(), options)
+        var out = [Float](repeating: 0, count: data.testUsers.count)
+        model.predict(users: data.testUsers, items: data.testItems, count: out.count, out: &out, threads: 1)
+        XCTAssertTrue(out.allSatisfy { $0 > 2.5 && $0 < 3.5 })
+    }
+
+    func testCancelStopsAnEpochAndLeavesFiniteWeights() throws {
+        let data = LowRankData()
+        let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 8), initStd: 0.1, seed: 1)
+        let trainer = try makeTrainer(model: model, data: try data.trainSet(), options: TrainOptions())
+        trainer.cancel.set()
+        XCTAssertThrowsError(try trainer.runEpoch()) { error in
+            XCTAssertEqual((error as? CoreError)?.kind, .cancelled)
+        }
+        XCTAssertTrue(model.userFactors.buffer.allSatisfy { $0.isFinite })
+        trainer.cancel.clear()
+        XCTAssertNoThrow(try trainer.runEpoch())
+    }
+
+    func testOneCycleScheduleShape() {
+        var options = TrainOptions()
+        options.learningRate = 1
+        options.schedule = .oneCycle
+        XCTAssertEqual(options.learningRate(step: 0, totalSteps: 100), 1.0 / 25, accuracy: 1e-6)
+        XCTAssertEqual(options.learningRate(step: 25, totalSteps: 100), 1, accuracy: 1e-6)
+        XCTAssertLessThan(options.learningRate(step: 99, totalSteps: 100), 0.01)
+    }
+}

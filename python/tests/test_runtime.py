@@ -1,0 +1,110 @@
+"""Runtime behaviour a notebook relies on: Ctrl-C stops training promptly and leaves a usable
+model; several threads may use one model; the GIL is released while the core trains."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import embedrec
+
+INTERRUPT_SCRIPT = r"""
+import os, signal, threading, time
+import numpy as np, pandas as pd
+import embedrec
+
+rng = np.random.default_rng(0)
+n = 2_000_000
+df = pd.DataFrame({"user": rng.integers(0, 50_000, n), "item": rng.integers(0, 5_000, n),
+                   "rating": rng.integers(1, 6, n).astype(float)})
+model = embedrec.MatrixFactorization(n_factors=64, epochs=10_000, n_threads=1)
+sent = {}
+def interrupt():
+    time.sleep(1.5)
+    sent["at"] = time.perf_counter()
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    model.fit(df)
+    print("NOT INTERRUPTED")
+except KeyboardInterrupt:
+    delay = time.perf_counter() - sent["at"]
+    pred = model.predict(df.head(100))
+    print(f"delay={delay:.3f} interrupted={model.history.interrupted} finite={np.isfinite(pred).all()}")
+"""
+
+
+def test_ctrl_c_stops_fit_within_a_second_and_keeps_a_usable_model():
+    result = subprocess.run([sys.executable, "-c", INTERRUPT_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.strip()
+    assert out.startswith("delay="), out
+    fields = dict(part.split("=") for part in out.split())
+    assert float(fields["delay"]) < 1.0, out
+    assert fields["interrupted"] == "True" and fields["finite"] == "True"
+
+
+def test_concurrent_predictions_agree_with_serial(fitted, ratings):
+    expected = fitted.predict(ratings)
+    results, errors = [None] * 6, []
+
+    def work(slot):
+        try:
+            for _ in range(20):
+                results[slot] = fitted.predict(ratings)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(j,)) for j in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
+
+
+def test_predicting_while_another_thread_trains_is_safe(ratings):
+    model = embedrec.MatrixFactorization(n_factors=16, epochs=1)
+    model.fit(ratings)
+    model.epochs = 400
+    trainer = threading.Thread(target=model.fit, args=(ratings,))
+    trainer.start()
+    outcomes = {"ok": 0, "busy": 0}
+    sample = ratings.head(50)
+    while trainer.is_alive():
+        try:
+            pred = model.predict(sample)
+            assert np.isfinite(pred).all()
+            outcomes["ok"] += 1
+        except embedrec.ModelBusyError as exc:
+            assert "another thread" in str(exc)
+            outcomes["busy"] += 1
+    trainer.join()
+    assert sum(outcomes.values()) > 0
+    assert len(model.history) == 400
+
+
+def test_training_releases_the_gil(ratings):
+    """A Python thread keeps counting while the core trains."""
+    big = embedrec.datasets.synthetic(n_users=3000, n_items=500, ratings_per_user=80, seed=2)
+    model = embedrec.MatrixFactorization(n_factors=32, epochs=15, n_threads=1)
+    ticks, stop = [0], threading.Event()
+
+    def count():
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    start = time.perf_counter()
+    model.fit(big)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    counter.join()
+    assert ticks[0] > 0.3 * elapsed / 0.0012, (ticks[0], elapsed)
