@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: the Swift core's (swift test), then the Python API's (pytest)
+# against the installed package, once with the oldest supported NumPy and pandas (Debian 12's
+# NumPy 1.24, pandas 2.0) and once with the newest from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+fi
+
+echo "== swift test"
+swift test
+
+echo "== pytest with the oldest supported NumPy and pandas"
+bash scripts/setup.sh .venv-oldest "numpy==1.24.*" "pandas==2.0.*"
+.venv-oldest/bin/python -m pytest -q -p no:cacheprovider python/tests
+
+echo "== pytest with the newest NumPy and pandas"
+bash scripts/setup.sh .venv --upgrade numpy pandas
+.venv/bin/python -m pytest -q python/tests
