@@ -147,6 +147,75 @@ public func embedrecModelEvaluate(_ h: UnsafeMutableRawPointer?, _ users: Unsafe
     }
 }
 
+@_cdecl("embedrec_model_recommend")
+public func embedrecModelRecommend(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?, _ nUsers: Int64, _ k: Int32,
+                                   _ candidates: UnsafePointer<Int32>?, _ nCandidates: Int64,
+                                   _ seenIndptr: UnsafePointer<Int64>?, _ seenItems: UnsafePointer<Int32>?, _ nSeen: Int64,
+                                   _ threads: Int32, _ outItems: UnsafeMutablePointer<Int32>?,
+                                   _ outScores: UnsafeMutablePointer<Float>?) -> Int32 {
+    status {
+        let m = try model(h)
+        let count = try Check.length(nUsers, "n_users")
+        let topK = try Check.int(Int64(k), "k", in: 1...65536)
+        let outCount = try MemoryBudget.product([count, topK], what: "recommendations")
+        try MemoryBudget.check(bytes: outCount * 8, what: "recommendations")
+        let us = try Check.pointer(users, "users", count: count)
+        for j in 0..<count where us[j] < 0 || Int(us[j]) >= m.config.nUsers {
+            throw CoreError.invalid("user row \(us[j]) at position \(j) is outside 0..<\(m.config.nUsers)")
+        }
+        let nCand = try Check.length(nCandidates, "n_candidates")
+        var cands: UnsafePointer<Int32>? = nil
+        if candidates != nil || nCand > 0 {
+            let c = try Check.pointer(candidates, "candidates", count: nCand)
+            for j in 0..<nCand where c[j] < 0 || Int(c[j]) >= m.config.nItems {
+                throw CoreError.invalid("candidate item \(c[j]) at position \(j) is outside 0..<\(m.config.nItems)")
+            }
+            cands = c
+        }
+        var seen: SeenItems? = nil
+        if let seenIndptr {
+            let n = try Check.length(nSeen, "n_seen")
+            seen = try SeenItems(indptr: seenIndptr, indices: try Check.pointer(seenItems, "seen_items", count: n),
+                                 count: n, nUsers: m.config.nUsers, nItems: m.config.nItems)
+        }
+        let oi = try Check.mutablePointer(outItems, "out_items", count: outCount)
+        let os = try Check.mutablePointer(outScores, "out_scores", count: outCount)
+        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
+        try m.useGuard.withReading {
+            m.recommend(users: us, count: count, k: topK, candidates: cands, candidateCount: nCand, seen: seen,
+                        threads: t, outItems: oi, outScores: os)
+        }
+    }
+}
+
+@_cdecl("embedrec_model_similar")
+public func embedrecModelSimilar(_ h: UnsafeMutableRawPointer?, _ ofItems: Int32, _ rows: UnsafePointer<Int32>?, _ nRows: Int64,
+                                 _ k: Int32, _ metric: Int32, _ threads: Int32, _ outRows: UnsafeMutablePointer<Int32>?,
+                                 _ outScores: UnsafeMutablePointer<Float>?) -> Int32 {
+    status {
+        let m = try model(h)
+        let count = try Check.length(nRows, "n_rows")
+        let topK = try Check.int(Int64(k), "k", in: 1...65536)
+        guard let metricValue = SimilarityMetric(rawValue: metric) else {
+            throw CoreError.invalid("metric must be 0 (cosine) or 1 (dot), got \(metric)")
+        }
+        let tableSize = ofItems != 0 ? m.config.nItems : m.config.nUsers
+        let rs = try Check.pointer(rows, "rows", count: count)
+        for j in 0..<count where rs[j] < 0 || Int(rs[j]) >= tableSize {
+            throw CoreError.invalid("row \(rs[j]) at position \(j) is outside 0..<\(tableSize)")
+        }
+        let outCount = try MemoryBudget.product([count, topK], what: "neighbours")
+        try MemoryBudget.check(bytes: outCount * 8, what: "neighbours")
+        let orows = try Check.mutablePointer(outRows, "out_rows", count: outCount)
+        let os = try Check.mutablePointer(outScores, "out_scores", count: outCount)
+        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
+        try m.useGuard.withReading {
+            m.similar(ofItems: ofItems != 0, rows: rs, count: count, k: topK, metric: metricValue, threads: t,
+                      outRows: orows, outScores: os)
+        }
+    }
+}
+
 @_cdecl("embedrec_trainer_create")
 public func embedrecTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?,
                                   _ ratings: UnsafePointer<Float>?, _ n: Int64, _ optimizer: Int32, _ schedule: Int32,

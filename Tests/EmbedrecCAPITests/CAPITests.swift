@@ -148,3 +148,38 @@ final class CAPITests: XCTestCase {
         XCTAssertTrue(lastError().contains("NULL"))
     }
 }
+
+final class QueryCAPITests: XCTestCase {
+    func lastError() -> String { String(cString: embedrec_last_error()) }
+
+    func testRecommendAndSimilarRejectBadArguments() {
+        var model: EmbedrecModelHandle?
+        XCTAssertEqual(embedrec_mf_create(4, 6, 3, 1, 0, 0, 0, 0, 0.1, 1, &model), EMBEDREC_OK)
+        defer { _ = embedrec_model_free(model) }
+        var users: [Int32] = [0, 3]
+        var items = [Int32](repeating: 0, count: 6), scores = [Float](repeating: 0, count: 6)
+        XCTAssertEqual(embedrec_model_recommend(model, &users, 2, 3, nil, 0, nil, nil, 0, 1, &items, &scores), EMBEDREC_OK)
+        var badUsers: [Int32] = [4]
+        XCTAssertEqual(embedrec_model_recommend(model, &badUsers, 1, 3, nil, 0, nil, nil, 0, 1, &items, &scores),
+                       EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(lastError().contains("user row 4"))
+        XCTAssertEqual(embedrec_model_recommend(model, &users, 2, 0, nil, 0, nil, nil, 0, 1, &items, &scores),
+                       EMBEDREC_ERR_INVALID_ARGUMENT)
+        var badCandidates: [Int32] = [1, 6]
+        XCTAssertEqual(embedrec_model_recommend(model, &users, 2, 3, &badCandidates, 2, nil, nil, 0, 1, &items, &scores),
+                       EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(lastError().contains("candidate item 6"))
+        var indptr: [Int64] = [0, 1, 1, 1, 5]  // ends at 5 but n_seen is 1
+        var seen: [Int32] = [2]
+        XCTAssertEqual(embedrec_model_recommend(model, &users, 2, 3, nil, 0, &indptr, &seen, 1, 1, &items, &scores),
+                       EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_model_recommend(model, &users, 2, 3, nil, 0, nil, nil, 0, 1, nil, &scores),
+                       EMBEDREC_ERR_INVALID_ARGUMENT)
+        var rows: [Int32] = [5]
+        XCTAssertEqual(embedrec_model_similar(model, 1, &rows, 1, 3, EMBEDREC_METRIC_COSINE, 1, &items, &scores), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_model_similar(model, 0, &rows, 1, 3, EMBEDREC_METRIC_COSINE, 1, &items, &scores),
+                       EMBEDREC_ERR_INVALID_ARGUMENT)  // only 4 users
+        XCTAssertEqual(embedrec_model_similar(model, 1, &rows, 1, 3, 7, 1, &items, &scores), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(lastError().contains("metric"))
+    }
+}

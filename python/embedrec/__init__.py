@@ -16,12 +16,19 @@ from .history import History
 from .metrics import mae, rmse
 from .mf import MatrixFactorization
 from .model_selection import train_test_split
+from .persistence import ModelFileError, load
+from ._queries import EmbeddingPCA
+
+
+def models_by_name():
+    """Model classes by name, for loading saved models."""
+    return {cls.__name__: cls for cls in (MatrixFactorization,)}
 
 __version__ = "0.1.0"
 core_version = _core_version()
 
 __all__ = [
-    "MatrixFactorization", "History", "train_test_split", "rmse", "mae", "datasets",
+    "MatrixFactorization", "History", "EmbeddingPCA", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
     "EmbedrecMemoryError", "__version__", "core_version",
 ]

@@ -8,7 +8,7 @@ prediction, so every model behaves the same way from Python.
 import numpy as np
 import pandas as pd
 
-from . import _frame
+from . import _frame, persistence
 from ._ids import IdMap
 from .errors import InvalidArgumentError, NotFittedError, TrainingCancelled
 from .history import History
@@ -177,6 +177,45 @@ class Recommender:
         item_rows = state.items.rows(items, "item", unknown)
         return state.core.predict(user_rows, item_rows, self.n_threads)
 
+    # ----- saving ---------------------------------------------------------------------------
+    def save(self, path):
+        """Writes the fitted model to one file (no pickle): hyper-parameters, weights, the raw-id
+        maps, the training pairs used by ``recommend(exclude_seen=True)`` and the history.
+        ``embedrec.load(path)`` reads it back with identical predictions. The file is written to
+        a temporary name and renamed into place, so an existing file is never left half-written."""
+        persistence.write_atomically(path, self.to_bytes())
+
+    def to_bytes(self):
+        """The bytes :meth:`save` writes (``embedrec.persistence.load_bytes`` reads them)."""
+        state = self._state()
+        arrays = dict(self._saved_arrays(state))
+        arrays["seen_users"], arrays["seen_items"] = state.seen_users, state.seen_items
+        history = None
+        if self.history is not None:
+            history = {"rows": self.history.rows, "has_validation": self.history.has_validation,
+                       "interrupted": self.history.interrupted}
+        return persistence.to_bytes(type(self).__name__, self._saved_params(), state.columns, arrays,
+                                    {"users": state.users.index, "items": state.items.index}, history)
+
+    def __reduce__(self):
+        # pickle goes through the same file format, so pickles survive refactors of the classes.
+        if self._fitted is None:
+            return (_unfitted_model, (type(self).__name__, self._saved_params()))
+        return (persistence.load_bytes, (self.to_bytes(),))
+
+    @classmethod
+    def _restore(cls, header, arrays, ids, core):
+        """Finishes loading: wraps a core already holding the saved weights."""
+        model = cls(**cls._params_from_saved(header["params"]))
+        model._fitted = Fitted(core, IdMap(ids["users"]), IdMap(ids["items"]), header["columns"],
+                               arrays["seen_users"].astype(np.int32), arrays["seen_items"].astype(np.int32))
+        if header.get("history") is not None:
+            h = header["history"]
+            model.history = History(has_validation=h["has_validation"])
+            model.history.rows = h["rows"]
+            model.history.interrupted = h["interrupted"]
+        return model
+
     # ----- what was learned ----------------------------------------------------------------
     @property
     def user_ids(self):
@@ -187,3 +226,10 @@ class Recommender:
     def item_ids(self):
         """Raw item ids; ``item_ids[j]`` owns row j of every item table."""
         return self._state().items.ids
+
+
+def _unfitted_model(name, params):
+    from . import models_by_name
+
+    cls = models_by_name()[name]
+    return cls(**cls._params_from_saved(params))

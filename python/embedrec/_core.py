@@ -64,6 +64,31 @@ class CoreMF:
         return mse.value, mae.value
 
 
+    def recommend(self, user_rows, k, candidates=None, seen=None, n_threads=0):
+        """Top-k (item rows, scores) per user row, each (len(user_rows), k), padded with -1/-inf.
+        ``seen`` is a CSR pair (indptr int64, item rows int32) of items to skip."""
+        users = as_int32(user_rows)
+        out_items = np.empty((users.size, k), dtype=np.int32)
+        out_scores = np.empty((users.size, k), dtype=np.float32)
+        cands = as_int32(candidates) if candidates is not None else None
+        indptr, seen_items = (np.ascontiguousarray(seen[0], dtype=np.int64), as_int32(seen[1])) if seen else (None, None)
+        check(lib.embedrec_model_recommend(
+            self.handle, ptr(users), users.size, int(k),
+            ptr(cands) if cands is not None else None, cands.size if cands is not None else 0,
+            ptr(indptr) if indptr is not None else None, ptr(seen_items) if seen_items is not None else None,
+            seen_items.size if seen_items is not None else 0, int(n_threads), ptr(out_items), ptr(out_scores)))
+        return out_items, out_scores
+
+    def similar(self, of_items, rows, k, metric, n_threads=0):
+        """Top-k (rows, scores) of the same table per query row, each (len(rows), k)."""
+        rows = as_int32(rows)
+        out_rows = np.empty((rows.size, k), dtype=np.int32)
+        out_scores = np.empty((rows.size, k), dtype=np.float32)
+        check(lib.embedrec_model_similar(self.handle, int(bool(of_items)), ptr(rows), rows.size, int(k),
+                                         _lib.METRICS[metric], int(n_threads), ptr(out_rows), ptr(out_scores)))
+        return out_rows, out_scores
+
+
 class CoreTrainer:
     """A training run in the core; holds its own copy of the ratings."""
 

@@ -32,6 +32,7 @@ _ERROR_CLASSES = {
 USER_FACTORS, ITEM_FACTORS, USER_BIAS, ITEM_BIAS, GLOBAL_BIAS = range(5)
 OPTIMIZERS = {"sgd": 0, "adam": 1}
 SCHEDULES = {"constant": 0, "one_cycle": 1}
+METRICS = {"cosine": 0, "dot": 1}
 
 _i32p = POINTER(c_int32)
 _f32p = POINTER(c_float)
@@ -51,6 +52,10 @@ _SIGNATURES = {
     "embedrec_model_set_array": (c_int32, [c_void_p, c_int32, c_void_p, c_int64]),
     "embedrec_model_predict": (c_int32, [c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_void_p]),
     "embedrec_model_evaluate": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, _f64p, _f64p]),
+    "embedrec_model_recommend": (c_int32, [c_void_p, c_void_p, c_int64, c_int32, c_void_p, c_int64, c_void_p, c_void_p,
+                                           c_int64, c_int32, c_void_p, c_void_p]),
+    "embedrec_model_similar": (c_int32, [c_void_p, c_int32, c_void_p, c_int64, c_int32, c_int32, c_int32, c_void_p,
+                                         c_void_p]),
     "embedrec_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32,
                                           c_int32, c_int32, c_double, c_double, c_int32, c_uint64, _handle_out]),
     "embedrec_trainer_run_epoch": (c_int32, [c_void_p, _f64p, _f64p, _f64p]),

@@ -7,9 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _lib
-from ._base import Recommender
+from . import _frame, _lib
+from ._base import Fitted, Recommender
 from ._core import CoreMF, CoreTrainer
+from ._ids import IdMap
+from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
 
 # Defaults per optimiser; ``None`` in the constructor means "the optimiser's default".
@@ -36,7 +38,7 @@ def _check_float(name, value, lo, hi, lo_open=False):
         raise InvalidArgumentError(f"{name} must be a finite number in {bracket}{lo}, {hi}], got {value!r}")
 
 
-class MatrixFactorization(Recommender):
+class MatrixFactorization(EmbeddingQueries, Recommender):
     """Learns a ``n_factors``-wide embedding per user and item from explicit ratings.
 
     Prediction: ``global_bias + user_bias[u] + item_bias[i] + user_embeddings[u] @
@@ -181,51 +183,141 @@ class MatrixFactorization(Recommender):
         """The global term: the training mean, or its logit on the y_range scale."""
         return float(self._state().core.get_array(_lib.GLOBAL_BIAS)[0])
 
-    # ----- using what was learned ------------------------------------------------------------
-    def recommend(self, users, k=10, exclude_seen=True, items=None):
-        """Top-``k`` items for each of ``users`` (raw ids; one id or a sequence), best first.
+    # ----- saving (the format is in persistence.py) -------------------------------------------
+    def _saved_params(self):
+        params = dict(self.params)
+        if params["y_range"] is not None:
+            params["y_range"] = [float(v) for v in params["y_range"]]
+        return params
 
-        ``exclude_seen`` skips the items each user rated in the training data; ``items``
-        restricts the candidates to those raw item ids. Returns a DataFrame with columns
-        ``user``, ``item``, ``score``, ``rank`` (1 = best), k rows per user, fewer only when
-        fewer candidates remain. Scores are the model's predicted ratings.
+    @staticmethod
+    def _params_from_saved(params):
+        params = dict(params)
+        if params.get("y_range") is not None:
+            params["y_range"] = tuple(params["y_range"])
+        return params
+
+    def _saved_arrays(self, state):
+        core = state.core
+        return {"user_factors": core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1),
+                "item_factors": core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), -1),
+                "user_bias": core.get_array(_lib.USER_BIAS), "item_bias": core.get_array(_lib.ITEM_BIAS),
+                "global_bias": core.get_array(_lib.GLOBAL_BIAS)}
+
+    @classmethod
+    def _from_saved(cls, header, arrays, ids):
+        from .persistence import ModelFileError
+
+        p = cls._params_from_saved(header["params"])
+        n_users, n_items, k = len(ids["users"]), len(ids["items"]), p["n_factors"]
+        expected = {"user_factors": (n_users, k), "item_factors": (n_items, k), "user_bias": (n_users,),
+                    "item_bias": (n_items,), "global_bias": (1,)}
+        for name, shape in expected.items():
+            if name not in arrays or arrays[name].shape != shape:
+                raise ModelFileError(f"the saved model's {name} has shape "
+                                     f"{arrays[name].shape if name in arrays else None}, expected {shape}")
+        core = CoreMF(n_users, n_items, k, p["biases"], p["non_negative"], p["y_range"], p["init_std"], p["seed"])
+        core.set_array(_lib.USER_FACTORS, arrays["user_factors"])
+        core.set_array(_lib.ITEM_FACTORS, arrays["item_factors"])
+        core.set_array(_lib.USER_BIAS, arrays["user_bias"])
+        core.set_array(_lib.ITEM_BIAS, arrays["item_bias"])
+        core.set_array(_lib.GLOBAL_BIAS, arrays["global_bias"])
+        return cls._restore(header, arrays, ids, core)
+
+    # ----- new users without retraining ------------------------------------------------------
+    def fold_in(self, df, user=None, item=None, rating=None, replace=False):
+        """Adds users not seen in training (or re-estimates known ones with ``replace=True``)
+        from their ratings, keeping every item embedding and bias fixed, so that ``predict``
+        and ``recommend`` work for them without retraining.
+
+        Each user's embedding and bias solve the training objective with the item side fixed:
+        a ridge regression, ``min Σ (r - ŷ)² + weight_decay · n_u · (‖p‖² + b²)``, exact for the
+        plain models and solved by Gauss–Newton steps with ``y_range``. Ratings of items the
+        model does not know are ignored (with a warning). Columns default to the names used in
+        ``fit``. Returns the raw ids of the users folded in.
         """
         state = self._state()
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
-        user_list = np.atleast_1d(np.asarray(users, dtype=object) if not hasattr(users, "dtype") else users)
-        user_rows = state.users.rows(user_list, "user")
-        n_items = len(state.items)
-        candidates = (np.arange(n_items, dtype=np.int64) if items is None
-                      else np.unique(state.items.rows(np.atleast_1d(np.asarray(items, dtype=object)), "item")).astype(np.int64))
-        core = state.core
-        P = core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1)
-        Q = core.get_array(_lib.ITEM_FACTORS).reshape(n_items, -1)[candidates]
-        bu, bi = core.get_array(_lib.USER_BIAS), core.get_array(_lib.ITEM_BIAS)[candidates]
+        names = [user or state.columns[0], item or state.columns[1], rating or state.columns[2]]
+        _frame.require_frame(df)
+        names = _frame.resolve_columns(df, [("user", names[0]), ("item", names[1]), ("rating", names[2])])
+        ratings = _frame.ratings_array(df[names[2]], names[2]).astype(np.float64)
+        item_rows = state.items.rows(df[names[1]], "item", unknown="mean")
+        if (item_rows < 0).any():
+            warnings.warn(f"{int((item_rows < 0).sum())} rating(s) of items unknown to the model were ignored",
+                          stacklevel=2)
+        keep = item_rows >= 0
+        codes, new_users = pd.factorize(df[names[0]][keep])
+        if (codes < 0).any():
+            raise InvalidArgumentError(f"the {names[0]} column has missing ids")
+        known = state.users.rows(new_users, "user", unknown="mean")
+        if (known >= 0).any() and not replace:
+            shown = ", ".join(repr(u) for u in new_users[known >= 0][:5])
+            raise InvalidArgumentError(f"user id(s) already in the model: {shown}; pass replace=True to re-estimate them")
+        p = self.params
+        k, core = p["n_factors"], state.core
+        Q = core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), k).astype(np.float64)
+        bi = core.get_array(_lib.ITEM_BIAS).astype(np.float64)
         g = float(core.get_array(_lib.GLOBAL_BIAS)[0])
-        seen = state.seen_csr() if exclude_seen else None
-        out_user, out_item, out_score, out_rank = [], [], [], []
-        for start in range(0, len(user_rows), 256):  # blocks bound the memory of the score matrix
-            rows = user_rows[start:start + 256]
-            scores = (P[rows] @ Q.T + bu[rows, None] + bi[None, :] + g).astype(np.float64)
-            if self.y_range is not None:
-                lo, hi = self.y_range
-                scores = lo + (hi - lo) / (1 + np.exp(-scores))
-            if seen is not None:
-                position = np.full(n_items, -1, dtype=np.int64)
-                position[candidates] = np.arange(len(candidates))
-                for r, u in enumerate(rows):
-                    rated = position[seen[1][seen[0][u]:seen[0][u + 1]]]
-                    scores[r, rated[rated >= 0]] = -np.inf
-            kk = min(k, scores.shape[1])
-            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < scores.shape[1] else np.tile(
-                np.arange(scores.shape[1]), (len(rows), 1))
-            for r, u in enumerate(rows):
-                order = top[r][np.argsort(-scores[r, top[r]], kind="stable")]
-                order = order[np.isfinite(scores[r, order])]
-                out_user.extend([user_list[start + r]] * len(order))
-                out_item.extend(state.items.index[candidates[order]])
-                out_score.extend(scores[r, order])
-                out_rank.extend(range(1, len(order) + 1))
-        return pd.DataFrame({"user": out_user, "item": out_item, "score": np.asarray(out_score, dtype=np.float32),
-                             "rank": np.asarray(out_rank, dtype=np.int64)})
+        vectors = np.zeros((len(new_users), k), dtype=np.float32)
+        biases = np.zeros(len(new_users), dtype=np.float32)
+        rows_kept, r_kept = item_rows[keep], ratings[keep]
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(new_users) + 1))
+        for j in range(len(new_users)):
+            sel = order[bounds[j]:bounds[j + 1]]
+            x = self._solve_user(Q[rows_kept[sel]], bi[rows_kept[sel]] + g, r_kept[sel], p)
+            vectors[j] = x[:k]
+            biases[j] = x[k] if p["biases"] else 0.0
+        self._add_users(state, new_users, known, vectors, biases, codes, rows_kept)
+        return new_users.to_numpy() if hasattr(new_users, "to_numpy") else np.asarray(new_users)
+
+    @staticmethod
+    def _solve_user(Q, offset, r, p):
+        """Embedding (and bias) of one user given the items' rows Q, their fixed terms and the
+        ratings: ridge / Gauss–Newton on the training objective."""
+        n, k = Q.shape
+        Z = np.hstack([Q, np.ones((n, 1))]) if p["biases"] else Q
+        lam = p["weight_decay"] * n * np.eye(Z.shape[1])
+        x = np.zeros(Z.shape[1])
+        if p["y_range"] is None:
+            x = np.linalg.solve(Z.T @ Z + lam + 1e-9 * np.eye(Z.shape[1]), Z.T @ (r - offset))
+        else:
+            lo, hi = p["y_range"]
+            for _ in range(15):
+                s = 1 / (1 + np.exp(-(offset + Z @ x)))
+                pred, slope = lo + (hi - lo) * s, (hi - lo) * s * (1 - s)
+                J = Z * slope[:, None]
+                step = np.linalg.solve(J.T @ J + lam + 1e-9 * np.eye(Z.shape[1]), J.T @ (r - pred) - lam @ x)
+                x += step
+                if np.abs(step).max() < 1e-6:
+                    break
+        if p["non_negative"]:
+            x[:k] = np.maximum(x[:k], 0)
+        return x
+
+    def _add_users(self, state, new_users, known, vectors, biases, codes, item_rows):
+        """Publishes a model with the folded-in users: replaced rows are overwritten, new ids
+        appended; a new core is built so readers of the old one are never disturbed."""
+        p = self.params
+        old_core = state.core
+        P = old_core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1)
+        bu = old_core.get_array(_lib.USER_BIAS)
+        fresh = known < 0
+        rows = known.copy()
+        rows[fresh] = len(state.users) + np.arange(int(fresh.sum()))
+        P = np.vstack([P, vectors[fresh]])
+        bu = np.concatenate([bu, biases[fresh]])
+        P[rows[~fresh]] = vectors[~fresh]
+        bu[rows[~fresh]] = biases[~fresh]
+        core = CoreMF(len(P), len(state.items), p["n_factors"], p["biases"], p["non_negative"], p["y_range"],
+                      p["init_std"], p["seed"])
+        core.set_array(_lib.USER_FACTORS, P)
+        core.set_array(_lib.USER_BIAS, bu)
+        for which in (_lib.ITEM_FACTORS, _lib.ITEM_BIAS, _lib.GLOBAL_BIAS):
+            core.set_array(which, old_core.get_array(which))
+        index = state.users.index.append(pd.Index(np.asarray(new_users, dtype=object)[fresh]))
+        # The folded-in ratings become these users' seen items (replacing the old ones).
+        replaced = np.isin(state.seen_users, rows[~fresh])
+        seen_users = np.concatenate([state.seen_users[~replaced], rows[codes].astype(np.int32)])
+        seen_items = np.concatenate([state.seen_items[~replaced], item_rows.astype(np.int32)])
+        self._fitted = Fitted(core, IdMap(index), state.items, state.columns, seen_users, seen_items)

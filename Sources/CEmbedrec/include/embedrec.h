@@ -100,6 +100,33 @@ int32_t embedrec_model_evaluate(EmbedrecModelHandle model, const int32_t *users,
                                 double *mae);
 
 /*
+ * Top-k recommendations. For each of the n_users query user rows in `users`, the k items with
+ * the highest prediction, best first, into out_items[n_users * k] and out_scores[n_users * k]
+ * (predictions on the rating scale), padded with item -1 and score -inf when fewer remain.
+ * Candidates: the n_candidates item rows in `candidates`, or every item when candidates is NULL
+ * and n_candidates is 0. Seen items to skip (NULL seen_indptr: skip nothing): CSR over the
+ * model's users, seen_indptr[n_model_users + 1] from 0 to n_seen, seen_items[n_seen] item rows.
+ * Limits: 1 <= k <= 65536.
+ */
+int32_t embedrec_model_recommend(EmbedrecModelHandle model, const int32_t *users, int64_t n_users, int32_t k,
+                                 const int32_t *candidates, int64_t n_candidates, const int64_t *seen_indptr,
+                                 const int32_t *seen_items, int64_t n_seen, int32_t n_threads,
+                                 int32_t *out_items, float *out_scores);
+
+/* Similarity metrics (embedrec_model_similar). */
+#define EMBEDREC_METRIC_COSINE 0
+#define EMBEDREC_METRIC_DOT 1
+
+/*
+ * Nearest neighbours within one table: for each of the n_rows query rows of the item table
+ * (of_items != 0) or the user table, the k other rows of the same table with the highest
+ * similarity (`metric`), best first, never the row itself; into out_rows[n_rows * k] and
+ * out_scores[n_rows * k], padded with -1 / -inf. Limits: 1 <= k <= 65536.
+ */
+int32_t embedrec_model_similar(EmbedrecModelHandle model, int32_t of_items, const int32_t *rows, int64_t n_rows,
+                               int32_t k, int32_t metric, int32_t n_threads, int32_t *out_rows, float *out_scores);
+
+/*
  * Starts a training run of `epochs` epochs on n ratings (copied; the caller may free its arrays
  * on return). If the model has never been trained or loaded, its global bias is set so that
  * an all-zero model predicts the mean rating. Limits: 1 <= n <= 2^31-1; 1 <= epochs <= 10^6;

@@ -1,0 +1,143 @@
+"""Asking a trained model things: recommendations, similar items and users, PCA of the
+embeddings. Scoring and top-k run in the core (multi-threaded); this layer maps raw ids to rows
+and back, so every answer is in the user's own ids."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from . import _lib
+from .errors import InvalidArgumentError
+
+
+def _id_array(values):
+    """One id or a sequence of ids as a 1-d array (strings stay whole)."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) == 0:
+        return np.array([values], dtype=object)
+    return values if isinstance(values, (np.ndarray, pd.Index, pd.Series)) else np.asarray(list(values), dtype=object)
+
+
+def _check_k(k):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= 65536:
+        raise InvalidArgumentError(f"k must be an integer in [1, 65536], got {k!r}")
+
+
+def _top_k_frame(query_ids, query_col, out_rows, out_scores, index, result_col):
+    """Long DataFrame from (n, k) top-k outputs padded with -1."""
+    n, k = out_rows.shape
+    valid = out_rows >= 0
+    counts = valid.sum(axis=1)
+    return pd.DataFrame({
+        query_col: np.repeat(np.asarray(query_ids, dtype=object), counts) if n else np.array([], dtype=object),
+        result_col: index[out_rows[valid]],
+        "score": out_scores[valid],
+        "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), (n, 1))[valid],
+    })
+
+
+class EmbeddingPCA:
+    """Principal components of a model's user or item embeddings.
+
+    ``components``: (n_components, n_factors) unit vectors; ``explained_variance_ratio``: the
+    share of the embeddings' variance each explains; ``coordinates``: a DataFrame with the id
+    column (``item`` or ``user``) and ``PC1``…, one row per id, ready to merge with titles.
+    Each component's sign is fixed so that its most extreme coordinate is positive, which makes
+    the result repeatable.
+    """
+
+    def __init__(self, of, ids, embeddings, n_components):
+        centered = embeddings.astype(np.float64) - embeddings.mean(axis=0)
+        _, singular, vt = np.linalg.svd(centered, full_matrices=False)
+        components = vt[:n_components]
+        coords = centered @ components.T
+        flip = np.sign(coords[np.abs(coords).argmax(axis=0), np.arange(n_components)])
+        flip[flip == 0] = 1
+        self.of = of
+        self.components = (components * flip[:, None]).astype(np.float32)
+        total = float((singular ** 2).sum())
+        self.explained_variance_ratio = (singular[:n_components] ** 2 / total if total > 0
+                                         else np.zeros(n_components))
+        column = "item" if of == "items" else "user"
+        self.coordinates = pd.DataFrame({column: ids})
+        for c in range(n_components):
+            self.coordinates[f"PC{c + 1}"] = (coords[:, c] * flip[c]).astype(np.float32)
+
+    def extremes(self, component=1, n=10):
+        """The ``n`` ids at each end of a component (1-based): a DataFrame with columns
+        ``end`` ("low" / "high"), the id column and the coordinate, most extreme first."""
+        name = f"PC{component}"
+        if name not in self.coordinates.columns:
+            raise InvalidArgumentError(f"component must be in 1..{len(self.components)}, got {component!r}")
+        ordered = self.coordinates.sort_values(name, kind="stable")
+        low = ordered.head(n).assign(end="low")
+        high = ordered.tail(n).iloc[::-1].assign(end="high")
+        id_col = self.coordinates.columns[0]
+        return pd.concat([high, low], ignore_index=True)[["end", id_col, name]]
+
+    def __repr__(self):
+        ratios = ", ".join(f"{r:.3f}" for r in self.explained_variance_ratio)
+        return f"EmbeddingPCA(of={self.of!r}, {len(self.components)} components, explained variance ratio [{ratios}])"
+
+
+class EmbeddingQueries:
+    """Query methods shared by models with user and item embedding tables in the core."""
+
+    def recommend(self, users, k=10, exclude_seen=True, items=None):
+        """Top-``k`` items for one user id or a sequence of them, best first.
+
+        ``exclude_seen`` skips what each user rated in the training data (and in ``fold_in``);
+        ``items`` restricts the candidates to those raw item ids. Returns a DataFrame with
+        columns ``user``, ``item``, ``score`` (the predicted rating), ``rank`` (1 = best): k
+        rows per user, fewer only when fewer candidates remain. Unknown user ids raise
+        :class:`~embedrec.UnknownIdError`.
+        """
+        state = self._state()
+        _check_k(k)
+        query = _id_array(users)
+        rows = state.users.rows(query, "user")
+        candidates = None
+        if items is not None:
+            candidates = np.unique(state.items.rows(_id_array(items), "item"))
+            if candidates.size == 0:
+                return _top_k_frame(query[:0], "user", np.empty((0, 1), np.int32), np.empty((0, 1), np.float32),
+                                    state.items.index, "item")
+        seen = state.seen_csr() if exclude_seen else None
+        out_rows, out_scores = state.core.recommend(rows, k, candidates, seen, self.n_threads)
+        return _top_k_frame(query, "user", out_rows, out_scores, state.items.index, "item")
+
+    def _similar(self, of_items, ids, k, metric):
+        state = self._state()
+        _check_k(k)
+        if metric not in _lib.METRICS:
+            raise InvalidArgumentError(f"metric must be one of {sorted(_lib.METRICS)}, got {metric!r}")
+        what = "item" if of_items else "user"
+        table = state.items if of_items else state.users
+        query = _id_array(ids)
+        rows = table.rows(query, what)
+        out_rows, out_scores = state.core.similar(of_items, rows, k, metric, self.n_threads)
+        return _top_k_frame(query, what, out_rows, out_scores, table.index, f"similar_{what}")
+
+    def similar_items(self, items, k=10, metric="cosine"):
+        """The ``k`` items most similar to each given item id by the cosine (or ``"dot"``) of
+        their embeddings; never the item itself. A DataFrame with columns ``item``,
+        ``similar_item``, ``score``, ``rank``."""
+        return self._similar(True, items, k, metric)
+
+    def similar_users(self, users, k=10, metric="cosine"):
+        """As :meth:`similar_items`, for users: columns ``user``, ``similar_user``, ``score``, ``rank``."""
+        return self._similar(False, users, k, metric)
+
+    def embedding_pca(self, n_components=3, of="items"):
+        """PCA of the item (``of="items"``) or user embeddings: an :class:`EmbeddingPCA` with
+        components, explained variance ratios and every id's coordinates."""
+        state = self._state()
+        if of not in ("items", "users"):
+            raise InvalidArgumentError(f"of must be 'items' or 'users', got {of!r}")
+        table = state.items if of == "items" else state.users
+        which = _lib.ITEM_FACTORS if of == "items" else _lib.USER_FACTORS
+        embeddings = state.core.get_array(which).reshape(len(table), -1)
+        limit = min(embeddings.shape)
+        if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or not 1 <= n_components <= limit:
+            raise InvalidArgumentError(f"n_components must be an integer in [1, {limit}], got {n_components!r}")
+        return EmbeddingPCA(of, table.ids, embeddings, int(n_components))
