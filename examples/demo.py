@@ -53,6 +53,13 @@ def main():
         for row in recs[recs["user"] == user].itertuples():
             print(f"      {row.rank}. {row.item}  predicted {row.score:.2f}")
 
+    item = model.item_ids[0]
+    print(f"\nitems most similar to {item} (cosine of the embeddings):")
+    print(model.similar_items(item, k=5).to_string(index=False))
+    pca = model.embedding_pca(n_components=2)
+    print(f"\n{pca}\nitems at both ends of the first principal component:")
+    print(pca.extremes(1, n=3).to_string(index=False))
+
 
 if __name__ == "__main__":
     main()
