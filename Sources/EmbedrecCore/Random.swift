@@ -36,7 +36,8 @@ public struct Xoshiro256: RandomNumberGenerator {
     /// the bias is below 2^-32 for the table sizes used here.
     @inline(__always)
     public mutating func nextIndex(below bound: Int) -> Int {
-        Int(truncatingIfNeeded: (next() >> 32) &* UInt64(truncatingIfNeeded: bound) >> 32)
+        // Parenthesised on purpose: `>>` binds tighter than `&*` in Swift.
+        Int(truncatingIfNeeded: ((next() >> 32) &* UInt64(truncatingIfNeeded: bound)) >> 32)
     }
 
     /// Standard normal by Box–Muller (one value per call; simplicity beats speed here,

@@ -69,7 +69,6 @@ public struct TrainOptions {
 /// advances the model one epoch per call so the caller can report, validate, stop early or
 /// be interrupted between epochs.
 public protocol Trainer: AnyObject {
-    var model: MFModel { get }
     var cancel: CancelFlag { get }
     var epochsDone: Int { get }
     func runEpoch() throws -> EpochStats
