@@ -57,7 +57,7 @@ public func embedrecMFCreate(_ nUsers: Int64, _ nItems: Int64, _ nFactors: Int32
 
 @_cdecl("embedrec_model_free")
 public func embedrecModelFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
-    status { try registry.remove(h, as: MFModel.self, kind: "model") }
+    status { try registry.remove(h, kind: "model") { $0 is MFModel || $0 is Network } }
 }
 
 @_cdecl("embedrec_model_shape")

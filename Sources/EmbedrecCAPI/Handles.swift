@@ -37,6 +37,14 @@ final class HandleRegistry: Sendable {
         return typed
     }
 
+    /// Removes a handle whose object passes `accepts` (e.g. any kind of model).
+    func remove(_ handle: UnsafeMutableRawPointer?, kind: String, accepts: (AnyObject) -> Bool) throws {
+        let object = try lookup(handle, as: AnyObject.self, kind: kind)
+        guard accepts(object) else { throw CoreError(.invalidHandle, "handle \(handle!) is not a \(kind) handle") }
+        let id = UInt(bitPattern: handle) >> 4
+        _ = state.withLock { $0.objects.removeValue(forKey: id) }
+    }
+
     func remove<T: AnyObject>(_ handle: UnsafeMutableRawPointer?, as type: T.Type, kind: String) throws {
         _ = try lookup(handle, as: type, kind: kind)
         let id = UInt(bitPattern: handle) >> 4

@@ -15,6 +15,7 @@ from .errors import (EmbedrecError, EmbedrecMemoryError, InvalidArgumentError, M
 from .history import History
 from .metrics import mae, rmse
 from .mf import MatrixFactorization
+from .nn import EmbeddingNN, NeuMF
 from .model_selection import train_test_split
 from .persistence import ModelFileError, load
 from ._queries import EmbeddingPCA
@@ -22,13 +23,13 @@ from ._queries import EmbeddingPCA
 
 def models_by_name():
     """Model classes by name, for loading saved models."""
-    return {cls.__name__: cls for cls in (MatrixFactorization,)}
+    return {cls.__name__: cls for cls in (MatrixFactorization, EmbeddingNN, NeuMF)}
 
 __version__ = "0.1.0"
 core_version = _core_version()
 
 __all__ = [
-    "MatrixFactorization", "History", "EmbeddingPCA", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
+    "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
     "EmbedrecMemoryError", "__version__", "core_version",
 ]

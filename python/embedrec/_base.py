@@ -62,8 +62,13 @@ class Recommender:
         reached, so it can still predict.
         """
         _frame.require_frame(df)
-        columns = _frame.resolve_columns(df, [("user", user), ("item", item), ("rating", rating)])
         self._validate_params()
+        if self._needs_ratings():
+            columns = _frame.resolve_columns(df, [("user", user), ("item", item), ("rating", rating)])
+        else:  # implicit interactions: every pair is a positive
+            columns = _frame.resolve_columns(df, [("user", user), ("item", item)]) + [None]
+            if validation is not None or validation_split:
+                raise InvalidArgumentError("validation data is not supported for implicit training (negatives > 0) yet")
         if not (isinstance(validation_split, (int, float)) and 0.0 <= float(validation_split) < 1.0):
             raise InvalidArgumentError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if validation is not None and validation_split:
@@ -76,7 +81,8 @@ class Recommender:
             validation = df.iloc[len(df) - n_val:]
             df = df.iloc[:len(df) - n_val]
 
-        ratings = _frame.ratings_array(df[columns[2]], columns[2])
+        ratings = (_frame.ratings_array(df[columns[2]], columns[2]) if columns[2] is not None
+                   else np.ones(len(df), dtype=np.float32))
         users, user_rows = IdMap.fit(df[columns[0]], "user")
         items, item_rows = IdMap.fit(df[columns[1]], "item")
         val = None
@@ -97,6 +103,9 @@ class Recommender:
         trainer = self._create_trainer(core, user_rows, item_rows, ratings, options)
         history = History(has_validation=val is not None)
         self.history = history
+        patience = options.get("patience")
+        monitor = "val_loss" if val is not None else "train_loss"
+        best, best_weights, waited = np.inf, None, 0
         try:
             for epoch in range(1, options["epochs"] + 1):
                 try:
@@ -119,8 +128,22 @@ class Recommender:
                 history.append(row)
                 if verbose:
                     print(self._epoch_line(row, options["epochs"]))
+                if patience is not None:
+                    if row[monitor] < best:
+                        best, best_weights, waited = row[monitor], core.snapshot(), 0
+                        history.best_epoch = epoch
+                    else:
+                        waited += 1
+                        if waited >= patience:
+                            history.stopped_epoch = epoch
+                            if verbose:
+                                print(f"early stopping: {monitor} has not improved for {patience} epoch(s); "
+                                      f"restoring the weights of epoch {history.best_epoch}")
+                            break
         finally:
             trainer.close()
+        if best_weights is not None and history.best_epoch != len(history):
+            core.restore(best_weights)
         return history
 
     @staticmethod
@@ -133,6 +156,10 @@ class Recommender:
 
     def _check_ratings_range(self, ratings):
         """Hook for models with a bounded output (y_range)."""
+
+    def _needs_ratings(self):
+        """False for models trained on implicit interactions (no rating column)."""
+        return True
 
     # ----- prediction ----------------------------------------------------------------------
     def _state(self):

@@ -50,6 +50,17 @@ class CoreMF:
         values = as_float32(values).ravel()
         check(lib.embedrec_model_set_array(self.handle, which, ptr(values), values.size))
 
+    def snapshot(self):
+        return [(which, self.get_array(which)) for which in range(5)]
+
+    def restore(self, snapshot):
+        for which, values in snapshot:
+            self.set_array(which, values)
+
+    def embeddings(self, of_items):
+        nu, ni, k = self.shape()
+        return self.get_array(_lib.ITEM_FACTORS if of_items else _lib.USER_FACTORS).reshape(ni if of_items else nu, k)
+
     def predict(self, users, items, n_threads=0):
         users, items = as_int32(users), as_int32(items)
         out = np.empty(users.size, dtype=np.float32)
@@ -150,3 +161,122 @@ class CoreTrainer:
             cls = _lib._ERROR_CLASSES.get(status, _lib.errors.EmbedrecError)
             raise cls(result.get("message") or f"embedrec core returned status {status}", code=status)
         return loss.value, mae.value, seconds.value
+
+
+class CoreNet:
+    """A network in the core (the neural models). ``user_node`` / ``item_node`` name the
+    embedding nodes exposed as the model's user and item embeddings (for similarity and PCA)."""
+
+    def __init__(self, spec, values, n_users, n_items, seed, logistic, user_node, item_node):
+        spec = np.ascontiguousarray(spec, dtype=np.int32)
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        self.n_nodes = spec.shape[0]
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.logistic = bool(logistic)
+        self.user_node, self.item_node = user_node, item_node
+        self._handle = _lib.new_handle(
+            lambda out: lib.embedrec_net_create(ptr(spec), ptr(values), self.n_nodes, self.n_users, self.n_items,
+                                                int(seed) % 2**64, out),
+            lib.embedrec_model_free,
+        )
+
+    @property
+    def handle(self):
+        return self._handle.value
+
+    def close(self):
+        self._handle.close()
+
+    def param_size(self, node, which):
+        n = c_int64()
+        check(lib.embedrec_net_param_size(self.handle, int(node), int(which), ctypes.byref(n)))
+        return n.value
+
+    def get_param(self, node, which):
+        out = np.empty(self.param_size(node, which), dtype=np.float32)
+        check(lib.embedrec_net_get_param(self.handle, int(node), int(which), ptr(out), out.size))
+        return out
+
+    def set_param(self, node, which, values):
+        values = as_float32(values).ravel()
+        check(lib.embedrec_net_set_param(self.handle, int(node), int(which), ptr(values), values.size))
+
+    def snapshot(self):
+        return [(j, w, self.get_param(j, w)) for j in range(self.n_nodes) for w in (0, 1) if self.param_size(j, w)]
+
+    def restore(self, snapshot):
+        for node, which, values in snapshot:
+            self.set_param(node, which, values)
+
+    def predict(self, users, items, n_threads=0):
+        users, items = as_int32(users), as_int32(items)
+        out = np.empty(users.size, dtype=np.float32)
+        check(lib.embedrec_net_predict(self.handle, ptr(users), ptr(items), users.size, int(self.logistic),
+                                       int(n_threads), ptr(out)))
+        return out
+
+    def embeddings(self, of_items):
+        node = self.item_node if of_items else self.user_node
+        return self.get_param(node, 0).reshape(self.n_items if of_items else self.n_users, -1)
+
+    def recommend(self, user_rows, k, candidates=None, seen=None, n_threads=0):
+        """Scores every candidate through the network in blocks (same outputs as CoreMF)."""
+        cands = np.arange(self.n_items, dtype=np.int32) if candidates is None else as_int32(candidates)
+        rows = as_int32(user_rows)
+        out_items = np.full((rows.size, k), -1, dtype=np.int32)
+        out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
+        block = max(1, 2_000_000 // max(cands.size, 1))
+        for start in range(0, rows.size, block):
+            chunk = rows[start:start + block]
+            scores = self.predict(np.repeat(chunk, cands.size), np.tile(cands, chunk.size), n_threads)
+            scores = scores.reshape(chunk.size, cands.size)
+            if seen is not None:
+                position = np.full(self.n_items, -1, dtype=np.int64)
+                position[cands] = np.arange(cands.size)
+                for r, u in enumerate(chunk):
+                    rated = position[seen[1][seen[0][u]:seen[0][u + 1]]]
+                    scores[r, rated[rated >= 0]] = -np.inf
+            _write_top_k(scores, cands, out_items[start:start + chunk.size], out_scores[start:start + chunk.size], k)
+        return out_items, out_scores
+
+    def similar(self, of_items, rows, k, metric, n_threads=0):
+        table = self.embeddings(of_items).astype(np.float64)
+        if metric == "cosine":
+            norms = np.linalg.norm(table, axis=1)
+            table = table / np.where(norms > 0, norms, 1)[:, None]
+        rows = as_int32(rows)
+        out_rows = np.full((rows.size, k), -1, dtype=np.int32)
+        out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
+        for start in range(0, rows.size, 1024):
+            chunk = rows[start:start + 1024]
+            scores = table[chunk] @ table.T
+            scores[np.arange(chunk.size), chunk] = -np.inf
+            _write_top_k(scores, np.arange(table.shape[0], dtype=np.int32), out_rows[start:start + chunk.size],
+                         out_scores[start:start + chunk.size], k)
+        return out_rows, out_scores
+
+
+def _write_top_k(scores, ids, out_ids, out_scores, k):
+    """Best-first top-k per row of ``scores`` (ties: lower position first), skipping -inf."""
+    kk = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+    top = np.take_along_axis(scores, order, axis=1)
+    valid = np.isfinite(top)
+    out_ids[:, :kk] = np.where(valid, ids[order], -1)
+    out_scores[:, :kk] = np.where(valid, top, -np.inf)
+
+
+class CoreNetTrainer(CoreTrainer):
+    """Training run of a network (same epoch, cancel and free calls as CoreTrainer)."""
+
+    def __init__(self, net, users, items, targets, loss, negatives, optimizer, schedule, epochs, batch_size, lr,
+                 weight_decay, n_threads, seed):
+        users, items, targets = as_int32(users), as_int32(items), as_float32(targets)
+        self._model = net
+        self._handle = _lib.new_handle(
+            lambda out: lib.embedrec_net_trainer_create(
+                net.handle, ptr(users), ptr(items), ptr(targets), users.size, _lib.LOSSES[loss], int(negatives),
+                _lib.OPTIMIZERS[optimizer], _lib.SCHEDULES[schedule], int(epochs), int(batch_size), float(lr),
+                float(weight_decay), int(n_threads), int(seed) % 2**64, out),
+            lib.embedrec_trainer_free,
+        )

@@ -33,6 +33,12 @@ USER_FACTORS, ITEM_FACTORS, USER_BIAS, ITEM_BIAS, GLOBAL_BIAS = range(5)
 OPTIMIZERS = {"sgd": 0, "adam": 1}
 SCHEDULES = {"constant": 0, "one_cycle": 1}
 METRICS = {"cosine": 0, "dot": 1}
+LOSSES = {"mse": 0, "mae": 1, "bce": 2}
+
+# Network node layout (EMBEDREC_NODE_*).
+NODE_INTS, NODE_VALUES = 8, 4
+NODE_KINDS = {"embedding": 0, "dropout": 1, "product": 2, "dot": 3, "concat": 4, "dense": 5, "scaled_sigmoid": 6}
+ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2}
 
 _i32p = POINTER(c_int32)
 _f32p = POINTER(c_float)
@@ -56,6 +62,14 @@ _SIGNATURES = {
                                            c_int64, c_int32, c_void_p, c_void_p]),
     "embedrec_model_similar": (c_int32, [c_void_p, c_int32, c_void_p, c_int64, c_int32, c_int32, c_int32, c_void_p,
                                          c_void_p]),
+    "embedrec_net_create": (c_int32, [c_void_p, c_void_p, c_int32, c_int64, c_int64, c_uint64, _handle_out]),
+    "embedrec_net_param_size": (c_int32, [c_void_p, c_int32, c_int32, _i64p]),
+    "embedrec_net_get_param": (c_int32, [c_void_p, c_int32, c_int32, c_void_p, c_int64]),
+    "embedrec_net_set_param": (c_int32, [c_void_p, c_int32, c_int32, c_void_p, c_int64]),
+    "embedrec_net_predict": (c_int32, [c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32, c_void_p]),
+    "embedrec_net_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32,
+                                              c_int32, c_int32, c_int32, c_int32, c_double, c_double, c_int32,
+                                              c_uint64, _handle_out]),
     "embedrec_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32,
                                           c_int32, c_int32, c_double, c_double, c_int32, c_uint64, _handle_out]),
     "embedrec_trainer_run_epoch": (c_int32, [c_void_p, _f64p, _f64p, _f64p]),

@@ -135,8 +135,7 @@ class EmbeddingQueries:
         if of not in ("items", "users"):
             raise InvalidArgumentError(f"of must be 'items' or 'users', got {of!r}")
         table = state.items if of == "items" else state.users
-        which = _lib.ITEM_FACTORS if of == "items" else _lib.USER_FACTORS
-        embeddings = state.core.get_array(which).reshape(len(table), -1)
+        embeddings = state.core.embeddings(of_items=of == "items")
         limit = min(embeddings.shape)
         if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or not 1 <= n_components <= limit:
             raise InvalidArgumentError(f"n_components must be an integer in [1, {limit}], got {n_components!r}")

@@ -14,13 +14,18 @@ class History(Sequence):
 
     ``history.to_frame()`` (or ``pd.DataFrame(history)``) gives a DataFrame;
     ``history["val_loss"]`` a list of one column; ``history[-1]`` the last row as a dict.
-    ``interrupted`` is True when Ctrl-C stopped the fit early.
+    ``interrupted`` is True when Ctrl-C stopped the fit early; with early stopping,
+    ``best_epoch`` is the epoch whose weights the model kept and ``stopped_epoch`` where it
+    stopped (None if it ran all epochs).
     """
 
     def __init__(self, has_validation=False):
         self.has_validation = has_validation
         self.rows = []
         self.interrupted = False
+        #: With early stopping: the epoch whose weights the model kept, and the epoch it stopped at.
+        self.best_epoch = None
+        self.stopped_epoch = None
 
     def append(self, row):
         self.rows.append(row)

@@ -9,6 +9,8 @@ import pandas as pd
 
 from . import _frame, _lib
 from ._base import Fitted, Recommender
+from ._checks import check_bool, check_y_range
+from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
 from ._ids import IdMap
 from ._queries import EmbeddingQueries
@@ -23,19 +25,6 @@ OPTIMIZER_DEFAULTS = {
     "adam": {"epochs": 10, "lr": 0.005, "weight_decay": 0.05, "batch_size": 1024, "init_std": 0.01,
              "schedule": "one_cycle"},
 }
-
-
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
-        raise InvalidArgumentError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-
-
-def _check_float(name, value, lo, hi, lo_open=False):
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-          and (value > lo if lo_open else value >= lo) and value <= hi)
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise InvalidArgumentError(f"{name} must be a finite number in {bracket}{lo}, {hi}], got {value!r}")
 
 
 class MatrixFactorization(EmbeddingQueries, Recommender):
@@ -61,6 +50,9 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     adam      10      0.005  0.05         1024       0.01     one_cycle
     ======== ======= ====== ============ ========== ======== ==========
 
+    ``patience``: stop when the validation loss (the training loss without validation data) has
+    not improved for that many epochs, and keep the weights of the best epoch.
+
     ``seed`` fixes initialisation and shuffling. ``n_threads`` (0 = all cores) parallelises
     SGD without locks on large data (over ~200k ratings per thread), where results then vary
     slightly between runs; with one thread, or on smaller data, a seed gives identical results.
@@ -68,7 +60,7 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
 
     def __init__(self, n_factors=100, *, biases=True, y_range=None, non_negative=False, optimizer="sgd",
                  epochs=None, batch_size=None, lr=None, weight_decay=None, init_std=None, schedule=None,
-                 seed=0, n_threads=0):
+                 patience=None, seed=0, n_threads=0):
         super().__init__()
         self.n_factors = n_factors
         self.biases = biases
@@ -81,13 +73,14 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         self.weight_decay = weight_decay
         self.init_std = init_std
         self.schedule = schedule
+        self.patience = patience
         self.seed = seed
         self.n_threads = n_threads
         self._validate_params()
 
     # ----- parameters ----------------------------------------------------------------------
     _PARAM_NAMES = ("n_factors", "biases", "y_range", "non_negative", "optimizer", "epochs", "batch_size",
-                    "lr", "weight_decay", "init_std", "schedule", "seed", "n_threads")
+                    "lr", "weight_decay", "init_std", "schedule", "patience", "seed", "n_threads")
 
     @property
     def params(self):
@@ -104,20 +97,9 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     def _validate_params(self):
         p = self.params
         _check_int("n_factors", p["n_factors"], 1, 65536)
-        if not isinstance(p["biases"], (bool, np.bool_)):
-            raise InvalidArgumentError(f"biases must be True or False, got {p['biases']!r}")
-        if not isinstance(p["non_negative"], (bool, np.bool_)):
-            raise InvalidArgumentError(f"non_negative must be True or False, got {p['non_negative']!r}")
-        y = p["y_range"]
-        if y is not None:
-            try:
-                lo, hi = y
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(f"y_range must be None or a pair (lo, hi), got {y!r}") from None
-            _check_float("y_range low", lo, -1e30, 1e30)
-            _check_float("y_range high", hi, -1e30, 1e30)
-            if not lo < hi:
-                raise InvalidArgumentError(f"y_range must have lo < hi, got {y!r}")
+        check_bool("biases", p["biases"])
+        check_bool("non_negative", p["non_negative"])
+        check_y_range(p["y_range"])
         _check_int("epochs", p["epochs"], 1, 1_000_000)
         _check_int("batch_size", p["batch_size"], 1, 1 << 24)
         _check_float("lr", p["lr"], 0, 10, lo_open=True)
@@ -125,6 +107,8 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         _check_float("init_std", p["init_std"], 0, 10)
         if p["schedule"] not in _lib.SCHEDULES:
             raise InvalidArgumentError(f"schedule must be one of {sorted(_lib.SCHEDULES)}, got {p['schedule']!r}")
+        if p["patience"] is not None:
+            _check_int("patience", p["patience"], 1, 1_000_000)
         _check_int("seed", p["seed"], 0, 2**64 - 1)
         _check_int("n_threads", p["n_threads"], 0, 1024)
 

@@ -70,7 +70,8 @@ int32_t embedrec_mf_create(int64_t n_users, int64_t n_items, int32_t n_factors, 
                            int32_t non_negative, int32_t has_y_range, double y_lo, double y_hi,
                            double init_std, uint64_t seed, EmbedrecModelHandle *out);
 
-/* Frees a model. A trainer that still uses it keeps it alive until the trainer is freed. */
+/* Frees a model (matrix factorisation or network). A trainer that still uses it keeps it alive
+ * until the trainer is freed. */
 int32_t embedrec_model_free(EmbedrecModelHandle model);
 
 /* Writes the model's table sizes; any output pointer may be NULL. */
@@ -126,8 +127,78 @@ int32_t embedrec_model_recommend(EmbedrecModelHandle model, const int32_t *users
 int32_t embedrec_model_similar(EmbedrecModelHandle model, int32_t of_items, const int32_t *rows, int64_t n_rows,
                                int32_t k, int32_t metric, int32_t n_threads, int32_t *out_rows, float *out_scores);
 
+/* ---- Networks: the neural models (EmbeddingNN, NeuMF) --------------------------------------
+ *
+ * A network is a list of nodes in topological order; node j may read nodes 0..j-1 and the last
+ * node outputs one value per (user, item) pair. Each node is described by EMBEDREC_NODE_INTS
+ * int32 slots and EMBEDREC_NODE_VALUES double slots:
+ *   ints:   kind, input0, input1, input2, input3 (-1 when unused), p0, p1, p2
+ *   values: v0, v1, v2, v3
+ * Kinds and their slots:
+ *   EMBEDREC_NODE_EMBEDDING      p0 side (0 user, 1 item), p1 width, p2 flags (1: non-negative,
+ *                                2: uniform init in [v0, v1]; else normal with std v0)
+ *   EMBEDREC_NODE_DROPOUT        input0; v0 rate in [0, 1) (training only)
+ *   EMBEDREC_NODE_PRODUCT        input0, input1 of equal width: elementwise product
+ *   EMBEDREC_NODE_DOT            input0, input1 of equal width: dot product (width 1)
+ *   EMBEDREC_NODE_CONCAT         input0..input3 (1 to 4 inputs)
+ *   EMBEDREC_NODE_DENSE          input0; p0 units, p1 activation (EMBEDREC_ACTIVATION_*);
+ *                                kernel Glorot-uniform, bias zero
+ *   EMBEDREC_NODE_SCALED_SIGMOID input0; v0 lo < v1 hi: lo + (hi - lo) * sigmoid(x)
+ */
+#define EMBEDREC_NODE_INTS 8
+#define EMBEDREC_NODE_VALUES 4
+#define EMBEDREC_NODE_EMBEDDING 0
+#define EMBEDREC_NODE_DROPOUT 1
+#define EMBEDREC_NODE_PRODUCT 2
+#define EMBEDREC_NODE_DOT 3
+#define EMBEDREC_NODE_CONCAT 4
+#define EMBEDREC_NODE_DENSE 5
+#define EMBEDREC_NODE_SCALED_SIGMOID 6
+#define EMBEDREC_ACTIVATION_LINEAR 0
+#define EMBEDREC_ACTIVATION_RELU 1
+#define EMBEDREC_ACTIVATION_SIGMOID 2
+#define EMBEDREC_LOSS_MSE 0
+#define EMBEDREC_LOSS_MAE 1
+#define EMBEDREC_LOSS_BCE 2 /* the output is a logit; predictions are sigmoid(output) */
+
+/* Creates a network from n_nodes node descriptions (spec[n_nodes * EMBEDREC_NODE_INTS],
+ * values[n_nodes * EMBEDREC_NODE_VALUES]) with tables for n_users users and n_items items.
+ * Free it with embedrec_model_free. */
+int32_t embedrec_net_create(const int32_t *spec, const double *values, int32_t n_nodes, int64_t n_users,
+                            int64_t n_items, uint64_t seed, EmbedrecModelHandle *out);
+
+/* Size of parameter `which` (0: embedding table or dense kernel, units x inputs row-major;
+ * 1: dense bias) of node `node`; 0 for nodes without that parameter. */
+int32_t embedrec_net_param_size(EmbedrecModelHandle net, int32_t node, int32_t which, int64_t *length);
+
+/* Copies a parameter out (length must equal its size). */
+int32_t embedrec_net_get_param(EmbedrecModelHandle net, int32_t node, int32_t which, float *out, int64_t length);
+
+/* Replaces a parameter with `length` finite floats (>= 0 for a non-negative embedding). */
+int32_t embedrec_net_set_param(EmbedrecModelHandle net, int32_t node, int32_t which, const float *values,
+                               int64_t length);
+
+/* Predicts n pairs into out[n] (dropout off). A user or item of -1 reads as a zero embedding.
+ * With `logistic` non-zero the output goes through a sigmoid (models trained with BCE). */
+int32_t embedrec_net_predict(EmbedrecModelHandle net, const int32_t *users, const int32_t *items, int64_t n,
+                             int32_t logistic, int32_t n_threads, float *out);
+
 /*
- * Starts a training run of `epochs` epochs on n ratings (copied; the caller may free its arrays
+ * Starts mini-batch training of a network on n (user, item, target) triples (copied), with
+ * `loss` (EMBEDREC_LOSS_*). With `negatives` > 0 (BCE only) the pairs are positives and each
+ * epoch samples that many negatives per positive among the user's other items; targets are then
+ * ignored. Other arguments as in embedrec_trainer_create; weight_decay is an L2 penalty per
+ * example on the embedding rows it uses and a decoupled decay (AdamW) of the dense kernels.
+ * Results do not depend on n_threads. Limits: 0 <= negatives <= 100.
+ */
+int32_t embedrec_net_trainer_create(EmbedrecModelHandle net, const int32_t *users, const int32_t *items,
+                                    const float *targets, int64_t n, int32_t loss, int32_t negatives,
+                                    int32_t optimizer, int32_t schedule, int32_t epochs, int32_t batch_size,
+                                    double lr, double weight_decay, int32_t n_threads, uint64_t seed,
+                                    EmbedrecTrainerHandle *out);
+
+/*
+ * Starts a training run of a matrix-factorisation model: `epochs` epochs on n ratings (copied; the caller may free its arrays
  * on return). If the model has never been trained or loaded, its global bias is set so that
  * an all-zero model predicts the mean rating. Limits: 1 <= n <= 2^31-1; 1 <= epochs <= 10^6;
  * 1 <= batch_size <= 2^24; 0 < lr <= 10; 0 <= weight_decay <= 100; 0 <= n_threads <= 1024.

@@ -1,0 +1,44 @@
+"""Range checks for hyper-parameters, with messages that name the argument, the value and the
+accepted range."""
+
+import numbers
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+
+def check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
+        raise InvalidArgumentError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def check_float(name, value, lo, hi, lo_open=False):
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+          and (value > lo if lo_open else value >= lo) and value <= hi)
+    if not ok:
+        bracket = "(" if lo_open else "["
+        raise InvalidArgumentError(f"{name} must be a finite number in {bracket}{lo}, {hi}], got {value!r}")
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidArgumentError(f"{name} must be True or False, got {value!r}")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise InvalidArgumentError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_y_range(y):
+    if y is None:
+        return
+    try:
+        lo, hi = y
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"y_range must be None or a pair (lo, hi), got {y!r}") from None
+    check_float("y_range low", lo, -1e30, 1e30)
+    check_float("y_range high", hi, -1e30, 1e30)
+    if not lo < hi:
+        raise InvalidArgumentError(f"y_range must have lo < hi, got {y!r}")
