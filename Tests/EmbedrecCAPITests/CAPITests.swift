@@ -183,3 +183,91 @@ final class QueryCAPITests: XCTestCase {
         XCTAssertTrue(lastError().contains("metric"))
     }
 }
+
+final class NetworkCAPITests: XCTestCase {
+    func lastError() -> String { String(cString: embedrec_last_error()) }
+
+    /// A two-node-per-side dot network: user emb (3), item emb (3), dot, dense(1).
+    func spec() -> ([Int32], [Double]) {
+        let ints: [Int32] = [
+            EMBEDREC_NODE_EMBEDDING, -1, -1, -1, -1, 0, 3, 0,
+            EMBEDREC_NODE_EMBEDDING, -1, -1, -1, -1, 1, 3, 0,
+            EMBEDREC_NODE_DOT, 0, 1, -1, -1, 0, 0, 0,
+            EMBEDREC_NODE_DENSE, 2, -1, -1, -1, 1, EMBEDREC_ACTIVATION_LINEAR, 0,
+        ]
+        let values: [Double] = [0.1, 0, 0, 0, 0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        return (ints, values)
+    }
+
+    func testCreateTrainPredictAndReject() {
+        var (ints, values) = spec()
+        var net: EmbedrecModelHandle?
+        XCTAssertEqual(embedrec_net_create(&ints, &values, 4, 5, 6, 1, &net), EMBEDREC_OK)
+        defer { _ = embedrec_model_free(net) }
+        var size: Int64 = 0
+        XCTAssertEqual(embedrec_net_param_size(net, 0, 0, &size), EMBEDREC_OK)
+        XCTAssertEqual(size, 15)
+        XCTAssertEqual(embedrec_net_param_size(net, 3, 1, &size), EMBEDREC_OK)
+        XCTAssertEqual(size, 1)
+        XCTAssertEqual(embedrec_net_param_size(net, 9, 0, &size), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_net_param_size(net, 0, 2, &size), EMBEDREC_ERR_INVALID_ARGUMENT)
+        var table = [Float](repeating: 0.5, count: 15)
+        XCTAssertEqual(embedrec_net_set_param(net, 0, 0, &table, 15), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_net_set_param(net, 0, 0, &table, 14), EMBEDREC_ERR_INVALID_ARGUMENT)
+        table[3] = .nan
+        XCTAssertEqual(embedrec_net_set_param(net, 0, 0, &table, 15), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(lastError().contains("values[3]"))
+
+        var users: [Int32] = [0, 4, -1], items: [Int32] = [5, 0, 2], targets: [Float] = [1, 2, 3]
+        var out = [Float](repeating: 0, count: 3)
+        XCTAssertEqual(embedrec_net_predict(net, &users, &items, 3, 0, 1, &out), EMBEDREC_OK)
+        users[1] = 5
+        XCTAssertEqual(embedrec_net_predict(net, &users, &items, 3, 0, 1, &out), EMBEDREC_ERR_INVALID_ARGUMENT)
+        users[1] = 4
+        users[2] = 1
+        var trainer: EmbedrecTrainerHandle?
+        func create(loss: Int32 = EMBEDREC_LOSS_MSE, negatives: Int32 = 0, batch: Int32 = 2) -> Int32 {
+            embedrec_net_trainer_create(net, &users, &items, &targets, 3, loss, negatives, EMBEDREC_OPTIMIZER_ADAM,
+                                        EMBEDREC_SCHEDULE_ONE_CYCLE, 2, batch, 0.01, 0, 1, 0, &trainer)
+        }
+        XCTAssertEqual(create(loss: 9), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(create(negatives: 3), EMBEDREC_ERR_INVALID_ARGUMENT)  // negatives need bce
+        XCTAssertEqual(create(loss: EMBEDREC_LOSS_BCE), EMBEDREC_ERR_INVALID_ARGUMENT)  // targets 2, 3 not labels
+        XCTAssertEqual(create(loss: EMBEDREC_LOSS_BCE, negatives: 101), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(create(batch: 0), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(create(), EMBEDREC_OK)
+        var loss = 0.0
+        XCTAssertEqual(embedrec_trainer_run_epoch(trainer, &loss, nil, nil), EMBEDREC_OK)
+        XCTAssertTrue(loss.isFinite)
+        XCTAssertEqual(embedrec_trainer_free(trainer), EMBEDREC_OK)
+        // A network handle is not a matrix-factorisation model, and the reverse.
+        XCTAssertEqual(embedrec_model_predict(net, &users, &items, 3, 1, &out), EMBEDREC_ERR_INVALID_HANDLE)
+    }
+
+    func testBadSpecsAreRejected() {
+        var (ints, values) = spec()
+        var net: EmbedrecModelHandle?
+        var bad = ints
+        bad[8 * 2] = 42  // unknown kind
+        XCTAssertEqual(embedrec_net_create(&bad, &values, 4, 5, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(lastError().contains("kind"))
+        bad = ints
+        bad[8 * 2 + 1] = 3  // reads a later node
+        XCTAssertEqual(embedrec_net_create(&bad, &values, 4, 5, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        bad = ints
+        bad[8 * 1 + 6] = 4  // item width 4 != user width 3 for the dot
+        XCTAssertEqual(embedrec_net_create(&bad, &values, 4, 5, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertTrue(lastError().contains("equal widths"))
+        var badValues = values
+        badValues[0] = .nan
+        XCTAssertEqual(embedrec_net_create(&ints, &badValues, 4, 5, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_net_create(&ints, &values, 0, 5, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_net_create(&ints, &values, 4, 0, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_net_create(nil, &values, 4, 5, 6, 1, &net), EMBEDREC_ERR_INVALID_ARGUMENT)
+        bad = ints
+        bad[8 * 0 + 6] = 65536
+        bad[8 * 1 + 6] = 65536
+        XCTAssertEqual(embedrec_net_create(&bad, &values, 4, 2_000_000_000, 2_000_000_000, 1, &net), EMBEDREC_ERR_OUT_OF_MEMORY)
+        XCTAssertNil(net)
+    }
+}

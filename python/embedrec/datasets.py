@@ -60,7 +60,47 @@ def read_goodbooks(path):
     return df.rename(columns={"user_id": "user", "book_id": "item"})[["user", "item", "rating"]]
 
 
-def synthetic(n_users=1000, n_items=400, ratings_per_user=60, n_clusters=6, noise=0.4, seed=0):
+# Shapes of public data sets, for benchmarks at scale (the real files are not redistributable
+# or not available offline). Counts as published; popularity long-tailed like the originals.
+SHAPES = {
+    # goodbooks-10k: 5,976,479 ratings of 10,000 books by 53,424 users; 19-200 per user
+    # (mean 112, sd 26); 1-5 stars.
+    "goodbooks": {"n_users": 53_424, "n_items": 10_000, "per_user": ("normal", 111.9, 26.1, 19, 200),
+                  "zipf": 0.9, "stars": (1.0, 5.0, 1.0), "mean": 3.92},
+    # MovieLens 20M: 20,000,263 ratings of 26,744 movies by 138,493 users, at least 20 each
+    # (mean 144, long tail); half stars 0.5-5.
+    "ml-20m": {"n_users": 138_493, "n_items": 26_744, "per_user": ("lognormal", 4.35, 0.95, 20, 9254),
+               "zipf": 1.0, "stars": (0.5, 5.0, 0.5), "mean": 3.53},
+}
+
+
+def _shaped(shape, seed, rank=8, noise=0.5):
+    """Ratings with the size, rating scale and long-tailed popularity of a public data set,
+    generated vectorised (about a second per million ratings)."""
+    spec = SHAPES[shape]
+    rng = np.random.default_rng(seed)
+    n_users, n_items = spec["n_users"], spec["n_items"]
+    kind, a, b, lo, hi = spec["per_user"]
+    counts = rng.normal(a, b, n_users) if kind == "normal" else rng.lognormal(a, b, n_users)
+    counts = np.clip(np.round(counts), lo, min(hi, n_items)).astype(np.int64)
+    popularity = 1.0 / (np.arange(n_items) + 10.0) ** spec["zipf"]
+    cdf = np.cumsum(popularity[rng.permutation(n_items)])
+    cdf /= cdf[-1]
+    users = np.repeat(np.arange(n_users, dtype=np.int64), counts)
+    items = np.minimum(np.searchsorted(cdf, rng.random(users.size)), n_items - 1)
+    pairs = np.unique(users * n_items + items)  # one rating per (user, item); also sorts by user
+    users, items = (pairs // n_items).astype(np.int32), (pairs % n_items).astype(np.int32)
+    P = rng.normal(0, 0.5, (n_users, rank)).astype(np.float32)
+    Q = rng.normal(0, 0.5, (n_items, rank)).astype(np.float32)
+    raw = (spec["mean"] + rng.normal(0, 0.4, n_users)[users] + rng.normal(0, 0.4, n_items)[items]
+           + np.einsum("nk,nk->n", P[users], Q[items]) + rng.normal(0, noise, users.size))
+    low, high, step = spec["stars"]
+    rating = np.clip(np.round(raw / step) * step, low, high)
+    order = rng.permutation(users.size)
+    return pd.DataFrame({"user": users[order] + 1, "item": items[order] + 1, "rating": rating[order]})
+
+
+def synthetic(n_users=1000, n_items=400, ratings_per_user=60, n_clusters=6, noise=0.4, seed=0, shape=None):
     """Generated explicit ratings (1 to 5 stars) with planted structure.
 
     Items fall into ``n_clusters`` genres and are named after theirs (``"scifi-017"``); each
@@ -68,7 +108,17 @@ def synthetic(n_users=1000, n_items=400, ratings_per_user=60, n_clusters=6, nois
     A rating is ``round(3.5 + user bias + item bias + taste(user, genre of item) + noise)``
     clipped to 1..5. Popularity is long-tailed. User ids are integers with gaps (10, 13, 16, …),
     so that id mapping is exercised. Returns a DataFrame with columns user, item, rating.
+
+    ``shape="goodbooks"`` or ``"ml-20m"`` instead generates a data set of that public set's
+    size, rating scale and long-tailed popularity (integer ids from 1; ratings from a rank-8
+    model with biases and noise), for benchmarks at scale; the other arguments but ``seed``
+    are then ignored. Duplicate (user, item) draws are dropped, so the count is a little below
+    the original's.
     """
+    if shape is not None:
+        if shape not in SHAPES:
+            raise InvalidArgumentError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")
+        return _shaped(shape, seed)
     if not 1 <= n_clusters <= len(GENRES):
         raise InvalidArgumentError(f"n_clusters must be in 1..{len(GENRES)}, got {n_clusters}")
     if n_users < 1 or n_items < n_clusters or not 1 <= ratings_per_user <= n_items:

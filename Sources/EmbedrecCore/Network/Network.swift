@@ -75,6 +75,35 @@ public final class Network {
         }
         self.weights = weights
         self.biases = biases
+        compiled = UnsafeMutableBufferPointer<CompiledNode>.allocate(capacity: nodes.count)
+        for (j, n) in nodes.enumerated() {
+            var c = CompiledNode(kind: n.kind)
+            c.inputCount = n.inputs.count
+            if n.inputs.count > 0 { c.in0 = n.inputs[0] }
+            if n.inputs.count > 1 { c.in1 = n.inputs[1] }
+            if n.inputs.count > 2 { c.in2 = n.inputs[2] }
+            if n.inputs.count > 3 { c.in3 = n.inputs[3] }
+            c.width = widths[j]
+            c.offset = offsets[j]
+            c.fanIn = n.inputs.isEmpty ? 0 : widths[n.inputs[0]]
+            c.side = n.side
+            c.activation = n.activation
+            c.rate = Float(n.rate)
+            c.lo = Float(n.a)
+            c.span = Float(n.b - n.a)
+            c.nonNegative = n.nonNegative
+            c.weights = weights[j]?.base
+            c.bias = biases[j]?.base
+            compiled.initializeElement(at: j, to: c)
+        }
+    }
+
+    /// The nodes as the per-example loops read them (pointers into `weights` / `biases`,
+    /// which this object keeps alive).
+    let compiled: UnsafeMutableBufferPointer<CompiledNode>
+
+    deinit {
+        compiled.deallocate()
     }
 
     public var outputNode: Int { nodes.count - 1 }
@@ -102,23 +131,24 @@ public final class Network {
     @inline(__always)
     public func forward(user: Int, item: Int, act: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>?,
                         rng: inout Xoshiro256?) -> Float {
+        let nodes = compiled
         for j in 0..<nodes.count {
             let n = nodes[j]
-            let out = act + offsets[j]
-            let w = widths[j]
+            let out = act + n.offset
+            let w = n.width
             switch n.kind {
             case .embedding:
                 let row = n.side == 0 ? user : item
                 if row < 0 {
                     out.update(repeating: 0, count: w)
                 } else {
-                    out.update(from: weights[j]!.base + row &* w, count: w)
+                    out.update(from: n.weights! + row &* w, count: w)
                 }
             case .dropout:
-                let x = act + offsets[n.inputs[0]]
+                let x = act + nodes[n.in0].offset
                 if var r = rng, let mask, n.rate > 0 {
-                    let keep = Float(1 - n.rate), scale = 1 / keep
-                    let m = mask + offsets[j]
+                    let keep = 1 - n.rate, scale = 1 / keep
+                    let m = mask + n.offset
                     for k in 0..<w {
                         m[k] = r.nextUnitFloat() < keep ? scale : 0
                         out[k] = x[k] * m[k]
@@ -128,19 +158,20 @@ public final class Network {
                     out.update(from: x, count: w)
                 }
             case .product:
-                let a = act + offsets[n.inputs[0]], b = act + offsets[n.inputs[1]]
+                let a = act + nodes[n.in0].offset, b = act + nodes[n.in1].offset
                 for k in 0..<w { out[k] = a[k] * b[k] }
             case .dot:
-                out[0] = Kernels.dot(act + offsets[n.inputs[0]], act + offsets[n.inputs[1]], widths[n.inputs[0]])
+                out[0] = Kernels.dot(act + nodes[n.in0].offset, act + nodes[n.in1].offset, n.fanIn)
             case .concat:
                 var at = 0
-                for i in n.inputs {
-                    (out + at).update(from: act + offsets[i], count: widths[i])
-                    at += widths[i]
+                for k in 0..<n.inputCount {
+                    let i = nodes[n.input(k)]
+                    (out + at).update(from: act + i.offset, count: i.width)
+                    at += i.width
                 }
             case .dense:
-                let x = act + offsets[n.inputs[0]], fanIn = widths[n.inputs[0]]
-                let W = weights[j]!.base, b = biases[j]!.base
+                let x = act + nodes[n.in0].offset, fanIn = n.fanIn
+                let W = n.weights!, b = n.bias!
                 for u in 0..<w {
                     var z = b[u] + Kernels.dot(W + u &* fanIn, x, fanIn)
                     switch n.activation {
@@ -151,60 +182,60 @@ public final class Network {
                     out[u] = z
                 }
             case .scaledSigmoid:
-                let x = act + offsets[n.inputs[0]]
-                let lo = Float(n.a), span = Float(n.b - n.a)
-                for k in 0..<w { out[k] = lo + span * sigmoid(x[k]) }
+                let x = act + nodes[n.in0].offset
+                for k in 0..<w { out[k] = n.lo + n.span * sigmoid(x[k]) }
             }
         }
-        return act[offsets[outputNode]]
+        return act[nodes[nodes.count - 1].offset]
     }
 
     /// Backward pass for one example after `forward`: `gOut` is dL/d(output). Writes input
     /// gradients into `grad` (zeroed here) and hands parameter gradients to `sink`.
     @inline(__always)
-    public func backward(user: Int, item: Int, gOut: Float, act: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
-                         grad: UnsafeMutablePointer<Float>, sink: GradientSink) {
+    public func backward<Sink: GradientSink>(user: Int, item: Int, gOut: Float, act: UnsafePointer<Float>,
+                                             mask: UnsafePointer<Float>?, grad: UnsafeMutablePointer<Float>, sink: Sink) {
+        let nodes = compiled
         grad.update(repeating: 0, count: activationSize)
-        grad[offsets[outputNode]] = gOut
+        grad[nodes[nodes.count - 1].offset] = gOut
         for j in stride(from: nodes.count - 1, through: 0, by: -1) {
             let n = nodes[j]
-            let g = grad + offsets[j]
-            let w = widths[j]
+            let g = grad + n.offset
+            let w = n.width
             switch n.kind {
             case .embedding:
                 let row = n.side == 0 ? user : item
                 if row >= 0 { sink.addEmbeddingGradient(node: j, row: row, g, w) }
             case .dropout:
-                let gx = grad + offsets[n.inputs[0]]
+                let gx = grad + nodes[n.in0].offset
                 if let mask, n.rate > 0 {
-                    let m = mask + offsets[j]
+                    let m = mask + n.offset
                     for k in 0..<w { gx[k] += g[k] * m[k] }
                 } else {
                     for k in 0..<w { gx[k] += g[k] }
                 }
             case .product:
-                let a = act + offsets[n.inputs[0]], b = act + offsets[n.inputs[1]]
-                let ga = grad + offsets[n.inputs[0]], gb = grad + offsets[n.inputs[1]]
+                let a = act + nodes[n.in0].offset, b = act + nodes[n.in1].offset
+                let ga = grad + nodes[n.in0].offset, gb = grad + nodes[n.in1].offset
                 for k in 0..<w {
                     ga[k] += g[k] * b[k]
                     gb[k] += g[k] * a[k]
                 }
             case .dot:
-                let width = widths[n.inputs[0]]
-                Kernels.axpy(grad + offsets[n.inputs[0]], act + offsets[n.inputs[1]], width, g[0])
-                Kernels.axpy(grad + offsets[n.inputs[1]], act + offsets[n.inputs[0]], width, g[0])
+                Kernels.axpy(grad + nodes[n.in0].offset, act + nodes[n.in1].offset, n.fanIn, g[0])
+                Kernels.axpy(grad + nodes[n.in1].offset, act + nodes[n.in0].offset, n.fanIn, g[0])
             case .concat:
                 var at = 0
-                for i in n.inputs {
-                    let gi = grad + offsets[i]
-                    for k in 0..<widths[i] { gi[k] += g[at + k] }
-                    at += widths[i]
+                for k in 0..<n.inputCount {
+                    let i = nodes[n.input(k)]
+                    let gi = grad + i.offset
+                    for e in 0..<i.width { gi[e] += g[at + e] }
+                    at += i.width
                 }
             case .dense:
-                let x = act + offsets[n.inputs[0]], fanIn = widths[n.inputs[0]]
-                let gx = grad + offsets[n.inputs[0]]
-                let out = act + offsets[j]
-                let W = weights[j]!.base
+                let x = act + nodes[n.in0].offset, fanIn = n.fanIn
+                let gx = grad + nodes[n.in0].offset
+                let out = act + n.offset
+                let W = n.weights!
                 let (dW, db) = sink.denseGradient(node: j)
                 for u in 0..<w {
                     var gz = g[u]
@@ -219,12 +250,11 @@ public final class Network {
                     Kernels.axpy(gx, W + u &* fanIn, fanIn, gz)
                 }
             case .scaledSigmoid:
-                let gx = grad + offsets[n.inputs[0]]
-                let lo = Float(n.a), span = Float(n.b - n.a)
-                let out = act + offsets[j]
+                let gx = grad + nodes[n.in0].offset
+                let out = act + n.offset
                 for k in 0..<w {
-                    let s = (out[k] - lo) / span
-                    gx[k] += g[k] * span * s * (1 - s)
+                    let s = (out[k] - n.lo) / n.span
+                    gx[k] += g[k] * n.span * s * (1 - s)
                 }
             }
         }
@@ -243,6 +273,30 @@ public final class Network {
                 let y = self.forward(user: Int(us[r]), item: Int(its[r]), act: act.base, mask: nil, rng: &noDropout)
                 o[r] = logistic ? sigmoid(y) : y
             }
+        }
+    }
+}
+
+/// A node as the per-example loops read it: only trivial fields and raw pointers, so reading it
+/// costs no reference counting (which, done from several threads on shared objects, made the
+/// loops slower than the arithmetic in them).
+struct CompiledNode {
+    var kind: NodeKind
+    var in0 = 0, in1 = 0, in2 = 0, in3 = 0, inputCount = 0
+    var width = 0, offset = 0, fanIn = 0
+    var side = 0
+    var activation: Activation = .linear
+    var rate: Float = 0, lo: Float = 0, span: Float = 1
+    var nonNegative = false
+    var weights: UnsafeMutablePointer<Float>? = nil
+    var bias: UnsafeMutablePointer<Float>? = nil
+
+    @inline(__always) func input(_ k: Int) -> Int {
+        switch k {
+        case 0: return in0
+        case 1: return in1
+        case 2: return in2
+        default: return in3
         }
     }
 }

@@ -71,17 +71,25 @@ final class ChunkGradients: GradientSink {
         for case let s? in sparse { s.begin() }
     }
 
+    /// Per node: dense gradient pointers and sparse accumulators, read without reference
+    /// counting in the per-example path (the arrays above keep the objects alive).
+    private lazy var densePointers: [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)] =
+        dense.map { $0.map { ($0.0.base, $0.1.base) } ?? (UnsafeMutablePointer(bitPattern: 8)!, UnsafeMutablePointer(bitPattern: 8)!) }
+    private lazy var sparseRefs: [Unmanaged<SparseRows>?] = sparse.map { $0.map { Unmanaged.passUnretained($0) } }
+
+    @inline(__always)
     func denseGradient(node: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
-        let (w, b) = dense[node]!
-        return (w.base, b.base)
+        densePointers.withUnsafeBufferPointer { $0[node] }
     }
 
     /// Adds the example's gradient plus the L2 term of that occurrence: 2 λ e / batch.
+    @inline(__always)
     func addEmbeddingGradient(node: Int, row: Int, _ g: UnsafePointer<Float>, _ width: Int) {
-        let dst = sparse[node]!.row(row)
+        let rows = sparseRefs.withUnsafeBufferPointer { $0[node]! }
+        let dst = rows._withUnsafeGuaranteedRef { $0.row(row) }
         Kernels.axpy(dst, g, width, 1)
         if embeddingDecay > 0 {
-            Kernels.axpy(dst, network.weights[node]!.base + row &* width, width, 2 * embeddingDecay * scale)
+            Kernels.axpy(dst, network.compiled[node].weights! + row &* width, width, 2 * embeddingDecay * scale)
         }
     }
 }

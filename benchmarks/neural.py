@@ -1,0 +1,154 @@
+"""Seconds per epoch and test RMSE of the neural models against Keras and fastai, same data,
+same split, same machine, in one run.
+
+    python benchmarks/neural.py                          # ml-100k fixed split (../shared/data)
+    python benchmarks/neural.py --shape goodbooks --epochs 1 --max-train 1000000
+
+Peers run only when installed (``pip install tensorflow-cpu keras``; fastai needs torch): they
+are optional, never test dependencies. The Keras models are the goodbooks post's two networks
+(its "tabular" model: 50+50 embeddings concatenated, dense 20; its "matrix factorisation"
+model: product of 30-d embeddings with biases, dense 50 and 20), with embedding tables sized by
+the number of distinct ids (the post's recipe sizes them by the largest raw id, which would
+only slow Keras down). Each is trained with the post's settings (Adam 0.002, batch 256,
+``--epochs`` epochs, default 4); embedrec's equivalents use their defaults. The ratio column is
+peer seconds per epoch / embedrec seconds per epoch.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import embedrec
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(args):
+    if args.shape:
+        df = embedrec.datasets.synthetic(shape=args.shape, seed=0)
+        name = f"{args.shape}-shaped synthetic"
+    else:
+        path = Path(args.data) / "ml-100k" / "u.data"
+        if not path.is_file():
+            sys.exit(f"{path} not found; pass --data or --shape goodbooks")
+        df = embedrec.datasets.read_movielens(path)
+        name = "ml-100k"
+    train, test = embedrec.train_test_split(df, test_size=0.1, seed=42)
+    if args.max_train and len(train) > args.max_train:
+        train = train.iloc[:args.max_train]
+    return name, train, test
+
+
+def ours(train, test, epochs):
+    """(name, model) pairs: embedrec's equivalents of the peers' networks, defaults otherwise."""
+    return [
+        ("tabular: 50+50 concat, dense 20", embedrec.EmbeddingNN(50, 50, layers=(20,), epochs=epochs)),
+        ("MF network: 30-d product + biases, dense 50, 20",
+         embedrec.EmbeddingNN(30, 30, layers=(50, 20), combine="product", biases=True, dropout=0.2, epochs=epochs)),
+        ("fastai EmbeddingNN: 50+50, layers 100, 50", embedrec.EmbeddingNN(50, 50, layers=(100, 50), epochs=epochs)),
+    ]
+
+
+def run_embedrec(model, train, test):
+    history = model.fit(train)
+    seconds = float(np.mean(history["seconds"]))
+    return seconds, embedrec.rmse(test["rating"], model.predict(test, unknown="mean"))
+
+
+def keras_models(n_users, n_items):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from keras import layers
+
+    def inputs():
+        return keras.Input((1,), dtype="int32"), keras.Input((1,), dtype="int32")
+
+    def tabular():
+        u, i = inputs()
+        x = layers.Concatenate()([layers.Flatten()(layers.Embedding(n_users, 50)(u)),
+                                  layers.Flatten()(layers.Embedding(n_items, 50)(i))])
+        x = layers.Dense(20, activation="relu")(x)
+        return keras.Model([u, i], layers.Dense(1)(x))
+
+    def mf_network():
+        u, i = inputs()
+        x = layers.Multiply()([layers.Flatten()(layers.Embedding(n_users, 30)(u)),
+                               layers.Flatten()(layers.Embedding(n_items, 30)(i))])
+        x = layers.Dropout(0.2)(x)
+        x = layers.Concatenate()([x, layers.Flatten()(layers.Embedding(n_users, 1)(u)),
+                                  layers.Flatten()(layers.Embedding(n_items, 1)(i))])
+        x = layers.Dense(50, activation="relu")(x)
+        x = layers.Dense(20, activation="relu")(x)
+        return keras.Model([u, i], layers.Dense(1)(x))
+
+    return {"tabular: 50+50 concat, dense 20": tabular, "MF network: 30-d product + biases, dense 50, 20": mf_network}
+
+
+def run_keras(build, rows, epochs):
+    import keras
+
+    (tu, ti, tr), (vu, vi, vr) = rows
+    model = build()
+    model.compile(optimizer=keras.optimizers.Adam(0.002), loss="mse")
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.fit([tu, ti], tr, batch_size=256, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+    pred = model.predict([vu, vi], batch_size=4096, verbose=0).ravel()
+    return float(np.mean(times)), embedrec.rmse(vr, pred)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data"))
+    parser.add_argument("--shape", choices=sorted(embedrec.datasets.SHAPES))
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--max-train", type=int, default=0, help="use at most this many training rows")
+    args = parser.parse_args()
+    name, train, test = load(args)
+    print(f"{name}: {len(train):,} training ratings, {len(test):,} test; {os.cpu_count()} cores; "
+          f"{args.epochs} epochs each")
+
+    # Rows for the peers: ids mapped to 0..n-1 by training order, unknown test ids dropped.
+    users = {u: j for j, u in enumerate(train["user"].unique())}
+    items = {i: j for j, i in enumerate(train["item"].unique())}
+    known = test["user"].isin(users) & test["item"].isin(items)
+    def encode(df):
+        return (df["user"].map(users).to_numpy(np.int32), df["item"].map(items).to_numpy(np.int32),
+                df["rating"].to_numpy(np.float32))
+    peer_rows = (encode(train), encode(test[known]))
+
+    try:
+        peers = keras_models(len(users), len(items))
+        import keras
+        peer_name = f"Keras {keras.__version__}"
+    except ImportError:
+        peers, peer_name = {}, None
+        print("Keras is not installed (pip install tensorflow-cpu keras): embedrec only.")
+    try:
+        import fastai  # noqa: F401
+        print("fastai is installed but not yet driven by this script.")
+    except ImportError:
+        print("fastai is not installed: no fastai column.")
+
+    header = f"{'model':<48} {'embedrec s/ep':>13} {'RMSE':>7}"
+    if peers:
+        header += f" {peer_name + ' s/ep':>18} {'RMSE':>7} {'ratio':>7}"
+    print(header)
+    for label, model in ours(train, test, args.epochs):
+        seconds, rmse = run_embedrec(model, train, test[known])
+        line = f"{label:<48} {seconds:13.3f} {rmse:7.4f}"
+        if label in peers:
+            peer_seconds, peer_rmse = run_keras(peers[label], peer_rows, args.epochs)
+            line += f" {peer_seconds:18.3f} {peer_rmse:7.4f} {peer_seconds / seconds:6.1f}x"
+        print(line, flush=True)
+    print("RMSE over test rows whose user and item occur in training.")
+
+
+if __name__ == "__main__":
+    main()
