@@ -36,6 +36,14 @@ public func embedrecVersion() -> UnsafePointer<CChar> { UnsafePointer(versionStr
 @_cdecl("embedrec_last_error")
 public func embedrecLastError() -> UnsafePointer<CChar> { lastErrorPointer() }
 
+@_cdecl("embedrec_live_handles")
+public func embedrecLiveHandles(_ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    status {
+        guard let out else { throw CoreError.invalid("out is NULL") }
+        out.pointee = Int64(registry.liveCount)
+    }
+}
+
 @_cdecl("embedrec_mf_create")
 public func embedrecMFCreate(_ nUsers: Int64, _ nItems: Int64, _ nFactors: Int32, _ biases: Int32,
                              _ nonNegative: Int32, _ hasYRange: Int32, _ yLo: Double, _ yHi: Double,

@@ -5,12 +5,14 @@ this base class owns the DataFrame handling, the id maps, the epoch loop, valida
 prediction, so every model behaves the same way from Python.
 """
 
+import threading
+
 import numpy as np
 import pandas as pd
 
 from . import _frame, persistence
 from ._ids import IdMap
-from .errors import InvalidArgumentError, NotFittedError, TrainingCancelled
+from .errors import InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled
 from .history import History
 
 
@@ -40,6 +42,14 @@ class Recommender:
     def __init__(self):
         self._fitted = None  # a Fitted, replaced whole by each fit
         self.history = None
+        self._training = threading.Lock()  # held by fit and fold_in; never waited for
+
+    def _exclusive(self, what):
+        """Context that refuses a second fit / fold_in running at once on this model."""
+        lock = self.__dict__.setdefault("_training", threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise ModelBusyError(f"cannot {what}: fit or fold_in is already running on this model in another thread")
+        return _Release(lock)
 
     # ----- fitting -------------------------------------------------------------------------
     def fit(self, df, user=None, item=None, rating=None, validation=None, validation_split=0.0,
@@ -58,9 +68,13 @@ class Recommender:
 
         Returns the :class:`~embedrec.History`, also kept as ``model.history``. Ctrl-C stops
         training within a fraction of a second: the history so far is kept (marked
-        ``interrupted``) and ``KeyboardInterrupt`` is raised; the model keeps the weights it had
-        reached, so it can still predict.
+        ``interrupted``), the model is put back to the weights of the last complete epoch (so it
+        can still predict), and ``KeyboardInterrupt`` is raised.
         """
+        with self._exclusive("fit"):
+            return self._fit(df, user, item, rating, validation, validation_split, verbose)
+
+    def _fit(self, df, user, item, rating, validation, validation_split, verbose):
         _frame.require_frame(df)
         self._validate_params()
         if self._needs_ratings():
@@ -108,16 +122,18 @@ class Recommender:
         best, best_weights, waited = np.inf, None, 0
         try:
             for epoch in range(1, options["epochs"] + 1):
+                # A copy of the weights before the epoch, so that an interrupted epoch can be
+                # undone: the model then holds exactly the last complete epoch.
+                before = core.snapshot()
                 try:
                     loss, train_mae, seconds = trainer.run_epoch()
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, TrainingCancelled):
+                    core.restore(before)
                     history.interrupted = True
                     if verbose:
-                        print(f"interrupted during epoch {epoch}; keeping {epoch - 1} finished epoch(s)")
-                    raise
-                except TrainingCancelled:
-                    history.interrupted = True
-                    raise KeyboardInterrupt
+                        print(f"interrupted during epoch {epoch}; keeping the weights of the "
+                              f"{epoch - 1} finished epoch(s)")
+                    raise KeyboardInterrupt from None
                 row = {"epoch": epoch, "train_loss": loss, "train_mae": train_mae}
                 if val is not None:
                     pred = core.predict(val[0], val[1], self.n_threads).astype(np.float64)
@@ -260,3 +276,15 @@ def _unfitted_model(name, params):
 
     cls = models_by_name()[name]
     return cls(**cls._params_from_saved(params))
+
+
+class _Release:
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+        return False

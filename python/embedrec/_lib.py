@@ -50,6 +50,7 @@ _handle_out = POINTER(c_void_p)
 _SIGNATURES = {
     "embedrec_version": (c_char_p, []),
     "embedrec_last_error": (c_char_p, []),
+    "embedrec_live_handles": (c_int32, [_i64p]),
     "embedrec_mf_create": (c_int32, [c_int64, c_int64, c_int32, c_int32, c_int32, c_int32, c_double, c_double,
                                      c_double, c_uint64, _handle_out]),
     "embedrec_model_free": (c_int32, [c_void_p]),
@@ -119,6 +120,13 @@ def check(status):
 
 def version():
     return lib.embedrec_version().decode()
+
+
+def live_handles():
+    """Models and trainers alive in the core (for leak checks)."""
+    n = c_int64()
+    check(lib.embedrec_live_handles(ctypes.byref(n)))
+    return n.value
 
 
 def ptr(array):

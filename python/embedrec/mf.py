@@ -220,6 +220,10 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         model does not know are ignored (with a warning). Columns default to the names used in
         ``fit``. Returns the raw ids of the users folded in.
         """
+        with self._exclusive("fold_in"):
+            return self._fold_in(df, user, item, rating, replace)
+
+    def _fold_in(self, df, user, item, rating, replace):
         state = self._state()
         names = [user or state.columns[0], item or state.columns[1], rating or state.columns[2]]
         _frame.require_frame(df)

@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import embedrec
@@ -23,7 +24,7 @@ df = pd.DataFrame({"user": rng.integers(0, 50_000, n), "item": rng.integers(0, 5
 model = embedrec.MatrixFactorization(n_factors=64, epochs=10_000, n_threads=1)
 sent = {}
 def interrupt():
-    time.sleep(1.5)
+    time.sleep(2.5)
     sent["at"] = time.perf_counter()
     os.kill(os.getpid(), signal.SIGINT)
 threading.Thread(target=interrupt, daemon=True).start()
@@ -33,7 +34,14 @@ try:
 except KeyboardInterrupt:
     delay = time.perf_counter() - sent["at"]
     pred = model.predict(df.head(100))
-    print(f"delay={delay:.3f} interrupted={model.history.interrupted} finite={np.isfinite(pred).all()}")
+    done = len(model.history)
+    # The model holds exactly the last complete epoch: the same as training that many epochs.
+    again = embedrec.MatrixFactorization(n_factors=64, epochs=max(done, 1), n_threads=1)
+    if done:
+        again.fit(df)
+    same = done > 0 and np.array_equal(again.user_embeddings, model.user_embeddings)
+    print(f"delay={delay:.3f} interrupted={model.history.interrupted} finite={np.isfinite(pred).all()} "
+          f"epochs={done} last_complete_epoch={same}")
 """
 
 
@@ -45,6 +53,7 @@ def test_ctrl_c_stops_fit_within_a_second_and_keeps_a_usable_model():
     fields = dict(part.split("=") for part in out.split())
     assert float(fields["delay"]) < 1.0, out
     assert fields["interrupted"] == "True" and fields["finite"] == "True"
+    assert int(fields["epochs"]) >= 1 and fields["last_complete_epoch"] == "True", out
 
 
 def test_concurrent_predictions_agree_with_serial(fitted, ratings):
@@ -108,3 +117,39 @@ def test_training_releases_the_gil(ratings):
     stop.set()
     counter.join()
     assert ticks[0] > 0.3 * elapsed / 0.0012, (ticks[0], elapsed)
+
+
+def test_a_second_fit_at_the_same_time_is_refused(ratings):
+    model = embedrec.MatrixFactorization(n_factors=16, epochs=300)
+    errors = []
+    first = threading.Thread(target=model.fit, args=(ratings,))
+    first.start()
+    time.sleep(0.05)
+    try:
+        embedrec.MatrixFactorization.fit(model, ratings)
+    except embedrec.ModelBusyError as exc:
+        errors.append(str(exc))
+    first.join()
+    assert errors and "already running" in errors[0]
+    assert len(model.history) == 300  # the first fit finished undisturbed
+
+
+def test_concurrent_recommendations(fitted):
+    expected = fitted.recommend(fitted.user_ids[:50], k=5)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(10):
+                results.append(fitted.recommend(fitted.user_ids[:50], k=5))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        pd.testing.assert_frame_equal(r, expected)

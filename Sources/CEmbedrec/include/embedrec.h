@@ -58,6 +58,9 @@ const char *embedrec_version(void);
 /* The calling thread's message for its last failed call ("" if none). */
 const char *embedrec_last_error(void);
 
+/* Number of live handles (models and trainers) in the process: for leak checks. */
+int32_t embedrec_live_handles(int64_t *out);
+
 /*
  * Creates a matrix-factorisation model: score = g + b_u + b_i + p_u . q_i, where the biases
  * are present when `biases` is non-zero. When `has_y_range` is non-zero the prediction is
