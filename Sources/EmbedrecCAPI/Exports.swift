@@ -277,6 +277,17 @@ public func embedrecTrainerCancel(_ h: UnsafeMutableRawPointer?) -> Int32 {
     status { try trainer(h).cancel.set() }
 }
 
+@_cdecl("embedrec_trainer_progress")
+public func embedrecTrainerProgress(_ h: UnsafeMutableRawPointer?, _ done: UnsafeMutablePointer<Int64>?,
+                                    _ total: UnsafeMutablePointer<Int64>?, _ lossSum: UnsafeMutablePointer<Double>?) -> Int32 {
+    status {
+        let p = try trainer(h).progress.snapshot
+        done?.pointee = Int64(p.done)
+        total?.pointee = Int64(p.total)
+        lossSum?.pointee = p.lossSum
+    }
+}
+
 @_cdecl("embedrec_trainer_reset_cancel")
 public func embedrecTrainerResetCancel(_ h: UnsafeMutableRawPointer?) -> Int32 {
     status { try trainer(h).cancel.clear() }

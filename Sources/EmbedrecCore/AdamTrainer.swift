@@ -10,6 +10,7 @@ final class AdamTrainer: Trainer {
     let data: RatingSet
     let options: TrainOptions
     let cancel = CancelFlag()
+    let progress = EpochProgress()
     private(set) var epochsDone = 0
     private var step = 0
     /// Stamp of the current batch. It runs on across epochs: a per-epoch number would make a row
@@ -61,6 +62,7 @@ final class AdamTrainer: Trainer {
         let start = monotonicSeconds()
         rng.shuffle(order.buffer)
         let n = data.count, batch = min(options.batchSize, n)
+        progress.start(total: n)
         var se = 0.0, ae = 0.0, seen = 0
         var lo = 0
         var sinceCheck = cancelPollInterval  // look at the flag before the first batch too
@@ -72,6 +74,7 @@ final class AdamTrainer: Trainer {
             let hi = min(lo + batch, n)
             let (s, a) = runBatch(lo..<hi, stamp: nextBatchStamp())
             se += s; ae += a; seen += hi - lo; sinceCheck += hi - lo
+            progress.add(hi - lo, loss: s)
             lo = hi
         }
         epochsDone += 1

@@ -9,6 +9,7 @@ final class SGDTrainer: Trainer {
     let data: RatingSet
     let options: TrainOptions
     let cancel = CancelFlag()
+    let progress = EpochProgress()
     private(set) var epochsDone = 0
     private let order: Buffer<Int32>
     private var rng: Xoshiro256
@@ -34,7 +35,8 @@ final class SGDTrainer: Trainer {
         let lr = options.learningRate(step: epochsDone, totalSteps: options.epochs)
         let reg = options.weightDecay
         let partial = Buffer<Double>(repeating: 0, count: 3 * threads)
-        let m = model, d = data, ord = order, cancel = self.cancel
+        progress.start(total: n)
+        let m = model, d = data, ord = order, cancel = self.cancel, progress = self.progress
         let k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
         let ptrs = UncheckedSendable((m.userFactors.base, m.itemFactors.base, m.userBias.base, m.itemBias.base,
                                      d.users.base, d.items.base, d.ratings.base, ord.base, partial.base))
@@ -42,9 +44,13 @@ final class SGDTrainer: Trainer {
             let (P, Q, bu, bi, us, its, rs, o, out) = ptrs.value
             var se = 0.0, ae = 0.0
             var r = range.lowerBound
+            var reportedLoss = 0.0, reportedAt = range.lowerBound
             while r < range.upperBound {
                 let stop = min(r + cancelPollInterval, range.upperBound)
                 if cancel.isSet { break }
+                progress.add(r - reportedAt, loss: se - reportedLoss)
+                reportedLoss = se
+                reportedAt = r
                 while r < stop {
                     let idx = Int(o[r])
                     let u = Int(us[idx]), i = Int(its[idx])
@@ -68,6 +74,7 @@ final class SGDTrainer: Trainer {
                     r &+= 1
                 }
             }
+            progress.add(r - reportedAt, loss: se - reportedLoss)
             out[3 * c] = se
             out[3 * c + 1] = ae
             out[3 * c + 2] = Double(r - range.lowerBound)

@@ -70,6 +70,7 @@ public struct TrainOptions {
 /// be interrupted between epochs.
 public protocol Trainer: AnyObject {
     var cancel: CancelFlag { get }
+    var progress: EpochProgress { get }
     var epochsDone: Int { get }
     func runEpoch() throws -> EpochStats
 }

@@ -69,3 +69,34 @@ public final class CancelFlag: Sendable {
     public func clear() { flag.store(false, ordering: .relaxed) }
     public var isSet: Bool { flag.load(ordering: .relaxed) }
 }
+
+/// Progress of the running epoch, published by the training threads and read by another
+/// thread (the progress bar): examples done, examples in the epoch, and the sum of their losses.
+public final class EpochProgress: Sendable {
+    private let done = Atomic<Int>(0)
+    private let total = Atomic<Int>(0)
+    private let lossBits = Atomic<UInt64>(0)
+    public init() {}
+
+    public func start(total n: Int) {
+        done.store(0, ordering: .relaxed)
+        total.store(n, ordering: .relaxed)
+        lossBits.store(0, ordering: .relaxed)
+    }
+
+    /// Adds `count` finished examples whose losses sum to `loss`.
+    public func add(_ count: Int, loss: Double) {
+        done.add(count, ordering: .relaxed)
+        var old = lossBits.load(ordering: .relaxed)
+        while true {
+            let new = (Double(bitPattern: old) + loss).bitPattern
+            let (exchanged, current) = lossBits.compareExchange(expected: old, desired: new, ordering: .relaxed)
+            if exchanged { break }
+            old = current
+        }
+    }
+
+    public var snapshot: (done: Int, total: Int, lossSum: Double) {
+        (done.load(ordering: .relaxed), total.load(ordering: .relaxed), Double(bitPattern: lossBits.load(ordering: .relaxed)))
+    }
+}

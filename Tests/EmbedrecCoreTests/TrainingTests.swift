@@ -101,3 +101,21 @@ final class TrainingTests: XCTestCase {
         XCTAssertLessThan(options.learningRate(step: 99, totalSteps: 100), 0.01)
     }
 }
+
+final class ProgressTests: XCTestCase {
+    func testProgressCountsEveryExampleAndItsLoss() throws {
+        let data = LowRankData(nUsers: 100, nItems: 80)
+        for optimizer in [Optimizer.sgd, .adam] {
+            let model = try MFModel(config: MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 4), initStd: 0.1, seed: 1)
+            var options = TrainOptions()
+            options.optimizer = optimizer
+            options.batchSize = 100
+            let trainer = try makeTrainer(model: model, data: try data.trainSet(), options: options)
+            let stats = try trainer.runEpoch()
+            let p = trainer.progress.snapshot
+            XCTAssertEqual(p.done, data.trainUsers.count)
+            XCTAssertEqual(p.total, data.trainUsers.count)
+            XCTAssertEqual(p.lossSum / Double(p.done), stats.loss, accuracy: 1e-9)
+        }
+    }
+}

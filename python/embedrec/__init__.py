@@ -19,6 +19,7 @@ from .nn import EmbeddingNN, NeuMF
 from .model_selection import train_test_split
 from .persistence import ModelFileError, load
 from ._queries import EmbeddingPCA
+from .plotting import plot_embeddings
 
 
 def models_by_name():
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 core_version = _core_version()
 
 __all__ = [
-    "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
+    "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
     "EmbedrecMemoryError", "__version__", "core_version",
 ]

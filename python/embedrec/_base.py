@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import _frame, persistence
 from ._ids import IdMap
+from ._progress import EpochBar
 from .errors import InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled
 from .history import History
 
@@ -59,6 +60,9 @@ class Recommender:
         ``user``, ``item`` and ``rating`` name the columns (default: the first three columns, in
         that order). Ids may be of any type (ints with gaps, strings); each distinct id gets a
         row of the model's tables, in the order of ``user_ids`` / ``item_ids``.
+
+        ``verbose=True`` shows a progress bar per epoch with the running loss (tqdm: a widget in
+        Jupyter, a text bar in a terminal), left as a one-line summary of the epoch.
 
         Validation data, for the history and nothing else: ``validation`` is a DataFrame with the
         same columns, or ``validation_split`` in [0, 1) holds out the last fraction of ``df``'s
@@ -125,9 +129,11 @@ class Recommender:
                 # A copy of the weights before the epoch, so that an interrupted epoch can be
                 # undone: the model then holds exactly the last complete epoch.
                 before = core.snapshot()
+                bar = EpochBar(epoch, options["epochs"], len(ratings) * (1 + self._negatives), verbose)
                 try:
-                    loss, train_mae, seconds = trainer.run_epoch()
+                    loss, train_mae, seconds = trainer.run_epoch(bar.update)
                 except (KeyboardInterrupt, TrainingCancelled):
+                    bar.abandon()
                     core.restore(before)
                     history.interrupted = True
                     if verbose:
@@ -142,8 +148,7 @@ class Recommender:
                     row["val_mae"] = float(np.mean(np.abs(err)))
                 row["seconds"] = seconds
                 history.append(row)
-                if verbose:
-                    print(self._epoch_line(row, options["epochs"]))
+                bar.finish(row)
                 if patience is not None:
                     if row[monitor] < best:
                         best, best_weights, waited = row[monitor], core.snapshot(), 0
@@ -162,20 +167,15 @@ class Recommender:
             core.restore(best_weights)
         return history
 
-    @staticmethod
-    def _epoch_line(row, epochs):
-        parts = [f"epoch {row['epoch']}/{epochs}", f"loss {row['train_loss']:.4f}", f"mae {row['train_mae']:.4f}"]
-        if "val_loss" in row:
-            parts += [f"val_loss {row['val_loss']:.4f}", f"val_mae {row['val_mae']:.4f}"]
-        parts.append(f"{row['seconds']:.2f}s")
-        return " - ".join(parts)
-
     def _check_ratings_range(self, ratings):
         """Hook for models with a bounded output (y_range)."""
 
     def _needs_ratings(self):
         """False for models trained on implicit interactions (no rating column)."""
         return True
+
+    #: Negatives sampled per positive each epoch (implicit training); 0 for rating models.
+    _negatives = 0
 
     # ----- prediction ----------------------------------------------------------------------
     def _state(self):
@@ -219,6 +219,28 @@ class Recommender:
         user_rows = state.users.rows(users, "user", unknown)
         item_rows = state.items.rows(items, "item", unknown)
         return state.core.predict(user_rows, item_rows, self.n_threads)
+
+    # ----- display --------------------------------------------------------------------------
+    def _repr_html_(self):
+        """Jupyter's view: the hyper-parameters, and what was learned once fitted."""
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(repr(v))}</td></tr>"
+                       for k, v in self.params.items())
+        state = self._fitted
+        if state is None:
+            status = "not fitted"
+        else:
+            status = f"fitted: {len(state.users):,} users × {len(state.items):,} items"
+            if hasattr(self, "count_params"):
+                status += f", {self.count_params():,} parameters"
+            if self.history is not None and len(self.history):
+                last = self.history[-1]
+                status += f"; {len(self.history)} epochs, last train loss {last['train_loss']:.4f}"
+                if "val_loss" in last:
+                    status += f", val loss {last['val_loss']:.4f}"
+        return (f"<p><b>{type(self).__name__}</b> ({html.escape(status)})</p>"
+                f"<table><tr><th>parameter</th><th>value</th></tr>{rows}</table>")
 
     # ----- saving ---------------------------------------------------------------------------
     def save(self, path):

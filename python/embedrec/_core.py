@@ -121,10 +121,18 @@ class CoreTrainer:
     def cancel(self):
         check(lib.embedrec_trainer_cancel(self._handle.value))
 
-    def run_epoch(self):
+    def progress(self):
+        """(examples done, examples in the epoch, their loss sum) of the running epoch."""
+        done, total, loss = c_int64(), c_int64(), c_double()
+        check(lib.embedrec_trainer_progress(self._handle.value, ctypes.byref(done), ctypes.byref(total),
+                                            ctypes.byref(loss)))
+        return done.value, total.value, loss.value
+
+    def run_epoch(self, on_progress=None):
         """Runs one epoch on a helper thread while this thread waits in short slices, so that
         Ctrl-C (a KeyboardInterrupt in the waiting thread) reaches the core's cancel flag within
-        a few thousand updates instead of after the whole epoch. Returns (loss, mae, seconds).
+        a few thousand updates instead of after the whole epoch. ``on_progress(done, total,
+        loss_sum)`` is called about ten times a second meanwhile. Returns (loss, mae, seconds).
 
         The worker signals an Event when it is done; the waiting loop keeps waiting through
         further interrupts, so the core never runs on after this method has returned or raised.
@@ -148,8 +156,10 @@ class CoreTrainer:
         interrupted = False
         while True:
             try:
-                if done.wait(0.05):
+                if done.wait(0.1):
                     break
+                if on_progress is not None and not interrupted:
+                    on_progress(*self.progress())
             except KeyboardInterrupt:
                 interrupted = True
                 self.cancel()

@@ -53,4 +53,11 @@ class History(Sequence):
         return f"History({len(self.rows)} epochs)\n{self.to_frame().to_string(index=False)}"
 
     def _repr_html_(self):
-        return self.to_frame().to_html(index=False)
+        note = " (interrupted)" if self.interrupted else ""
+        return f"<p><b>History</b>: {len(self)} epochs{note}</p>" + self.to_frame().to_html(index=False)
+
+    def plot(self, axes=None):
+        """Training and validation loss and MAE per epoch (matplotlib); returns the Axes."""
+        from .plotting import plot_history
+
+        return plot_history(self, axes)

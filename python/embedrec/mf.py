@@ -117,6 +117,12 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
                          if getattr(self, name) is not None)
         return f"{type(self).__name__}({args})"
 
+    def count_params(self):
+        """Number of trained parameters: both embedding tables, and the biases when used."""
+        state = self._state()
+        n = (len(state.users) + len(state.items)) * self.params["n_factors"]
+        return n + (len(state.users) + len(state.items) if self.params["biases"] else 0)
+
     # ----- hooks for the shared fit loop ---------------------------------------------------
     def _create_core(self, n_users, n_items):
         p = self.params

@@ -81,16 +81,18 @@ class NetworkModel(EmbeddingQueries, Recommender):
         ``n_users`` / ``n_items``)."""
         return self.graph(*self._sizes(n_users, n_items)).count_params()
 
-    def summary(self, n_users=None, n_items=None, print_fn=print):
-        """Prints a Keras-style table of the layers: name, type, output shape, parameter count
-        and inputs, with the total. Returns the table as a DataFrame."""
+    def summary_frame(self, n_users=None, n_items=None):
+        """The layers as a DataFrame: layer, type, output shape, params, inputs."""
         g = self.graph(*self._sizes(n_users, n_items))
-        table = pd.DataFrame(g.summary_rows(), columns=["layer", "type", "output shape", "params", "inputs"])
-        total = g.count_params()
-        if print_fn is not None:
-            print_fn(f'Model: "{type(self).__name__}"\n{table.to_string(index=False)}\n'
-                     f"Total params: {total:,}\nTrainable params: {total:,}")
-        return table
+        return pd.DataFrame(g.summary_rows(), columns=["layer", "type", "output shape", "params", "inputs"])
+
+    def summary(self, n_users=None, n_items=None, print_fn=print):
+        """Prints a Keras-style table of the layers (name, type, output shape, parameter count,
+        inputs) and the total. Table sizes come from the fitted ids, or ``n_users`` / ``n_items``."""
+        table = self.summary_frame(n_users, n_items)
+        total = int(table["params"].sum())
+        print_fn(f'Model: "{type(self).__name__}"\n{table.to_string(index=False)}\n'
+                 f"Total params: {total:,}\nTrainable params: {total:,}")
 
     # ----- hooks of the shared fit loop ------------------------------------------------------
     @property
@@ -109,8 +111,6 @@ class NetworkModel(EmbeddingQueries, Recommender):
     def _create_trainer(self, core, users, items, ratings, p):
         return CoreNetTrainer(core, users, items, ratings, p["loss"], self._negatives, p["optimizer"], p["schedule"],
                               p["epochs"], p["batch_size"], p["lr"], p["weight_decay"], p["n_threads"], p["seed"])
-
-    _negatives = 0
 
     def _check_ratings_range(self, ratings):
         if self.loss == "bce" and not self._negatives and ((ratings < 0) | (ratings > 1)).any():

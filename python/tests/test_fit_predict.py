@@ -149,10 +149,19 @@ def test_validation_frame_and_split_are_measured_on_the_right_rows(ratings):
     assert ha["val_loss"][-1] == pytest.approx(np.mean((valid["rating"].to_numpy() - pred) ** 2), rel=1e-5)
 
 
-def test_verbose_prints_one_line_per_epoch(ratings, capsys):
-    embedrec.MatrixFactorization(n_factors=4, epochs=3).fit(ratings, verbose=True)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch ")]
-    assert len(lines) == 3 and "loss" in lines[0]
+def test_verbose_shows_a_bar_per_epoch_with_its_summary(ratings, capsys):
+    history = embedrec.MatrixFactorization(n_factors=4, epochs=3).fit(ratings, validation_split=0.1, verbose=True)
+    err = capsys.readouterr().err
+    for epoch in (1, 2, 3):
+        assert f"epoch {epoch}/3" in err
+    last = history[-1]
+    assert f"loss {last['train_loss']:.4f}" in err and f"val_loss {last['val_loss']:.4f}" in err
+
+
+def test_quiet_by_default(ratings, capsys):
+    embedrec.MatrixFactorization(n_factors=4, epochs=2).fit(ratings)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
 
 
 def test_refit_replaces_the_model(ratings):

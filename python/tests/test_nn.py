@@ -19,7 +19,7 @@ def test_parameter_counts_match_keras_for_the_seed_architectures():
     # 25,675 with its n+1 rows per table; embedrec sizes tables by the ids, n rows).
     tabular = embedrec.EmbeddingNN(5, 8, layers=(100, 50, 20))
     assert tabular.count_params(n_users=943, n_items=1682) == 25_662
-    table = tabular.summary(n_users=943, n_items=1682, print_fn=None)
+    table = tabular.summary_frame(n_users=943, n_items=1682)
     assert table["params"].sum() == 25_662
     assert table["output shape"].tolist()[-1] == "(None, 1)"
     # The goodbooks post's product model: 30-d embeddings, biases, dense 50 and 20.

@@ -223,6 +223,11 @@ int32_t embedrec_trainer_run_epoch(EmbedrecTrainerHandle trainer, double *loss, 
  * handler's thread included). The flag stays set until embedrec_trainer_reset_cancel. */
 int32_t embedrec_trainer_cancel(EmbedrecTrainerHandle trainer);
 
+/* Progress of the epoch running now (or the last one): examples done, examples in the epoch,
+ * and the sum of their losses (divide by done for the running loss). Safe from any thread while
+ * the epoch runs; any output may be NULL. */
+int32_t embedrec_trainer_progress(EmbedrecTrainerHandle trainer, int64_t *done, int64_t *total, double *loss_sum);
+
 /* Clears the cancel flag so that further epochs can run. */
 int32_t embedrec_trainer_reset_cancel(EmbedrecTrainerHandle trainer);
 

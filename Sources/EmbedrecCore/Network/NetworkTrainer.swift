@@ -24,6 +24,7 @@ public final class NetworkTrainer: Trainer {
     let loss: Loss
     let negatives: Int
     public let cancel = CancelFlag()
+    public let progress = EpochProgress()
     public private(set) var epochsDone = 0
     private var step = 0
     private let totalSteps: Int
@@ -173,6 +174,7 @@ public final class NetworkTrainer: Trainer {
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
         let n = prepareEpoch()
+        progress.start(total: n)
         var lossSum = 0.0, absSum = 0.0
         var lo = 0
         while lo < n {
@@ -180,6 +182,7 @@ public final class NetworkTrainer: Trainer {
             let hi = min(lo + batch, n)
             let (l, a) = runBatch(lo..<hi)
             lossSum += l; absSum += a
+            progress.add(hi - lo, loss: l)
             lo = hi
         }
         epochsDone += 1
