@@ -42,6 +42,20 @@ public final class RatingSet {
         }
     }
 
+    /// A copy with entry r taken from `source` at `permutation[r]` (indices already valid).
+    public init(permuting source: RatingSet, by permutation: Buffer<Int32>) {
+        count = source.count
+        users = Buffer(repeating: 0, count: count)
+        items = Buffer(repeating: 0, count: count)
+        ratings = Buffer(repeating: 0, count: count)
+        for r in 0..<count {
+            let j = Int(permutation[r])
+            users[r] = source.users[j]
+            items[r] = source.items[j]
+            ratings[r] = source.ratings[j]
+        }
+    }
+
     public var mean: Double {
         var s = 0.0
         for r in 0..<count { s += Double(ratings[r]) }

@@ -1,9 +1,15 @@
-/// Classic per-rating SGD (Funk / Surprise / LIBMF), on a fresh shuffle every epoch.
+/// Classic per-rating SGD (Funk / Surprise / LIBMF).
 ///
-/// With more than one thread the shuffled order is cut into contiguous chunks run at once
-/// without locks (Hogwild): two threads rarely touch the same row at the same moment, and
-/// when they do the lost update is harmless noise. Results then vary slightly between runs;
-/// one thread (or data too small to split) gives identical results for a seed.
+/// Order: the ratings are shuffled once, physically, when the trainer is made; each epoch then
+/// visits blocks of `blockSize` consecutive ratings in a fresh random block order. The rating
+/// arrays are so read sequentially (a random permutation per epoch cost a cache miss per array
+/// per rating, and made an epoch 2-4x slower) while the visiting order still changes every
+/// epoch; accuracy on the benchmarks did not change.
+///
+/// Threads: with more than one thread the shuffled block list is cut into contiguous runs
+/// processed at once without locks (Hogwild): two threads rarely touch the same row at the same
+/// moment, and when they do the lost update is harmless noise. Results then vary slightly
+/// between runs; one thread (or data too small to split) gives identical results for a seed.
 final class SGDTrainer: Trainer {
     let model: MFModel
     let data: RatingSet
@@ -11,16 +17,22 @@ final class SGDTrainer: Trainer {
     let cancel = CancelFlag()
     let progress = EpochProgress()
     private(set) var epochsDone = 0
-    private let order: Buffer<Int32>
     private var rng: Xoshiro256
+    static let blockSize = 1024
+    /// The epoch's visiting order of blocks (block b = ratings b*blockSize ..< (b+1)*blockSize).
+    private let blockOrder: Buffer<Int32>
 
     init(model: MFModel, data: RatingSet, options: TrainOptions) {
         self.model = model
-        self.data = data
         self.options = options
-        order = Buffer(repeating: 0, count: data.count)
-        for r in 0..<data.count { order[r] = Int32(truncatingIfNeeded: r) }
         rng = Xoshiro256(seed: options.seed ^ 0x5EED_5EED)
+        let permutation = Buffer<Int32>(repeating: 0, count: data.count)
+        for r in 0..<data.count { permutation[r] = Int32(truncatingIfNeeded: r) }
+        rng.shuffle(permutation.buffer)
+        self.data = RatingSet(permuting: data, by: permutation)
+        let blocks = (data.count + SGDTrainer.blockSize - 1) / SGDTrainer.blockSize
+        blockOrder = Buffer(repeating: 0, count: blocks)
+        for b in 0..<blocks { blockOrder[b] = Int32(b) }
     }
 
     func runEpoch() throws -> EpochStats {
@@ -29,30 +41,31 @@ final class SGDTrainer: Trainer {
 
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
-        rng.shuffle(order.buffer)
-        let n = data.count
+        rng.shuffle(blockOrder.buffer)
+        let n = data.count, size = SGDTrainer.blockSize, blocks = blockOrder.count
         let threads = resolveThreads(options.threads, work: n, minPerThread: 200_000)
         let lr = options.learningRate(step: epochsDone, totalSteps: options.epochs)
         let reg = options.weightDecay
         let partial = Buffer<Double>(repeating: 0, count: 3 * threads)
         progress.start(total: n)
-        let m = model, d = data, ord = order, cancel = self.cancel, progress = self.progress
+        let m = model, cancel = self.cancel, progress = self.progress
         let k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
         let ptrs = UncheckedSendable((m.userFactors.base, m.itemFactors.base, m.userBias.base, m.itemBias.base,
-                                     d.users.base, d.items.base, d.ratings.base, ord.base, partial.base))
-        parallelChunks(count: n, chunks: threads) { c, range in
-            let (P, Q, bu, bi, us, its, rs, o, out) = ptrs.value
-            var se = 0.0, ae = 0.0
-            var r = range.lowerBound
-            var reportedLoss = 0.0, reportedAt = range.lowerBound
-            while r < range.upperBound {
-                let stop = min(r + cancelPollInterval, range.upperBound)
-                if cancel.isSet { break }
-                progress.add(r - reportedAt, loss: se - reportedLoss)
-                reportedLoss = se
-                reportedAt = r
-                while r < stop {
-                    let idx = Int(o[r])
+                                     data.users.base, data.items.base, data.ratings.base, blockOrder.base, partial.base))
+        parallelChunks(count: blocks, chunks: threads) { c, blockRange in
+            let (P, Q, bu, bi, us, its, rs, order, out) = ptrs.value
+            var se = 0.0, ae = 0.0, done = 0
+            var reportedLoss = 0.0, reportedDone = 0
+            for position in blockRange {
+                // Look at the cancel flag and publish progress every few blocks.
+                if (position - blockRange.lowerBound) % 8 == 0 {
+                    if cancel.isSet { break }
+                    progress.add(done - reportedDone, loss: se - reportedLoss)
+                    reportedLoss = se
+                    reportedDone = done
+                }
+                let lo = Int(order[position]) * size, hi = min(lo + size, n)
+                for idx in lo..<hi {
                     let u = Int(us[idx]), i = Int(its[idx])
                     let p = P + u &* k, q = Q + i &* k
                     var raw = m.globalBias + Kernels.dot(p, q, k)
@@ -71,13 +84,13 @@ final class SGDTrainer: Trainer {
                         Kernels.clampNonNegative(p, k)
                         Kernels.clampNonNegative(q, k)
                     }
-                    r &+= 1
                 }
+                done += hi - lo
             }
-            progress.add(r - reportedAt, loss: se - reportedLoss)
+            progress.add(done - reportedDone, loss: se - reportedLoss)
             out[3 * c] = se
             out[3 * c + 1] = ae
-            out[3 * c + 2] = Double(r - range.lowerBound)
+            out[3 * c + 2] = Double(done)
         }
         if cancel.isSet {
             throw CoreError(.cancelled, "training was interrupted")
