@@ -69,7 +69,7 @@ SHAPES = {
                   "zipf": 0.9, "stars": (1.0, 5.0, 1.0), "mean": 3.92},
     # MovieLens 20M: 20,000,263 ratings of 26,744 movies by 138,493 users, at least 20 each
     # (mean 144, long tail); half stars 0.5-5.
-    "ml-20m": {"n_users": 138_493, "n_items": 26_744, "per_user": ("lognormal", 4.35, 0.95, 20, 9254),
+    "ml-20m": {"n_users": 138_493, "n_items": 26_744, "per_user": ("lognormal", 4.62, 0.95, 20, 9254),
                "zipf": 1.0, "stars": (0.5, 5.0, 0.5), "mean": 3.53},
 }
 

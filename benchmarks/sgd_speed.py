@@ -1,0 +1,41 @@
+"""Speed of plain SGD matrix factorisation at scale, on generated data of a public set's shape.
+
+    python benchmarks/sgd_speed.py [--shape goodbooks|ml-20m] [--epochs 3] [--factors 32 100]
+
+Prints seconds per epoch (best of the epochs: the machines are noisy), million ratings per
+second, test RMSE on the default_rng(42) 90/10 split, and the process's peak RSS. Peers (LIBMF,
+cornac) are not driven yet; notes/peers.md has their numbers on this kind of machine.
+"""
+
+import argparse
+import os
+import resource
+import time
+
+import embedrec
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="goodbooks", choices=sorted(embedrec.datasets.SHAPES))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--factors", type=int, nargs="+", default=[32, 100])
+    args = parser.parse_args()
+    start = time.perf_counter()
+    df = embedrec.datasets.synthetic(shape=args.shape, seed=0)
+    train, test = embedrec.train_test_split(df, test_size=0.1, seed=42)
+    del df
+    print(f"{args.shape}-shaped: {len(train):,} training ratings ({time.perf_counter() - start:.0f} s to generate); "
+          f"{os.cpu_count()} cores")
+    print(f"{'k':>4} {'s/epoch':>8} {'M ratings/s':>12} {'test RMSE':>10}")
+    for k in args.factors:
+        model = embedrec.MatrixFactorization(n_factors=k, epochs=args.epochs)
+        history = model.fit(train)
+        best = min(history["seconds"])
+        rmse = embedrec.rmse(test["rating"], model.predict(test, unknown="mean"))
+        print(f"{k:>4} {best:8.3f} {len(train) / best / 1e6:12.1f} {rmse:10.4f}", flush=True)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
