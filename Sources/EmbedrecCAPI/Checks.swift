@@ -35,3 +35,27 @@ enum Check {
         return Int(x)
     }
 }
+
+extension Check {
+    /// The training options both trainer constructors take, decoded and range-checked.
+    static func trainOptions(optimizer: Int32, schedule: Int32, epochs: Int32, batchSize: Int32, lr: Double,
+                             weightDecay: Double, threads: Int32, seed: UInt64) throws -> TrainOptions {
+        guard let opt = Optimizer(rawValue: optimizer) else {
+            throw CoreError.invalid("optimizer must be 0 (sgd) or 1 (adam), got \(optimizer)")
+        }
+        guard let sched = Schedule(rawValue: schedule) else {
+            throw CoreError.invalid("schedule must be 0 (constant) or 1 (one-cycle), got \(schedule)")
+        }
+        var options = TrainOptions()
+        options.optimizer = opt
+        options.schedule = sched
+        options.epochs = Int(epochs)
+        options.batchSize = Int(batchSize)
+        options.learningRate = try finite(lr, "lr")
+        options.weightDecay = try finite(weightDecay, "weight_decay")
+        options.threads = Int(threads)
+        options.seed = seed
+        try options.validate()
+        return options
+    }
+}

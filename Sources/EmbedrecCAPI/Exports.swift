@@ -236,22 +236,8 @@ public func embedrecTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Unsafe
         let m = try model(h)
         let count = try Check.length(n, "n")
         guard count > 0 else { throw CoreError.invalid("there are no training ratings (n = 0)") }
-        var options = TrainOptions()
-        guard let opt = Optimizer(rawValue: optimizer) else {
-            throw CoreError.invalid("optimizer must be 0 (sgd) or 1 (adam), got \(optimizer)")
-        }
-        guard let sched = Schedule(rawValue: schedule) else {
-            throw CoreError.invalid("schedule must be 0 (constant) or 1 (one-cycle), got \(schedule)")
-        }
-        options.optimizer = opt
-        options.schedule = sched
-        options.epochs = Int(epochs)
-        options.batchSize = Int(batchSize)
-        options.learningRate = try Check.finite(lr, "lr")
-        options.weightDecay = try Check.finite(weightDecay, "weight_decay")
-        options.threads = Int(threads)
-        options.seed = seed
-        try options.validate()
+        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
         let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
                                  items: try Check.pointer(items, "items", count: count),
                                  ratings: try Check.pointer(ratings, "ratings", count: count),

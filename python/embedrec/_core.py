@@ -12,7 +12,20 @@ from . import _lib
 from ._lib import as_float32, as_int32, check, lib, ptr
 
 
-class CoreMF:
+class _CoreModel:
+    """Owns one model handle of the core (freed once, explicitly or when collected)."""
+
+    _handle = None
+
+    @property
+    def handle(self):
+        return self._handle.value
+
+    def close(self):
+        self._handle.close()
+
+
+class CoreMF(_CoreModel):
     """A matrix-factorisation model in the core."""
 
     def __init__(self, n_users, n_items, n_factors, biases, non_negative, y_range, init_std, seed):
@@ -23,13 +36,6 @@ class CoreMF:
                                                float(init_std), int(seed) % 2**64, out),
             lib.embedrec_model_free,
         )
-
-    @property
-    def handle(self):
-        return self._handle.value
-
-    def close(self):
-        self._handle.close()
 
     def shape(self):
         nu, ni, k = c_int64(), c_int64(), c_int32()
@@ -173,7 +179,7 @@ class CoreTrainer:
         return loss.value, mae.value, seconds.value
 
 
-class CoreNet:
+class CoreNet(_CoreModel):
     """A network in the core (the neural models). ``user_node`` / ``item_node`` name the
     embedding nodes exposed as the model's user and item embeddings (for similarity and PCA)."""
 
@@ -189,13 +195,6 @@ class CoreNet:
                                                 int(seed) % 2**64, out),
             lib.embedrec_model_free,
         )
-
-    @property
-    def handle(self):
-        return self._handle.value
-
-    def close(self):
-        self._handle.close()
 
     def param_size(self, node, which):
         n = c_int64()
