@@ -166,3 +166,13 @@ public func embedrecNetTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Uns
         out.pointee = registry.register(TrainerBox(trainer))
     }
 }
+
+@_cdecl("embedrec_net_trainer_freeze")
+public func embedrecNetTrainerFreeze(_ h: UnsafeMutableRawPointer?, _ firstUser: Int64) -> Int32 {
+    status {
+        guard let trainer = try registry.lookup(h, as: TrainerBox.self, kind: "trainer").trainer as? NetworkTrainer else {
+            throw CoreError(.invalidHandle, "handle \(h!) is not a network trainer")
+        }
+        trainer.firstTrainableUser = try Check.int(firstUser, "first_user", in: 0...Int64(trainer.network.nUsers - 1))
+    }
+}

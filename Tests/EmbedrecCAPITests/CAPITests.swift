@@ -271,3 +271,32 @@ final class NetworkCAPITests: XCTestCase {
         XCTAssertNil(net)
     }
 }
+
+final class MiscCAPITests: XCTestCase {
+    func testProgressLiveHandlesAndFreezeRejectBadArguments() {
+        XCTAssertEqual(embedrec_live_handles(nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+        var before: Int64 = 0
+        XCTAssertEqual(embedrec_live_handles(&before), EMBEDREC_OK)
+        var model: EmbedrecModelHandle?
+        XCTAssertEqual(embedrec_mf_create(3, 3, 2, 1, 0, 0, 0, 0, 0.1, 1, &model), EMBEDREC_OK)
+        var after: Int64 = 0
+        XCTAssertEqual(embedrec_live_handles(&after), EMBEDREC_OK)
+        XCTAssertEqual(after, before + 1)
+        var users: [Int32] = [0, 1], items: [Int32] = [1, 2], ratings: [Float] = [3, 4]
+        var trainer: EmbedrecTrainerHandle?
+        XCTAssertEqual(embedrec_trainer_create(model, &users, &items, &ratings, 2, 0, 0, 1, 1, 0.01, 0, 1, 0, &trainer), EMBEDREC_OK)
+        var done: Int64 = -1, total: Int64 = -1, loss = -1.0
+        XCTAssertEqual(embedrec_trainer_progress(trainer, &done, &total, &loss), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_trainer_run_epoch(trainer, nil, nil, nil), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_trainer_progress(trainer, &done, &total, &loss), EMBEDREC_OK)
+        XCTAssertEqual([done, total], [2, 2])
+        XCTAssertEqual(embedrec_trainer_progress(nil, &done, nil, nil), EMBEDREC_ERR_INVALID_HANDLE)
+        // Freezing is for network trainers only.
+        XCTAssertEqual(embedrec_net_trainer_freeze(trainer, 0), EMBEDREC_ERR_INVALID_HANDLE)
+        XCTAssertEqual(embedrec_net_trainer_freeze(nil, 0), EMBEDREC_ERR_INVALID_HANDLE)
+        XCTAssertEqual(embedrec_trainer_free(trainer), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_model_free(model), EMBEDREC_OK)
+        XCTAssertEqual(embedrec_live_handles(&after), EMBEDREC_OK)
+        XCTAssertEqual(after, before)
+    }
+}

@@ -6,6 +6,7 @@ prediction, so every model behaves the same way from Python.
 """
 
 import threading
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,18 @@ class Fitted:
         self.seen_users, self.seen_items = user_rows, item_rows
         self._seen_csr = None
 
+    def with_users(self, core, batch):
+        """A Fitted over ``core``, whose user table has the old users (replaced ones re-estimated
+        in place) followed by the fresh ones of ``batch``, in order. The folded-in ratings become
+        those users' seen items, replacing what they had."""
+        fresh = batch.known < 0
+        index = self.users.index.append(pd.Index(np.asarray(batch.users, dtype=object)[fresh]))
+        rows = batch.final_rows(len(self.users))
+        replaced = np.isin(self.seen_users, rows[~fresh])
+        seen_users = np.concatenate([self.seen_users[~replaced], rows[batch.codes].astype(np.int32)])
+        seen_items = np.concatenate([self.seen_items[~replaced], batch.item_rows.astype(np.int32)])
+        return Fitted(core, IdMap(index), self.items, self.columns, seen_users, seen_items)
+
     def seen_csr(self):
         """Training (user row -> item rows) as CSR (indptr, indices), built on first use."""
         if self._seen_csr is None:
@@ -34,6 +47,23 @@ class Fitted:
             np.cumsum(np.bincount(self.seen_users, minlength=len(self.users)), out=indptr[1:])
             self._seen_csr = (indptr, self.seen_items[order])
         return self._seen_csr
+
+
+class FoldInBatch:
+    """The ratings given to ``fold_in``, mapped: ``users`` the distinct raw user ids, ``codes``
+    each rating's position in ``users``, ``known`` each user's current row (-1 when new),
+    ``item_rows`` and ``ratings`` per rating."""
+
+    def __init__(self, users, codes, known, item_rows, ratings):
+        self.users, self.codes, self.known = users, codes, known
+        self.item_rows, self.ratings = item_rows, ratings
+
+    def final_rows(self, n_old):
+        """Each folded-in user's row in the new table: its old row, or a new one after n_old."""
+        rows = self.known.astype(np.int64).copy()
+        fresh = rows < 0
+        rows[fresh] = n_old + np.arange(int(fresh.sum()))
+        return rows
 
 
 class Recommender:
@@ -219,6 +249,46 @@ class Recommender:
         user_rows = state.users.rows(users, "user", unknown)
         item_rows = state.items.rows(items, "item", unknown)
         return state.core.predict(user_rows, item_rows, self.n_threads)
+
+    # ----- new users without retraining -------------------------------------------------------
+    def fold_in(self, df, user=None, item=None, rating=None, replace=False):
+        """Adds users not seen in training (or re-estimates known ones with ``replace=True``)
+        from their ratings, keeping everything learned about the items fixed, so that
+        ``predict`` and ``recommend`` work for them without retraining. Ratings of items the
+        model does not know are ignored (with a warning). Columns default to the names used in
+        ``fit``. Returns the raw ids of the users folded in.
+
+        How each model solves for the new users is in its own ``fold_in`` notes."""
+        with self._exclusive("fold_in"):
+            state = self._state()
+            batch = self._fold_in_batch(state, df, user, item, rating, replace)
+            self._fitted = state.with_users(self._fold_in_core(state, batch), batch)
+            return batch.users.to_numpy() if hasattr(batch.users, "to_numpy") else np.asarray(batch.users)
+
+    def _fold_in_batch(self, state, df, user, item, rating, replace):
+        _frame.require_frame(df)
+        implicit = not self._needs_ratings()
+        roles = [("user", user or state.columns[0]), ("item", item or state.columns[1])]
+        if not implicit:
+            roles.append(("rating", rating or state.columns[2]))
+        names = _frame.resolve_columns(df, roles)
+        ratings = (_frame.ratings_array(df[names[2]], names[2]).astype(np.float64) if not implicit
+                   else np.ones(len(df)))
+        item_rows = state.items.rows(df[names[1]], "item", unknown="mean")
+        if (item_rows < 0).any():
+            warnings.warn(f"{int((item_rows < 0).sum())} rating(s) of items unknown to the model were ignored",
+                          stacklevel=3)
+        keep = item_rows >= 0
+        if not keep.any():
+            raise InvalidArgumentError("none of the ratings is of an item the model knows; nothing to fold in")
+        codes, new_users = pd.factorize(df[names[0]][keep])
+        if (codes < 0).any():
+            raise InvalidArgumentError(f"the {names[0]} column has missing ids")
+        known = state.users.rows(new_users, "user", unknown="mean")
+        if (known >= 0).any() and not replace:
+            shown = ", ".join(repr(u) for u in new_users[known >= 0][:5])
+            raise InvalidArgumentError(f"user id(s) already in the model: {shown}; pass replace=True to re-estimate them")
+        return FoldInBatch(new_users, codes, known, item_rows[keep], ratings[keep])
 
     # ----- display --------------------------------------------------------------------------
     def _repr_html_(self):

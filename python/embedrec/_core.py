@@ -289,3 +289,8 @@ class CoreNetTrainer(CoreTrainer):
                 float(weight_decay), int(n_threads), int(seed) % 2**64, out),
             lib.embedrec_trainer_free,
         )
+
+
+def freeze_all_but_new_users(trainer, first_user):
+    """Makes a network trainer update only the user embedding rows from ``first_user`` on."""
+    check(lib.embedrec_net_trainer_freeze(trainer._handle.value, int(first_user)))

@@ -71,6 +71,7 @@ _SIGNATURES = {
     "embedrec_net_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32,
                                               c_int32, c_int32, c_int32, c_int32, c_double, c_double, c_int32,
                                               c_uint64, _handle_out]),
+    "embedrec_net_trainer_freeze": (c_int32, [c_void_p, c_int64]),
     "embedrec_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, c_int32,
                                           c_int32, c_int32, c_double, c_double, c_int32, c_uint64, _handle_out]),
     "embedrec_trainer_run_epoch": (c_int32, [c_void_p, _f64p, _f64p, _f64p]),

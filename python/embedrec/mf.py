@@ -1,18 +1,15 @@
 """Matrix factorisation: the dot product of user and item embeddings, with biases and a
 sigmoid output range as options (fastai's ``EmbeddingDotBias``, Funk SVD, Surprise's SVD)."""
 
-import numbers
 import warnings
 
 import numpy as np
-import pandas as pd
 
-from . import _frame, _lib
-from ._base import Fitted, Recommender
+from . import _lib
+from ._base import Recommender
 from ._checks import check_bool, check_y_range
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
-from ._ids import IdMap
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
 
@@ -216,54 +213,43 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
 
     # ----- new users without retraining ------------------------------------------------------
     def fold_in(self, df, user=None, item=None, rating=None, replace=False):
-        """Adds users not seen in training (or re-estimates known ones with ``replace=True``)
-        from their ratings, keeping every item embedding and bias fixed, so that ``predict``
-        and ``recommend`` work for them without retraining.
+        """Embeddings and biases for users not seen in training (see ``Recommender.fold_in``).
 
         Each user's embedding and bias solve the training objective with the item side fixed:
         a ridge regression, ``min Σ (r - ŷ)² + weight_decay · n_u · (‖p‖² + b²)``, exact for the
-        plain models and solved by Gauss–Newton steps with ``y_range``. Ratings of items the
-        model does not know are ignored (with a warning). Columns default to the names used in
-        ``fit``. Returns the raw ids of the users folded in.
-        """
-        with self._exclusive("fold_in"):
-            return self._fold_in(df, user, item, rating, replace)
+        plain models and solved by Gauss–Newton steps with ``y_range``."""
+        return super().fold_in(df, user, item, rating, replace)
 
-    def _fold_in(self, df, user, item, rating, replace):
-        state = self._state()
-        names = [user or state.columns[0], item or state.columns[1], rating or state.columns[2]]
-        _frame.require_frame(df)
-        names = _frame.resolve_columns(df, [("user", names[0]), ("item", names[1]), ("rating", names[2])])
-        ratings = _frame.ratings_array(df[names[2]], names[2]).astype(np.float64)
-        item_rows = state.items.rows(df[names[1]], "item", unknown="mean")
-        if (item_rows < 0).any():
-            warnings.warn(f"{int((item_rows < 0).sum())} rating(s) of items unknown to the model were ignored",
-                          stacklevel=2)
-        keep = item_rows >= 0
-        codes, new_users = pd.factorize(df[names[0]][keep])
-        if (codes < 0).any():
-            raise InvalidArgumentError(f"the {names[0]} column has missing ids")
-        known = state.users.rows(new_users, "user", unknown="mean")
-        if (known >= 0).any() and not replace:
-            shown = ", ".join(repr(u) for u in new_users[known >= 0][:5])
-            raise InvalidArgumentError(f"user id(s) already in the model: {shown}; pass replace=True to re-estimate them")
+    def _fold_in_core(self, state, batch):
         p = self.params
         k, core = p["n_factors"], state.core
         Q = core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), k).astype(np.float64)
         bi = core.get_array(_lib.ITEM_BIAS).astype(np.float64)
         g = float(core.get_array(_lib.GLOBAL_BIAS)[0])
-        vectors = np.zeros((len(new_users), k), dtype=np.float32)
-        biases = np.zeros(len(new_users), dtype=np.float32)
-        rows_kept, r_kept = item_rows[keep], ratings[keep]
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(new_users) + 1))
-        for j in range(len(new_users)):
+        vectors = np.zeros((len(batch.users), k), dtype=np.float32)
+        biases = np.zeros(len(batch.users), dtype=np.float32)
+        order = np.argsort(batch.codes, kind="stable")
+        bounds = np.searchsorted(batch.codes[order], np.arange(len(batch.users) + 1))
+        for j in range(len(batch.users)):
             sel = order[bounds[j]:bounds[j + 1]]
-            x = self._solve_user(Q[rows_kept[sel]], bi[rows_kept[sel]] + g, r_kept[sel], p)
+            rows = batch.item_rows[sel]
+            x = self._solve_user(Q[rows], bi[rows] + g, batch.ratings[sel], p)
             vectors[j] = x[:k]
             biases[j] = x[k] if p["biases"] else 0.0
-        self._add_users(state, new_users, known, vectors, biases, codes, rows_kept)
-        return new_users.to_numpy() if hasattr(new_users, "to_numpy") else np.asarray(new_users)
+        # A new core with the users' rows: readers of the old one are never disturbed.
+        rows = batch.final_rows(len(state.users))
+        fresh = batch.known < 0
+        P = core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1)
+        P = np.vstack([P, vectors[fresh]])
+        bu = np.concatenate([core.get_array(_lib.USER_BIAS), biases[fresh]])
+        P[rows[~fresh]] = vectors[~fresh]
+        bu[rows[~fresh]] = biases[~fresh]
+        new = CoreMF(len(P), len(state.items), k, p["biases"], p["non_negative"], p["y_range"], p["init_std"], p["seed"])
+        new.set_array(_lib.USER_FACTORS, P)
+        new.set_array(_lib.USER_BIAS, bu)
+        for which in (_lib.ITEM_FACTORS, _lib.ITEM_BIAS, _lib.GLOBAL_BIAS):
+            new.set_array(which, core.get_array(which))
+        return new
 
     @staticmethod
     def _solve_user(Q, offset, r, p):
@@ -288,30 +274,3 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         if p["non_negative"]:
             x[:k] = np.maximum(x[:k], 0)
         return x
-
-    def _add_users(self, state, new_users, known, vectors, biases, codes, item_rows):
-        """Publishes a model with the folded-in users: replaced rows are overwritten, new ids
-        appended; a new core is built so readers of the old one are never disturbed."""
-        p = self.params
-        old_core = state.core
-        P = old_core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1)
-        bu = old_core.get_array(_lib.USER_BIAS)
-        fresh = known < 0
-        rows = known.copy()
-        rows[fresh] = len(state.users) + np.arange(int(fresh.sum()))
-        P = np.vstack([P, vectors[fresh]])
-        bu = np.concatenate([bu, biases[fresh]])
-        P[rows[~fresh]] = vectors[~fresh]
-        bu[rows[~fresh]] = biases[~fresh]
-        core = CoreMF(len(P), len(state.items), p["n_factors"], p["biases"], p["non_negative"], p["y_range"],
-                      p["init_std"], p["seed"])
-        core.set_array(_lib.USER_FACTORS, P)
-        core.set_array(_lib.USER_BIAS, bu)
-        for which in (_lib.ITEM_FACTORS, _lib.ITEM_BIAS, _lib.GLOBAL_BIAS):
-            core.set_array(which, old_core.get_array(which))
-        index = state.users.index.append(pd.Index(np.asarray(new_users, dtype=object)[fresh]))
-        # The folded-in ratings become these users' seen items (replacing the old ones).
-        replaced = np.isin(state.seen_users, rows[~fresh])
-        seen_users = np.concatenate([state.seen_users[~replaced], rows[codes].astype(np.int32)])
-        seen_items = np.concatenate([state.seen_items[~replaced], item_rows.astype(np.int32)])
-        self._fitted = Fitted(core, IdMap(index), state.items, state.columns, seen_users, seen_items)

@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 
 from . import _lib
-from ._base import Fitted, Recommender
+from ._base import Recommender
 from ._checks import check_bool, check_choice, check_float, check_int, check_y_range
-from ._core import CoreNet, CoreNetTrainer
+from ._core import CoreNet, CoreNetTrainer, freeze_all_but_new_users
 from ._graph import Graph
-from ._ids import IdMap
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError, NotFittedError
 
@@ -143,6 +142,81 @@ class NetworkModel(EmbeddingQueries, Recommender):
                     weights[node["name"] + "/kernel"] = w.reshape(node["width"], -1)
                     weights[node["name"] + "/bias"] = state.core.get_param(j, 1)
         return weights
+
+    @property
+    def user_bias(self):
+        """float32 (n_users,): the per-user bias of ``EmbeddingNN(biases=True)``; zeros when
+        the network has none."""
+        return self._bias_table("user_bias", self._state().users)
+
+    @property
+    def item_bias(self):
+        """float32 (n_items,): the per-item bias of ``EmbeddingNN(biases=True)``; zeros when
+        the network has none."""
+        return self._bias_table("item_bias", self._state().items)
+
+    def _bias_table(self, name, ids):
+        weights = self.get_weights()
+        return weights[name].ravel() if name in weights else np.zeros(len(ids), dtype=np.float32)
+
+    # ----- new users without retraining ------------------------------------------------------
+    def fold_in(self, df, user=None, item=None, rating=None, replace=False, epochs=20):
+        """Users not seen in training (see ``Recommender.fold_in``): their embedding rows are
+        trained for ``epochs`` epochs on their ratings with every other parameter of the network
+        frozen (item tables, dense layers, other users), using the model's optimiser, batch size,
+        learning rate and weight decay at a constant rate."""
+        check_int("epochs", epochs, 1, 10_000)
+        self._fold_in_epochs = epochs
+        return super().fold_in(df, user, item, rating, replace)
+
+    def _fold_in_core(self, state, batch):
+        p = self.params
+        n_old, m, n_items = len(state.users), len(batch.users), len(state.items)
+        old = state.core
+        # A network with room for every folded-in user after the old ones; the new rows keep
+        # this network's random initialisation, every other parameter is copied.
+        wide = self._create_core(n_old + m, n_items)
+        self._copy_parameters(old, wide)
+        trainer = CoreNetTrainer(wide, n_old + batch.codes, batch.item_rows, batch.ratings, p["loss"], self._negatives,
+                                 p["optimizer"], "constant", self._fold_in_epochs, p["batch_size"], p["lr"],
+                                 p["weight_decay"], p["n_threads"], p["seed"])
+        try:
+            freeze_all_but_new_users(trainer, n_old)
+            for _ in range(self._fold_in_epochs):
+                trainer.run_epoch()
+        finally:
+            trainer.close()
+        fresh = batch.known < 0
+        if fresh.all():
+            return wide
+        # Re-estimated users go back to their own rows; only fresh users are appended.
+        final = self._create_core(n_old + int(fresh.sum()), n_items)
+        g = self.graph(n_old + m, n_items)
+        for j, node in enumerate(g.nodes):
+            for which in (0, 1):
+                if not final.param_size(j, which):
+                    continue
+                values = wide.get_param(j, which)
+                if which == 0 and node["type"] == "Embedding" and node["ints"][5] == 0:  # a user table
+                    table = values.reshape(n_old + m, -1)
+                    merged = np.vstack([table[:n_old], table[n_old:][fresh]])
+                    merged[batch.known[~fresh]] = table[n_old:][~fresh]
+                    values = merged
+                final.set_param(j, which, values)
+        return final
+
+    def _copy_parameters(self, source, target):
+        """Copies every parameter of ``source`` into ``target`` (which may have more users)."""
+        for j in range(source.n_nodes):
+            for which in (0, 1):
+                size = source.param_size(j, which)
+                if not size:
+                    continue
+                values = source.get_param(j, which)
+                wider = target.param_size(j, which)
+                if wider != size:  # a user table with extra rows: keep the target's new rows
+                    values = np.concatenate([values, target.get_param(j, which)[size:]])
+                target.set_param(j, which, values)
 
     # ----- saving --------------------------------------------------------------------------
     def _saved_params(self):

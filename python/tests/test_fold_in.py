@@ -73,3 +73,51 @@ def test_fold_in_on_ml100k_is_within_0_02_of_full_training(kwargs):
     full_rmse = embedrec.rmse(mine["rating"], full.predict(mine, unknown="mean"))
     folded_rmse = embedrec.rmse(mine["rating"], partial.predict(mine, unknown="mean"))
     assert folded_rmse <= full_rmse + 0.02, (folded_rmse, full_rmse)
+
+
+NETWORKS = {
+    "concat": lambda: embedrec.EmbeddingNN(8, 8, layers=(16,), epochs=8, weight_decay=0.05),
+    "neumf": lambda: embedrec.NeuMF(gmf_dim=8, mlp_dims=(16, 8), epochs=8, weight_decay=0.05),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_network_fold_in_trains_only_the_new_rows(ratings, name):
+    new = ratings["user"].unique()[:15]
+    train, later = ratings[~ratings["user"].isin(new)], ratings[ratings["user"].isin(new)]
+    model = NETWORKS[name]()
+    model.fit(train)
+    before = model.get_weights()
+    old_users = model.user_ids.copy()
+    model.fold_in(later)
+    after = model.get_weights()
+    n_old = len(old_users)
+    assert model.user_ids[:n_old].tolist() == old_users.tolist()
+    for key, value in before.items():
+        if value.ndim == 2 and value.shape[0] == n_old:  # a user table: old rows unchanged, new rows added
+            np.testing.assert_array_equal(after[key][:n_old], value)
+            assert after[key].shape[0] == n_old + len(new)
+        else:  # everything else frozen
+            np.testing.assert_array_equal(after[key], value)
+    pred = model.predict(later)
+    baseline = embedrec.rmse(later["rating"], np.full(len(later), train["rating"].mean()))
+    assert embedrec.rmse(later["rating"], pred) < baseline
+    # replace=True re-estimates known users in place.
+    model.fold_in(later.head(20), replace=True)
+    assert len(model.user_ids) == n_old + len(new)
+
+
+@pytest.mark.parametrize("make", [lambda: embedrec.EmbeddingNN(50, 50, layers=(100, 50)), lambda: embedrec.NeuMF()],
+                         ids=["EmbeddingNN", "NeuMF"])
+def test_network_fold_in_on_ml100k_is_within_0_02_of_full_training(make):
+    train, test = fixed_split(embedrec.datasets.read_movielens(movielens_file("ml-100k/u.data")))
+    new = np.random.default_rng(0).choice(train["user"].unique(), 150, replace=False)
+    full, partial = make(), make()
+    full.fit(train)
+    partial.fit(train[~train["user"].isin(new)])
+    with pytest.warns(UserWarning, match="items unknown to the model"):
+        partial.fold_in(train[train["user"].isin(new)])
+    mine = test[test["user"].isin(new)]
+    full_rmse = embedrec.rmse(mine["rating"], full.predict(mine, unknown="mean"))
+    folded_rmse = embedrec.rmse(mine["rating"], partial.predict(mine, unknown="mean"))
+    assert folded_rmse <= full_rmse + 0.02, (folded_rmse, full_rmse)

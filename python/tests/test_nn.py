@@ -180,3 +180,15 @@ def test_ml100k_accuracy_with_defaults(name):
     assert embedrec.rmse(test["rating"], model.predict(test, unknown="mean")) <= bar
     if "non_negative" in name:
         assert (model.user_embeddings >= 0).all() and (model.item_embeddings >= 0).all()
+
+
+def test_network_biases_and_mae_loss(ratings):
+    model = embedrec.EmbeddingNN(8, 8, layers=(8,), combine="product", biases=True, loss="mae", epochs=4)
+    history = model.fit(ratings)
+    assert model.user_bias.shape == (len(model.user_ids),) and model.item_bias.shape == (len(model.item_ids),)
+    np.testing.assert_array_equal(model.user_bias, model.get_weights()["user_bias"].ravel())
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history["train_loss"] == pytest.approx(history["train_mae"])  # with the MAE loss, loss is the MAE
+    plain = embedrec.EmbeddingNN(8, 8, layers=(8,), epochs=1)
+    plain.fit(ratings)
+    assert not plain.user_bias.any()

@@ -200,6 +200,11 @@ int32_t embedrec_net_trainer_create(EmbedrecModelHandle net, const int32_t *user
                                     double lr, double weight_decay, int32_t n_threads, uint64_t seed,
                                     EmbedrecTrainerHandle *out);
 
+/* Freezes a network trainer's network except the user embedding rows from first_user on
+ * (0 <= first_user < n_users): only those rows are updated by later epochs. Used to fold new
+ * users into a trained network without changing anything else. */
+int32_t embedrec_net_trainer_freeze(EmbedrecTrainerHandle trainer, int64_t first_user);
+
 /*
  * Starts a training run of a matrix-factorisation model: `epochs` epochs on n ratings (copied; the caller may free its arrays
  * on return). If the model has never been trained or loaded, its global bias is set so that

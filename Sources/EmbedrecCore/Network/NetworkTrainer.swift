@@ -18,7 +18,7 @@ public enum Loss: Int32 {
 /// draws that many negatives per positive uniformly from the items the user has not interacted
 /// with.
 public final class NetworkTrainer: Trainer {
-    let network: Network
+    public let network: Network
     let data: RatingSet
     let options: TrainOptions
     let loss: Loss
@@ -35,6 +35,9 @@ public final class NetworkTrainer: Trainer {
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private let biasMoments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private var rng: Xoshiro256
+    /// When set, only user-side embedding rows from this row on are updated; every other
+    /// parameter stays as it is (folding new users into a trained network).
+    public var firstTrainableUser: Int? = nil
     /// Positives per user, sorted (CSR), for rejecting sampled negatives.
     private let seenIndptr: Buffer<Int>?
     private let seenItems: Buffer<Int32>?
@@ -257,6 +260,7 @@ public final class NetworkTrainer: Trainer {
         let bc1 = 1 - Float(_pow(Double(b1), Double(step))), bc2 = 1 - Float(_pow(Double(b2), Double(step)))
         let first = chunks[0]
         for (j, node) in network.nodes.enumerated() {
+            if firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
             switch node.kind {
             case .dense:
                 let (gW, gB) = first.dense[j]!
@@ -290,6 +294,7 @@ public final class NetworkTrainer: Trainer {
                 let table = network.weights[j]!
                 for s in 0..<total.count {
                     let row = Int(total.touched[s])
+                    if let first = firstTrainableUser, row < first { continue }
                     let p = table.base + row * width, g = total.grads.base + s * width
                     if adam {
                         AdamTrainer.adamRow(p, moments[j]!.m.base + row * width, moments[j]!.v.base + row * width, g, width, lr, bc1, bc2)
