@@ -263,6 +263,18 @@ public func embedrecTrainerCancel(_ h: UnsafeMutableRawPointer?) -> Int32 {
     status { try trainer(h).cancel.set() }
 }
 
+@_cdecl("embedrec_trainer_set_deterministic")
+public func embedrecTrainerSetDeterministic(_ h: UnsafeMutableRawPointer?, _ on: Int32) -> Int32 {
+    status {
+        guard let sgd = try trainer(h) as? SGDTrainer else { return }
+        if on != 0 {
+            try sgd.model.useGuard.withWriting { sgd.useBlockSchedule(threads: sgd.options.threads) }
+        } else {
+            sgd.grid = nil
+        }
+    }
+}
+
 @_cdecl("embedrec_trainer_progress")
 public func embedrecTrainerProgress(_ h: UnsafeMutableRawPointer?, _ done: UnsafeMutablePointer<Int64>?,
                                     _ total: UnsafeMutablePointer<Int64>?, _ lossSum: UnsafeMutablePointer<Double>?) -> Int32 {

@@ -10,14 +10,16 @@
 /// processed at once without locks (Hogwild): two threads rarely touch the same row at the same
 /// moment, and when they do the lost update is harmless noise. Results then vary slightly
 /// between runs; one thread (or data too small to split) gives identical results for a seed.
-final class SGDTrainer: Trainer {
-    let model: MFModel
-    let data: RatingSet
-    let options: TrainOptions
-    let cancel = CancelFlag()
-    let progress = EpochProgress()
-    private(set) var epochsDone = 0
-    private var rng: Xoshiro256
+public final class SGDTrainer: Trainer {
+    public let model: MFModel
+    var data: RatingSet
+    public let options: TrainOptions
+    public let cancel = CancelFlag()
+    /// Set by `useBlockSchedule`: the deterministic multi-threaded schedule.
+    public var grid: BlockGrid?
+    public let progress = EpochProgress()
+    public var epochsDone = 0
+    var rng: Xoshiro256
     static let blockSize = 1024
     /// The epoch's visiting order of blocks (block b = ratings b*blockSize ..< (b+1)*blockSize).
     private let blockOrder: Buffer<Int32>
@@ -35,7 +37,7 @@ final class SGDTrainer: Trainer {
         for b in 0..<blocks { blockOrder[b] = Int32(b) }
     }
 
-    func runEpoch() throws -> EpochStats {
+    public func runEpoch() throws -> EpochStats {
         try model.useGuard.withWriting { try runEpochLocked() }
     }
 
@@ -48,12 +50,14 @@ final class SGDTrainer: Trainer {
         let reg = options.weightDecay
         let partial = Buffer<Double>(repeating: 0, count: 3 * threads)
         progress.start(total: n)
-        let m = model, cancel = self.cancel, progress = self.progress
-        let k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
-        let ptrs = UncheckedSendable((m.userFactors.base, m.itemFactors.base, m.userBias.base, m.itemBias.base,
-                                     data.users.base, data.items.base, data.ratings.base, blockOrder.base, partial.base))
+        if let grid {
+            return try runGridEpoch(grid, start: start, lr: lr)
+        }
+        let cancel = self.cancel, progress = self.progress
+        let step = SGDStep(model: model, data: data, lr: lr, reg: reg)
+        let ptrs = UncheckedSendable((blockOrder.base, partial.base))
         parallelChunks(count: blocks, chunks: threads) { c, blockRange in
-            let (P, Q, bu, bi, us, its, rs, order, out) = ptrs.value
+            let (order, out) = ptrs.value
             var se = 0.0, ae = 0.0, done = 0
             var reportedLoss = 0.0, reportedDone = 0
             for position in blockRange {
@@ -65,26 +69,9 @@ final class SGDTrainer: Trainer {
                     reportedDone = done
                 }
                 let lo = Int(order[position]) * size, hi = min(lo + size, n)
-                for idx in lo..<hi {
-                    let u = Int(us[idx]), i = Int(its[idx])
-                    let p = P + u &* k, q = Q + i &* k
-                    var raw = m.globalBias + Kernels.dot(p, q, k)
-                    if biases { raw += bu[u] + bi[i] }
-                    let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[idx])
-                    let e = rs[idx] - pred
-                    se += Double(e * e)
-                    ae += Double(abs(e))
-                    let g = -dRaw  // descent direction on the raw score
-                    if biases {
-                        bu[u] += lr * (g - reg * bu[u])
-                        bi[i] += lr * (g - reg * bi[i])
-                    }
-                    Kernels.sgdPairUpdate(p, q, k, g: g, lr: lr, reg: reg)
-                    if nonNegative {
-                        Kernels.clampNonNegative(p, k)
-                        Kernels.clampNonNegative(q, k)
-                    }
-                }
+                let (blockSE, blockAE) = step.run(lo..<hi)
+                se += blockSE
+                ae += blockAE
                 done += hi - lo
             }
             progress.add(done - reportedDone, loss: se - reportedLoss)
@@ -97,6 +84,138 @@ final class SGDTrainer: Trainer {
         }
         var se = 0.0, ae = 0.0, count = 0.0
         for c in 0..<threads { se += partial[3 * c]; ae += partial[3 * c + 1]; count += partial[3 * c + 2] }
+        epochsDone += 1
+        return EpochStats(loss: se / max(count, 1), mae: ae / max(count, 1), seconds: monotonicSeconds() - start)
+    }
+}
+
+/// One SGD pass over a range of the trainer's (already ordered) ratings: the update both
+/// schedules apply. Returns the range's sums of squared and absolute errors.
+struct SGDStep: @unchecked Sendable {
+    let m: MFModel
+    let P, Q, bu, bi: UnsafeMutablePointer<Float>
+    let us, its: UnsafeMutablePointer<Int32>
+    let rs: UnsafeMutablePointer<Float>
+    let lr, reg: Float
+    let k: Int
+    let biases, nonNegative: Bool
+
+    init(model: MFModel, data: RatingSet, lr: Float, reg: Float) {
+        m = model
+        P = model.userFactors.base; Q = model.itemFactors.base
+        bu = model.userBias.base; bi = model.itemBias.base
+        us = data.users.base; its = data.items.base; rs = data.ratings.base
+        self.lr = lr; self.reg = reg
+        k = model.k
+        biases = model.config.biases; nonNegative = model.config.nonNegative
+    }
+
+    @inline(__always)
+    func run(_ range: Range<Int>) -> (Double, Double) {
+        var se = 0.0, ae = 0.0
+        for idx in range {
+            let u = Int(us[idx]), i = Int(its[idx])
+            let p = P + u &* k, q = Q + i &* k
+            var raw = m.globalBias + Kernels.dot(p, q, k)
+            if biases { raw += bu[u] + bi[i] }
+            let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[idx])
+            let e = rs[idx] - pred
+            se += Double(e * e)
+            ae += Double(abs(e))
+            let g = -dRaw  // descent direction on the raw score
+            if biases {
+                bu[u] += lr * (g - reg * bu[u])
+                bi[i] += lr * (g - reg * bi[i])
+            }
+            Kernels.sgdPairUpdate(p, q, k, g: g, lr: lr, reg: reg)
+            if nonNegative {
+                Kernels.clampNonNegative(p, k)
+                Kernels.clampNonNegative(q, k)
+            }
+        }
+        return (se, ae)
+    }
+}
+
+/// The deterministic schedule: users and items cut into T bands each, the ratings sorted into
+/// the T × T blocks they fall in. In round s of an epoch, thread t runs block
+/// (t, (t + s) mod T): the blocks of one round share no user and no item, so no update can
+/// race and the result depends only on the seed and T, never on thread timing.
+public final class BlockGrid {
+    let bands: Int
+    /// Ratings of block b are starts[b] ..< starts[b + 1] (in the trainer's data order).
+    let starts: [Int]
+
+    init(bands: Int, starts: [Int]) {
+        self.bands = bands
+        self.starts = starts
+    }
+}
+
+extension SGDTrainer {
+    /// Switches to the deterministic block schedule for `threads` threads (no-op for one).
+    public func useBlockSchedule(threads requested: Int) {
+        let t = resolveThreads(requested, work: data.count, minPerThread: 200_000)
+        guard t > 1 else { grid = nil; return }
+        let nu = model.config.nUsers, ni = model.config.nItems, n = data.count
+        func block(_ r: Int) -> Int {
+            (Int(data.users[r]) * t / nu) * t + Int(data.items[r]) * t / ni
+        }
+        var counts = [Int](repeating: 0, count: t * t + 1)
+        for r in 0..<n { counts[block(r) + 1] += 1 }
+        for b in 0..<(t * t) { counts[b + 1] += counts[b] }
+        var fill = Array(counts.prefix(t * t))
+        let permutation = Buffer<Int32>(repeating: 0, count: n)
+        for r in 0..<n {
+            let b = block(r)
+            permutation[fill[b]] = Int32(r)
+            fill[b] += 1
+        }
+        data = RatingSet(permuting: data, by: permutation)
+        grid = BlockGrid(bands: t, starts: counts)
+    }
+
+    func runGridEpoch(_ grid: BlockGrid, start: Double, lr: Float) throws -> EpochStats {
+        let t = grid.bands, size = SGDTrainer.blockSize
+        var rounds = (0..<t).map { Int32($0) }
+        rounds.withUnsafeMutableBufferPointer { rng.shuffle($0) }
+        // Each block's chunks of `size` ratings, in an order drawn here, before any thread runs.
+        var chunkOrders: [[Int32]] = []
+        for b in 0..<(t * t) {
+            let chunks = (grid.starts[b + 1] - grid.starts[b] + size - 1) / size
+            var order = (0..<chunks).map { Int32($0) }
+            order.withUnsafeMutableBufferPointer { rng.shuffle($0) }
+            chunkOrders.append(order)
+        }
+        progress.start(total: data.count)
+        let step = SGDStep(model: model, data: data, lr: lr, reg: options.weightDecay)
+        var sums = [Double](repeating: 0, count: 3 * t)
+        let cancel = self.cancel, progress = self.progress
+        for s in rounds {
+            sums.withUnsafeMutableBufferPointer { out in
+                let box = UncheckedSendable((out.baseAddress!, chunkOrders))
+                parallelChunks(count: t, chunks: t) { thread, _ in
+                    let (sumsOut, orders) = box.value
+                    let b = thread * t + (thread + Int(s)) % t
+                    let lo = grid.starts[b], hi = grid.starts[b + 1]
+                    var se = 0.0, ae = 0.0, done = 0
+                    for chunk in orders[b] {
+                        if cancel.isSet { break }
+                        let a = lo + Int(chunk) * size
+                        let (cse, cae) = step.run(a..<min(a + size, hi))
+                        se += cse; ae += cae
+                        done += min(a + size, hi) - a
+                        progress.add(min(a + size, hi) - a, loss: cse)
+                    }
+                    sumsOut[3 * thread] += se
+                    sumsOut[3 * thread + 1] += ae
+                    sumsOut[3 * thread + 2] += Double(done)
+                }
+            }
+            if cancel.isSet { throw CoreError(.cancelled, "training was interrupted") }
+        }
+        var se = 0.0, ae = 0.0, count = 0.0
+        for c in 0..<t { se += sums[3 * c]; ae += sums[3 * c + 1]; count += sums[3 * c + 2] }
         epochsDone += 1
         return EpochStats(loss: se / max(count, 1), mae: ae / max(count, 1), seconds: monotonicSeconds() - start)
     }

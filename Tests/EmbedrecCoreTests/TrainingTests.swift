@@ -119,3 +119,39 @@ final class ProgressTests: XCTestCase {
         }
     }
 }
+
+final class BlockScheduleTests: XCTestCase {
+    func testBlockScheduleIsRepeatableAndSortsRatingsIntoBands() throws {
+        var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
+        var rng = Xoshiro256(seed: 4)
+        for _ in 0..<450_000 {
+            users.append(Int32(rng.nextIndex(below: 3_000)))
+            items.append(Int32(rng.nextIndex(below: 500)))
+            ratings.append(Float(1 + rng.nextIndex(below: 5)))
+        }
+        func run() throws -> ([Float], BlockGrid?, [Int32], [Int32]) {
+            let data = try RatingSet(users: users, items: items, ratings: ratings, count: users.count, nUsers: 3_000, nItems: 500)
+            let model = try MFModel(config: MFConfig(nUsers: 3_000, nItems: 500, nFactors: 4), initStd: 0.1, seed: 1)
+            var options = TrainOptions()
+            options.threads = 2
+            options.epochs = 2
+            let trainer = try makeTrainer(model: model, data: data, options: options) as! SGDTrainer
+            trainer.useBlockSchedule(threads: 2)
+            for _ in 0..<2 { _ = try trainer.runEpoch() }
+            return (Array(model.itemFactors.buffer), trainer.grid, Array(trainer.data.users.buffer), Array(trainer.data.items.buffer))
+        }
+        let (first, grid, us, its) = try run()
+        let (second, _, _, _) = try run()
+        XCTAssertEqual(first, second)
+        let g = try XCTUnwrap(grid)
+        XCTAssertEqual(g.bands, 2)
+        XCTAssertEqual(g.starts.last, users.count)
+        // Every rating of block b lies in b's user band and item band.
+        for b in 0..<4 {
+            for r in g.starts[b]..<g.starts[b + 1] {
+                XCTAssertEqual(Int(us[r]) * 2 / 3_000, b / 2)
+                XCTAssertEqual(Int(its[r]) * 2 / 500, b % 2)
+            }
+        }
+    }
+}

@@ -127,6 +127,9 @@ class CoreTrainer:
     def cancel(self):
         check(lib.embedrec_trainer_cancel(self._handle.value))
 
+    def set_deterministic(self, on=True):
+        check(lib.embedrec_trainer_set_deterministic(self._handle.value, int(bool(on))))
+
     def progress(self):
         """(examples done, examples in the epoch, their loss sum) of the running epoch."""
         done, total, loss = c_int64(), c_int64(), c_double()

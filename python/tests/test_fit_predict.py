@@ -194,3 +194,19 @@ def test_recommend_skips_seen_items_and_ranks(fitted, ratings):
     assert len(with_seen) == len(fitted.item_ids)
     only = fitted.recommend(users[0], k=3, items=fitted.item_ids[:2], exclude_seen=False)
     assert set(only["item"]) <= set(fitted.item_ids[:2]) and len(only) == 2
+
+
+def test_deterministic_sgd_is_identical_across_multithreaded_runs():
+    rng = np.random.default_rng(0)
+    n = 500_000  # enough for two threads (at least 200k ratings each)
+    df = pd.DataFrame({"user": rng.integers(0, 20_000, n), "item": rng.integers(0, 3_000, n),
+                       "rating": rng.integers(1, 6, n).astype(float)})
+    runs = []
+    for _ in range(2):
+        model = embedrec.MatrixFactorization(n_factors=8, epochs=2, n_threads=2, deterministic=True)
+        history = model.fit(df)
+        runs.append((model.item_embeddings, history["train_loss"]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    with pytest.raises(embedrec.InvalidArgumentError, match="deterministic"):
+        embedrec.MatrixFactorization(deterministic="yes")

@@ -228,6 +228,13 @@ int32_t embedrec_trainer_run_epoch(EmbedrecTrainerHandle trainer, double *loss, 
  * handler's thread included). The flag stays set until embedrec_trainer_reset_cancel. */
 int32_t embedrec_trainer_cancel(EmbedrecTrainerHandle trainer);
 
+/* With `on` non-zero, makes later epochs of an SGD trainer use the deterministic schedule of
+ * non-conflicting blocks: results then depend only on the seed and the thread count, not on
+ * thread timing (the default lock-free schedule can differ slightly between runs with more
+ * than one thread). Adam and network trainers are deterministic already; for them this is a
+ * no-op. Call it before the first epoch. */
+int32_t embedrec_trainer_set_deterministic(EmbedrecTrainerHandle trainer, int32_t on);
+
 /* Progress of the epoch running now (or the last one): examples done, examples in the epoch,
  * and the sum of their losses (divide by done for the running loss). Safe from any thread while
  * the epoch runs; any output may be NULL. */
