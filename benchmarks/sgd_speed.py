@@ -3,8 +3,8 @@
     python benchmarks/sgd_speed.py [--shape goodbooks|ml-20m] [--epochs 3] [--factors 32 100]
 
 Prints seconds per epoch (best of the epochs: the machines are noisy), million ratings per
-second, test RMSE on the default_rng(42) 90/10 split, and the process's peak RSS. Peers (LIBMF,
-cornac) are not driven yet; notes/peers.md has their numbers on this kind of machine.
+second, test RMSE on the default_rng(42) 90/10 split, and the process's peak RSS. For the
+comparison with LIBMF and cornac on the same data, see benchmarks/peers.py.
 """
 
 import argparse

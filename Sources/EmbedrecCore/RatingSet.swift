@@ -56,6 +56,18 @@ public final class RatingSet {
         }
     }
 
+    /// Shuffles the ratings in place (the three arrays in lockstep), without a second copy.
+    public func shuffle(using rng: inout Xoshiro256) {
+        var i = count - 1
+        while i > 0 {
+            let j = rng.nextIndex(below: i + 1)
+            (users[i], users[j]) = (users[j], users[i])
+            (items[i], items[j]) = (items[j], items[i])
+            (ratings[i], ratings[j]) = (ratings[j], ratings[i])
+            i -= 1
+        }
+    }
+
     public var mean: Double {
         var s = 0.0
         for r in 0..<count { s += Double(ratings[r]) }

@@ -28,10 +28,9 @@ public final class SGDTrainer: Trainer {
         self.model = model
         self.options = options
         rng = Xoshiro256(seed: options.seed ^ 0x5EED_5EED)
-        let permutation = Buffer<Int32>(repeating: 0, count: data.count)
-        for r in 0..<data.count { permutation[r] = Int32(truncatingIfNeeded: r) }
-        rng.shuffle(permutation.buffer)
-        self.data = RatingSet(permuting: data, by: permutation)
+        // The trainer owns `data` (the C layer copied it for this run): shuffle it in place.
+        data.shuffle(using: &rng)
+        self.data = data
         let blocks = (data.count + SGDTrainer.blockSize - 1) / SGDTrainer.blockSize
         blockOrder = Buffer(repeating: 0, count: blocks)
         for b in 0..<blocks { blockOrder[b] = Int32(b) }

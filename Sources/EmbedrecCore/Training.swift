@@ -75,6 +75,8 @@ public protocol Trainer: AnyObject {
     func runEpoch() throws -> EpochStats
 }
 
+/// A trainer for `model` on `data`. The trainer takes `data` over and may reorder it in place
+/// (SGD shuffles it once), so pass a set made for this run.
 public func makeTrainer(model: MFModel, data: RatingSet, options: TrainOptions) throws -> Trainer {
     try options.validate()
     guard data.count > 0 else { throw CoreError.invalid("there are no training ratings") }
