@@ -42,6 +42,14 @@ public final class RatingSet {
         }
     }
 
+    /// `count` zero entries, for a trainer to fill with indices it has already validated.
+    init(zeros count: Int) {
+        self.count = count
+        users = Buffer(repeating: 0, count: count)
+        items = Buffer(repeating: 0, count: count)
+        ratings = Buffer(repeating: 0, count: count)
+    }
+
     /// A copy with entry r taken from `source` at `permutation[r]` (indices already valid).
     public init(permuting source: RatingSet, by permutation: Buffer<Int32>) {
         count = source.count

@@ -41,9 +41,8 @@ public final class NetworkTrainer: Trainer {
     /// Positives per user, sorted (CSR), for rejecting sampled negatives.
     private let seenIndptr: Buffer<Int>?
     private let seenItems: Buffer<Int32>?
-    // The epoch's examples.
-    private let epochUsers, epochItems: Buffer<Int32>
-    private let epochTargets: Buffer<Float>
+    /// The epoch's examples (positives and sampled negatives), shuffled.
+    private let epoch: RatingSet
 
     public init(network: Network, data: RatingSet, loss: Loss, negatives: Int, options: TrainOptions) throws {
         try options.validate()
@@ -79,9 +78,7 @@ public final class NetworkTrainer: Trainer {
         moments = network.weights.map { w in w.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
         biasMoments = network.biases.map { b in b.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
         rng = Xoshiro256(seed: options.seed ^ 0x4E45_5457)
-        epochUsers = Buffer(repeating: 0, count: examples)
-        epochItems = Buffer(repeating: 0, count: examples)
-        epochTargets = Buffer(repeating: 0, count: examples)
+        epoch = RatingSet(zeros: examples)
         if negatives > 0 {
             // CSR of each user's positives, sorted, for membership tests by binary search.
             let indptr = Buffer<Int>(repeating: 0, count: network.nUsers + 1)
@@ -140,10 +137,11 @@ public final class NetworkTrainer: Trainer {
 
     /// Fills the epoch's examples (positives plus fresh negatives) and shuffles them.
     private func prepareEpoch() -> Int {
+        let us = epoch.users, its = epoch.items, ts = epoch.ratings
         var n = 0
         for r in 0..<data.count {
-            epochUsers[n] = data.users[r]; epochItems[n] = data.items[r]
-            epochTargets[n] = negatives > 0 ? 1 : data.ratings[r]
+            us[n] = data.users[r]; its[n] = data.items[r]
+            ts[n] = negatives > 0 ? 1 : data.ratings[r]
             n += 1
             if negatives > 0 {
                 let u = Int(data.users[r])
@@ -154,19 +152,12 @@ public final class NetworkTrainer: Trainer {
                         item = Int32(rng.nextIndex(below: network.nItems))
                         tries += 1
                     }
-                    epochUsers[n] = Int32(u); epochItems[n] = item; epochTargets[n] = 0
+                    us[n] = Int32(u); its[n] = item; ts[n] = 0
                     n += 1
                 }
             }
         }
-        var i = n - 1
-        while i > 0 {
-            let j = rng.nextIndex(below: i + 1)
-            (epochUsers[i], epochUsers[j]) = (epochUsers[j], epochUsers[i])
-            (epochItems[i], epochItems[j]) = (epochItems[j], epochItems[i])
-            (epochTargets[i], epochTargets[j]) = (epochTargets[j], epochTargets[i])
-            i -= 1
-        }
+        epoch.shuffle(using: &rng)
         return n
     }
 
@@ -200,7 +191,7 @@ public final class NetworkTrainer: Trainer {
         var partial = [Double](repeating: 0, count: 2 * chunksUsed)
         let stepSeed = options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15
         let net = network, lossKind = loss
-        let buffers = UncheckedSendable((epochUsers.base, epochItems.base, epochTargets.base))
+        let buffers = UncheckedSendable((epoch.users.base, epoch.items.base, epoch.ratings.base))
         partial.withUnsafeMutableBufferPointer { partialBuffer in
             let out = UncheckedSendable(partialBuffer.baseAddress!)
             let body = { (c: Int) in
