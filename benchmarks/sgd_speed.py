@@ -1,6 +1,7 @@
 """Speed of plain SGD matrix factorisation at scale, on generated data of a public set's shape.
 
     python benchmarks/sgd_speed.py [--shape goodbooks|ml-20m] [--epochs 3] [--factors 32 100]
+    python benchmarks/sgd_speed.py --schedules      # lock-free vs block schedule vs one thread, k=32
 
 Prints seconds per epoch (best of the epochs: the machines are noisy), million ratings per
 second, test RMSE on the default_rng(42) 90/10 split, and the process's peak RSS. For the
@@ -20,6 +21,8 @@ def main():
     parser.add_argument("--shape", default="goodbooks", choices=sorted(embedrec.datasets.SHAPES))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--factors", type=int, nargs="+", default=[32, 100])
+    parser.add_argument("--schedules", action="store_true",
+                        help="compare the lock-free and deterministic schedules and one thread (3 fits of 4 epochs each)")
     args = parser.parse_args()
     start = time.perf_counter()
     df = embedrec.datasets.synthetic(shape=args.shape, seed=0)
@@ -27,6 +30,17 @@ def main():
     del df
     print(f"{args.shape}-shaped: {len(train):,} training ratings ({time.perf_counter() - start:.0f} s to generate); "
           f"{os.cpu_count()} cores")
+    if args.schedules:
+        import numpy as np
+
+        for label, deterministic, threads in [("lock-free, 2 threads", False, 2), ("blocks, 2 threads", True, 2),
+                                              ("one thread", False, 1)]:
+            times = []
+            for _ in range(3):
+                model = embedrec.MatrixFactorization(n_factors=32, epochs=4, deterministic=deterministic, n_threads=threads)
+                times += model.fit(train)["seconds"]
+            print(f"{label:<22} epoch seconds: min {min(times):.3f}  median {np.median(times):.3f}  max {max(times):.3f}")
+        return
     print(f"{'k':>4} {'s/epoch':>8} {'M ratings/s':>12} {'test RMSE':>10}")
     for k in args.factors:
         model = embedrec.MatrixFactorization(n_factors=k, epochs=args.epochs)
