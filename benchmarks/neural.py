@@ -4,8 +4,10 @@ same split, same machine, in one run.
     python benchmarks/neural.py                          # ml-100k fixed split (../shared/data)
     python benchmarks/neural.py --shape goodbooks --epochs 1 --max-train 1000000
 
-Peers run only when installed (``pip install tensorflow-cpu keras``; fastai needs torch): they
-are optional, never test dependencies. The Keras models are the goodbooks post's two networks
+Peers run only when installed (``pip install tensorflow-cpu keras``; ``pip install fastai``, which
+needs torch): they are optional, never test dependencies. fastai's row is its
+``collab_learner(use_nn=True, layers=[100, 50])`` (embedding widths by fastai's own rule) trained
+with ``fit_one_cycle(epochs, 5e-3, wd=0.1)``, batch 256. The Keras models are the goodbooks post's two networks
 (its "tabular" model: 50+50 embeddings concatenated, dense 20; its "matrix factorisation"
 model: product of 30-d embeddings with biases, dense 50 and 20), with embedding tables sized by
 the number of distinct ids (the post's recipe sizes them by the largest raw id, which would
@@ -88,6 +90,25 @@ def keras_models(n_users, n_items):
     return {"tabular: 50+50 concat, dense 20": tabular, "MF network: 30-d product + biases, dense 50, 20": mf_network}
 
 
+def run_fastai(train, test, epochs):
+    """fastai's collab_learner(use_nn=True, layers=[100, 50]) with its recipe: fit_one_cycle,
+    lr 5e-3, wd 0.1, batch 256 (notes/peers.md). Returns (seconds per epoch, RMSE)."""
+    import torch
+    from fastai.collab import CollabDataLoaders, collab_learner
+
+    torch.manual_seed(0)
+    frame = train[["user", "item", "rating"]].astype({"user": str, "item": str, "rating": "float32"})
+    dls = CollabDataLoaders.from_df(frame, user_name="user", item_name="item", rating_name="rating",
+                                    valid_pct=0.01, bs=256, seed=0)
+    learn = collab_learner(dls, use_nn=True, layers=[100, 50])
+    start = time.perf_counter()
+    learn.fit_one_cycle(epochs, 5e-3, wd=0.1, cbs=[])
+    seconds = (time.perf_counter() - start) / epochs
+    queries = test[["user", "item"]].astype(str)
+    preds, _ = learn.get_preds(dl=learn.dls.test_dl(queries))
+    return seconds, embedrec.rmse(test["rating"], preds.numpy().ravel())
+
+
 def run_keras(build, rows, epochs):
     import keras
 
@@ -131,22 +152,34 @@ def main():
         peers, peer_name = {}, None
         print("Keras is not installed (pip install tensorflow-cpu keras): embedrec only.")
     try:
-        import fastai  # noqa: F401
-        print("fastai is installed but not yet driven by this script.")
+        import fastai
+        fastai_version = fastai.__version__
     except ImportError:
-        print("fastai is not installed: no fastai column.")
+        fastai_version = None
+        print("fastai is not installed (pip install fastai): no fastai row.")
 
     header = f"{'model':<48} {'embedrec s/ep':>13} {'RMSE':>7}"
     if peers:
         header += f" {peer_name + ' s/ep':>18} {'RMSE':>7} {'ratio':>7}"
     print(header)
+    timings = {}
     for label, model in ours(train, test, args.epochs):
         seconds, rmse = run_embedrec(model, train, test[known])
+        timings[label] = seconds
         line = f"{label:<48} {seconds:13.3f} {rmse:7.4f}"
         if label in peers:
             peer_seconds, peer_rmse = run_keras(peers[label], peer_rows, args.epochs)
             line += f" {peer_seconds:18.3f} {peer_rmse:7.4f} {peer_seconds / seconds:6.1f}x"
         print(line, flush=True)
+    if fastai_version:
+        from contextlib import redirect_stderr, redirect_stdout
+        from io import StringIO
+
+        with redirect_stdout(StringIO()), redirect_stderr(StringIO()):  # fastai's progress bars
+            seconds, rmse = run_fastai(train, test[known], args.epochs)
+        ours_seconds = next(s for label, s in timings.items() if label.startswith("fastai"))
+        print(f"{'fastai ' + fastai_version + ' EmbeddingNN (its default sizes)':<48} {'':>13} {'':>7} "
+              f"{seconds:18.3f} {rmse:7.4f} {seconds / ours_seconds:6.1f}x  (vs embedrec's 50+50, 100-50 row)")
     print("RMSE over test rows whose user and item occur in training.")
 
 
