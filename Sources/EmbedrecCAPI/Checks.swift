@@ -59,3 +59,27 @@ extension Check {
         return options
     }
 }
+
+/// A validated query of (user, item) index pairs: -1 allowed as "unknown" when asked.
+struct PairQuery {
+    let users: UnsafePointer<Int32>
+    let items: UnsafePointer<Int32>
+    let count: Int
+    let threads: Int
+}
+
+extension Check {
+    /// Checks the arguments every pairwise call shares: the count, both id pointers, every id
+    /// against the table sizes, and the thread count.
+    static func pairs(_ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?, _ n: Int64, threads: Int32,
+                      nUsers: Int, nItems: Int, ratings: UnsafePointer<Float>? = nil, allowUnknown: Bool,
+                      what: String) throws -> PairQuery {
+        let count = try length(n, "n", max: Int.max / 8)
+        let us = try pointer(users, "users", count: count)
+        let its = try pointer(items, "items", count: count)
+        let t = try int(Int64(threads), "n_threads", in: 0...1024)
+        try RatingSet.validate(users: us, items: its, ratings: ratings, count: count, nUsers: nUsers, nItems: nItems,
+                               allowUnknown: allowUnknown, what: what)
+        return PairQuery(users: us, items: its, count: count, threads: t)
+    }
+}

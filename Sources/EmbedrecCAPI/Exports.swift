@@ -125,14 +125,10 @@ public func embedrecModelPredict(_ h: UnsafeMutableRawPointer?, _ users: UnsafeP
                                  _ n: Int64, _ threads: Int32, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
     status {
         let m = try model(h)
-        let count = try Check.length(n, "n", max: Int.max / 8)
-        let us = try Check.pointer(users, "users", count: count)
-        let its = try Check.pointer(items, "items", count: count)
-        let dst = try Check.mutablePointer(out, "out", count: count)
-        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
-        try RatingSet.validate(users: us, items: its, ratings: nil, count: count, nUsers: m.config.nUsers,
-                               nItems: m.config.nItems, allowUnknown: true, what: "predict")
-        try m.useGuard.withReading { m.predict(users: us, items: its, count: count, out: dst, threads: t) }
+        let q = try Check.pairs(users, items, n, threads: threads, nUsers: m.config.nUsers, nItems: m.config.nItems,
+                                allowUnknown: true, what: "predict")
+        let dst = try Check.mutablePointer(out, "out", count: q.count)
+        try m.useGuard.withReading { m.predict(users: q.users, items: q.items, count: q.count, out: dst, threads: q.threads) }
     }
 }
 
@@ -142,14 +138,12 @@ public func embedrecModelEvaluate(_ h: UnsafeMutableRawPointer?, _ users: Unsafe
                                   _ mse: UnsafeMutablePointer<Double>?, _ mae: UnsafeMutablePointer<Double>?) -> Int32 {
     status {
         let m = try model(h)
-        let count = try Check.length(n, "n", max: Int.max / 8)
-        let us = try Check.pointer(users, "users", count: count)
-        let its = try Check.pointer(items, "items", count: count)
-        let rs = try Check.pointer(ratings, "ratings", count: count)
-        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
-        try RatingSet.validate(users: us, items: its, ratings: rs, count: count, nUsers: m.config.nUsers,
-                               nItems: m.config.nItems, what: "evaluate")
-        let result = try m.useGuard.withReading { m.evaluate(users: us, items: its, ratings: rs, count: count, threads: t) }
+        let rs = try Check.pointer(ratings, "ratings", count: try Check.length(n, "n", max: Int.max / 8))
+        let q = try Check.pairs(users, items, n, threads: threads, nUsers: m.config.nUsers, nItems: m.config.nItems,
+                                ratings: rs, allowUnknown: false, what: "evaluate")
+        let result = try m.useGuard.withReading {
+            m.evaluate(users: q.users, items: q.items, ratings: rs, count: q.count, threads: q.threads)
+        }
         mse?.pointee = result.mse
         mae?.pointee = result.mae
     }

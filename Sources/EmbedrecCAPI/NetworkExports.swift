@@ -49,6 +49,16 @@ private func decodeNode(_ ints: UnsafePointer<Int32>, _ values: UnsafePointer<Do
     return n
 }
 
+/// The parameter `which` of `node` and the caller's `length`, checked to be its exact size.
+private func sizedParameter(_ net: Network, _ node: Int32, _ which: Int32, _ length: Int64) throws -> (Buffer<Float>?, Int) {
+    let p = try parameter(net, node, which)
+    let n = try Check.length(length, "length", max: Int.max)
+    guard n == (p?.count ?? 0) else {
+        throw CoreError.invalid("length must be \(p?.count ?? 0) for node \(node) parameter \(which), got \(n)")
+    }
+    return (p, n)
+}
+
 /// The parameter buffer `which` (0 weights, 1 bias) of a node, or nil when it has none.
 private func parameter(_ net: Network, _ node: Int32, _ which: Int32) throws -> Buffer<Float>? {
     guard node >= 0, Int(node) < net.nodes.count else {
@@ -93,9 +103,7 @@ public func embedrecNetGetParam(_ h: UnsafeMutableRawPointer?, _ node: Int32, _ 
                                 _ out: UnsafeMutablePointer<Float>?, _ length: Int64) -> Int32 {
     status {
         let net = try network(h)
-        let p = try parameter(net, node, which)
-        let n = try Check.length(length, "length", max: Int.max)
-        guard n == (p?.count ?? 0) else { throw CoreError.invalid("length must be \(p?.count ?? 0) for node \(node) parameter \(which), got \(n)") }
+        let (p, n) = try sizedParameter(net, node, which, length)
         let dst = try Check.mutablePointer(out, "out", count: n)
         try net.useGuard.withReading { if let p { dst.update(from: p.base, count: n) } }
     }
@@ -106,9 +114,7 @@ public func embedrecNetSetParam(_ h: UnsafeMutableRawPointer?, _ node: Int32, _ 
                                 _ values: UnsafePointer<Float>?, _ length: Int64) -> Int32 {
     status {
         let net = try network(h)
-        let p = try parameter(net, node, which)
-        let n = try Check.length(length, "length", max: Int.max)
-        guard n == (p?.count ?? 0) else { throw CoreError.invalid("length must be \(p?.count ?? 0) for node \(node) parameter \(which), got \(n)") }
+        let (p, n) = try sizedParameter(net, node, which, length)
         let src = try Check.pointer(values, "values", count: n)
         for j in 0..<n where !src[j].isFinite {
             throw CoreError.invalid("values[\(j)] is \(src[j]); parameters must be finite")
@@ -130,15 +136,11 @@ public func embedrecNetPredict(_ h: UnsafeMutableRawPointer?, _ users: UnsafePoi
                                _ n: Int64, _ logistic: Int32, _ threads: Int32, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
     status {
         let net = try network(h)
-        let count = try Check.length(n, "n", max: Int.max / 8)
-        let us = try Check.pointer(users, "users", count: count)
-        let its = try Check.pointer(items, "items", count: count)
-        let dst = try Check.mutablePointer(out, "out", count: count)
-        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
-        try RatingSet.validate(users: us, items: its, ratings: nil, count: count, nUsers: net.nUsers, nItems: net.nItems,
-                               allowUnknown: true, what: "predict")
+        let q = try Check.pairs(users, items, n, threads: threads, nUsers: net.nUsers, nItems: net.nItems,
+                                allowUnknown: true, what: "predict")
+        let dst = try Check.mutablePointer(out, "out", count: q.count)
         try net.useGuard.withReading {
-            net.predict(users: us, items: its, count: count, logistic: logistic != 0, out: dst, threads: t)
+            net.predict(users: q.users, items: q.items, count: q.count, logistic: logistic != 0, out: dst, threads: q.threads)
         }
     }
 }

@@ -54,6 +54,3 @@ def ratings_array(column, name):
             f"row {int(bad[0])}); ratings must be finite numbers")
     return values.astype(np.float32)
 
-
-def id_column(df, name):
-    return df[name]

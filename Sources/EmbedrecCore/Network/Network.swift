@@ -108,10 +108,6 @@ public final class Network {
 
     public var outputNode: Int { nodes.count - 1 }
 
-    public var parameterCount: Int {
-        weights.reduce(0) { $0 + ($1?.count ?? 0) } + biases.reduce(0) { $0 + ($1?.count ?? 0) }
-    }
-
     /// The dense node that produces the output (possibly through a final scaled sigmoid), if any:
     /// its bias is where a trainer puts the mean of the training targets.
     var outputDense: (node: Int, squashed: (lo: Double, hi: Double)?)? {
