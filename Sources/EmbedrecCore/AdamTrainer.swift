@@ -7,7 +7,8 @@
 /// gathered per touched row in a scratch area of batch size × k, not in full-size tables.
 final class AdamTrainer: Trainer {
     let model: MFModel
-    let data: RatingSet
+    public let data: RatingSet
+    public var nUsers: Int { model.config.nUsers }
     let options: TrainOptions
     let cancel = CancelFlag()
     let progress = EpochProgress()
@@ -17,7 +18,7 @@ final class AdamTrainer: Trainer {
     /// touched by the same-numbered batch of an earlier epoch look touched already.
     private var batchStamp: Int32 = -1
     private let totalSteps: Int
-    private let order: Buffer<Int32>
+    private let batch: Int
     private var rng: Xoshiro256
 
     // Optimiser moments, one per parameter.
@@ -26,6 +27,9 @@ final class AdamTrainer: Trainer {
     private let stampU, slotU, stampI, slotI: Buffer<Int32>
     private let touchedU, touchedI: Buffer<Int32>
     private let gradU, gradI, gradBU, gradBI: Buffer<Float>
+    // Per rating of the batch: its user's and item's slots, its gradient on the raw score and its error.
+    private let ratingSlotU, ratingSlotI: Buffer<Int32>
+    private let ratingGrad, ratingError: Buffer<Float>
 
     static let beta1: Float = 0.9, beta2: Float = 0.99, epsilon: Float = 1e-5
 
@@ -34,14 +38,16 @@ final class AdamTrainer: Trainer {
         self.data = data
         self.options = options
         let batch = min(options.batchSize, data.count)
+        self.batch = batch
         let k = model.k
         let scratch = try MemoryBudget.product([batch, k], what: "Adam scratch")
         let moments = try MemoryBudget.product([model.userFactors.count + model.itemFactors.count, 2 * 4], what: "Adam moments")
         try MemoryBudget.check(bytes: moments + scratch * 8, what: "Adam optimiser state")
-        totalSteps = options.epochs * ((data.count + batch - 1) / batch)
-        order = Buffer(repeating: 0, count: data.count)
-        for r in 0..<data.count { order[r] = Int32(truncatingIfNeeded: r) }
+        // One batch more than n / batch: each epoch's batches start at a random offset.
+        totalSteps = options.epochs * (data.count / batch + 1)
         rng = Xoshiro256(seed: options.seed ^ 0xADA3_5EED)
+        // The trainer owns `data`: shuffled once, in place, then read in contiguous batches.
+        data.shuffle(using: &rng)
         let nu = model.config.nUsers, ni = model.config.nItems
         mU = Buffer(repeating: 0, count: model.userFactors.count); vU = Buffer(repeating: 0, count: model.userFactors.count)
         mI = Buffer(repeating: 0, count: model.itemFactors.count); vI = Buffer(repeating: 0, count: model.itemFactors.count)
@@ -52,30 +58,45 @@ final class AdamTrainer: Trainer {
         touchedU = Buffer(repeating: 0, count: batch); touchedI = Buffer(repeating: 0, count: batch)
         gradU = Buffer(repeating: 0, count: scratch); gradI = Buffer(repeating: 0, count: scratch)
         gradBU = Buffer(repeating: 0, count: batch); gradBI = Buffer(repeating: 0, count: batch)
+        ratingSlotU = Buffer(repeating: 0, count: batch); ratingSlotI = Buffer(repeating: 0, count: batch)
+        ratingGrad = Buffer(repeating: 0, count: batch); ratingError = Buffer(repeating: 0, count: batch)
     }
 
     func runEpoch() throws -> EpochStats {
         try model.useGuard.withWriting { try runEpochLocked() }
     }
 
+    /// The epoch's batches: contiguous ranges of the shuffled data whose boundaries start at a
+    /// random offset (so a batch's members change from epoch to epoch without reshuffling the
+    /// data, which would cost a cache miss per rating), visited in random order.
+    private func epochBatches() -> [Range<Int>] {
+        let n = data.count
+        let offset = batch < n ? rng.nextIndex(below: batch) : 0
+        var ranges: [Range<Int>] = offset > 0 ? [0..<offset] : []
+        var lo = offset
+        while lo < n {
+            ranges.append(lo..<min(lo + batch, n))
+            lo += batch
+        }
+        ranges.withUnsafeMutableBufferPointer { rng.shuffle($0) }
+        return ranges
+    }
+
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
-        rng.shuffle(order.buffer)
-        let n = data.count, batch = min(options.batchSize, n)
+        let n = data.count
+        let threads = resolveThreads(options.threads, work: n * model.k, minPerThread: 2_000_000)
         progress.start(total: n)
         var se = 0.0, ae = 0.0, seen = 0
-        var lo = 0
         var sinceCheck = cancelPollInterval  // look at the flag before the first batch too
-        while lo < n {
+        for range in epochBatches() {
             if sinceCheck >= cancelPollInterval {
                 if cancel.isSet { throw CoreError(.cancelled, "training was interrupted") }
                 sinceCheck = 0
             }
-            let hi = min(lo + batch, n)
-            let (s, a) = runBatch(lo..<hi, stamp: nextBatchStamp())
-            se += s; ae += a; seen += hi - lo; sinceCheck += hi - lo
-            progress.add(hi - lo, loss: s)
-            lo = hi
+            let (s, a) = runBatch(range, stamp: nextBatchStamp(), threads: threads)
+            se += s; ae += a; seen += range.count; sinceCheck += range.count
+            progress.add(range.count, loss: s)
         }
         epochsDone += 1
         return EpochStats(loss: se / Double(max(seen, 1)), mae: ae / Double(max(seen, 1)), seconds: monotonicSeconds() - start)
@@ -91,63 +112,123 @@ final class AdamTrainer: Trainer {
         return batchStamp
     }
 
-    /// One Adam step on ratings order[range]; returns (sum of squared errors, sum of |errors|).
-    private func runBatch(_ range: Range<Int>, stamp: Int32) -> (Double, Double) {
-        let m = model, k = m.k, biases = m.config.biases
-        let P = m.userFactors.base, Q = m.itemFactors.base
+    /// One Adam step on the ratings in `range`; returns (sum of squared errors, sum of |errors|).
+    ///
+    /// Three phases: (1) serially, give each distinct user and item of the batch a gradient
+    /// slot; (2) in parallel over ratings, each rating's error and gradient on the raw score
+    /// (reads only); (3) in parallel over slots, thread t owns the slots s with s % threads == t:
+    /// it adds up their gradient rows, over the ratings in batch order, and applies Adam to
+    /// them. Every row's sum runs in the same order whatever the thread count, so results are
+    /// identical for any number of threads.
+    private func runBatch(_ range: Range<Int>, stamp: Int32, threads: Int) -> (Double, Double) {
+        let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
-        let scale = 1 / Float(range.count)
-        let decay = 2 * options.weightDecay * scale
+        let count = range.count, lo = range.lowerBound
         var nU = 0, nI = 0
-        var se = 0.0, ae = 0.0
-        for r in range {
-            let idx = Int(order[r])
-            let u = Int(us[idx]), i = Int(its[idx])
+        for j in 0..<count {
+            let u = Int(us[lo + j]), i = Int(its[lo + j])
             if stampU[u] != stamp {
                 stampU[u] = stamp; slotU[u] = Int32(nU); touchedU[nU] = Int32(u)
-                (gradU.base + nU &* k).update(repeating: 0, count: k); gradBU[nU] = 0
                 nU += 1
             }
             if stampI[i] != stamp {
                 stampI[i] = stamp; slotI[i] = Int32(nI); touchedI[nI] = Int32(i)
-                (gradI.base + nI &* k).update(repeating: 0, count: k); gradBI[nI] = 0
                 nI += 1
             }
-            let p = P + u &* k, q = Q + i &* k
-            let (pred, dRaw) = m.lossGradient(raw: m.rawScore(user: u, item: i), rating: rs[idx])
-            let e = pred - rs[idx]
-            se += Double(e * e)
-            ae += Double(abs(e))
-            let g = 2 * dRaw * scale  // gradient of the batch's mean squared error
-            let su = Int(slotU[u]), si = Int(slotI[i])
-            Kernels.axpy(gradU.base + su &* k, q, k, g)
-            Kernels.axpy(gradU.base + su &* k, p, k, decay)
-            Kernels.axpy(gradI.base + si &* k, p, k, g)
-            Kernels.axpy(gradI.base + si &* k, q, k, decay)
-            if biases {
-                gradBU[su] += g + decay * m.userBias[u]
-                gradBI[si] += g + decay * m.itemBias[i]
+            ratingSlotU[j] = slotU[u]
+            ratingSlotI[j] = slotI[i]
+        }
+        let scale = 1 / Float(count)
+        let gradOut = ratingGrad.base, errOut = ratingError.base
+        parallelChunks(count: count, chunks: threads) { _, part in
+            for j in part {
+                let u = Int(us[lo + j]), i = Int(its[lo + j])
+                let (pred, dRaw) = m.lossGradient(raw: m.rawScore(user: u, item: i), rating: rs[lo + j])
+                errOut[j] = pred - rs[lo + j]
+                gradOut[j] = 2 * dRaw * scale  // gradient of the batch's mean squared error
             }
         }
+        var se = 0.0, ae = 0.0
+        for j in 0..<count {
+            let e = Double(errOut[j])
+            se += e * e
+            ae += abs(e)
+        }
         step += 1
-        let lr = options.learningRate(step: step - 1, totalSteps: totalSteps)
-        let b1 = AdamTrainer.beta1, b2 = AdamTrainer.beta2
-        let bc1 = 1 - Float(_pow(Double(b1), Double(step)))
-        let bc2 = 1 - Float(_pow(Double(b2), Double(step)))
-        let nonNegative = m.config.nonNegative
-        for s in 0..<nU {
-            let u = Int(touchedU[s])
-            AdamTrainer.adamRow(P + u &* k, mU.base + u &* k, vU.base + u &* k, gradU.base + s &* k, k, lr, bc1, bc2)
-            if nonNegative { Kernels.clampNonNegative(P + u &* k, k) }
-            if biases { AdamTrainer.adamRow(m.userBias.base + u, mBU.base + u, vBU.base + u, gradBU.base + s, 1, lr, bc1, bc2) }
-        }
-        for s in 0..<nI {
-            let i = Int(touchedI[s])
-            AdamTrainer.adamRow(Q + i &* k, mI.base + i &* k, vI.base + i &* k, gradI.base + s &* k, k, lr, bc1, bc2)
-            if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }
-            if biases { AdamTrainer.adamRow(m.itemBias.base + i, mBI.base + i, vBI.base + i, gradBI.base + s, 1, lr, bc1, bc2) }
-        }
+        let update = AdamBatchUpdate(trainer: self, lo: lo, count: count, decay: 2 * options.weightDecay * scale,
+                                     lr: options.learningRate(step: step - 1, totalSteps: totalSteps), step: step)
+        // Every gradient is gathered (from the weights before the batch) before any row moves.
+        parallelChunks(count: threads, chunks: threads) { t, _ in update.gather(owner: t, of: threads, users: nU, items: nI) }
+        parallelChunks(count: threads, chunks: threads) { t, _ in update.apply(owner: t, of: threads, users: nU, items: nI) }
         return (se, ae)
+    }
+
+    /// Phase 3 of a batch for the slots one thread owns: gradients gathered, then (after every
+    /// thread has gathered) Adam.
+    private struct AdamBatchUpdate: @unchecked Sendable {
+        let t: AdamTrainer
+        let lo, count: Int
+        let decay, lr, bc1, bc2: Float
+
+        init(trainer: AdamTrainer, lo: Int, count: Int, decay: Float, lr: Float, step: Int) {
+            t = trainer
+            self.lo = lo
+            self.count = count
+            self.decay = decay
+            self.lr = lr
+            bc1 = 1 - Float(_pow(Double(AdamTrainer.beta1), Double(step)))
+            bc2 = 1 - Float(_pow(Double(AdamTrainer.beta2), Double(step)))
+        }
+
+        func gather(owner: Int, of owners: Int, users nU: Int, items nI: Int) {
+            let m = t.model, k = m.k, biases = m.config.biases
+            let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
+            let us = t.data.users.base, its = t.data.items.base
+            let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
+            var s = owner
+            while s < nU { (gU + s &* k).update(repeating: 0, count: k); gBU[s] = 0; s += owners }
+            s = owner
+            while s < nI { (gI + s &* k).update(repeating: 0, count: k); gBI[s] = 0; s += owners }
+            for j in 0..<count {
+                let su = Int(t.ratingSlotU[j]), si = Int(t.ratingSlotI[j])
+                let mineU = su % owners == owner, mineI = si % owners == owner
+                if !mineU && !mineI { continue }
+                let u = Int(us[lo + j]), i = Int(its[lo + j]), g = t.ratingGrad[j]
+                let p = P + u &* k, q = Q + i &* k
+                if mineU {
+                    Kernels.axpy(gU + su &* k, q, k, g)
+                    Kernels.axpy(gU + su &* k, p, k, decay)
+                    if biases { gBU[su] += g + decay * bu[u] }
+                }
+                if mineI {
+                    Kernels.axpy(gI + si &* k, p, k, g)
+                    Kernels.axpy(gI + si &* k, q, k, decay)
+                    if biases { gBI[si] += g + decay * bi[i] }
+                }
+            }
+        }
+
+        func apply(owner: Int, of owners: Int, users nU: Int, items nI: Int) {
+            let m = t.model, k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
+            let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
+            let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
+            var s = owner
+            while s < nU {
+                let u = Int(t.touchedU[s])
+                AdamTrainer.adamRow(P + u &* k, t.mU.base + u &* k, t.vU.base + u &* k, gU + s &* k, k, lr, bc1, bc2)
+                if nonNegative { Kernels.clampNonNegative(P + u &* k, k) }
+                if biases { AdamTrainer.adamRow(bu + u, t.mBU.base + u, t.vBU.base + u, gBU + s, 1, lr, bc1, bc2) }
+                s += owners
+            }
+            s = owner
+            while s < nI {
+                let i = Int(t.touchedI[s])
+                AdamTrainer.adamRow(Q + i &* k, t.mI.base + i &* k, t.vI.base + i &* k, gI + s &* k, k, lr, bc1, bc2)
+                if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }
+                if biases { AdamTrainer.adamRow(bi + i, t.mBI.base + i, t.vBI.base + i, gBI + s, 1, lr, bc1, bc2) }
+                s += owners
+            }
+        }
     }
 
     /// Adam update of k parameters from their gradient, with bias-corrected moments.

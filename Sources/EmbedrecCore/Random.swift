@@ -50,7 +50,7 @@ public struct Xoshiro256: RandomNumberGenerator {
     }
 
     /// Fisher–Yates shuffle of a buffer of Int32 positions.
-    public mutating func shuffle(_ buffer: UnsafeMutableBufferPointer<Int32>) {
+    public mutating func shuffle<T>(_ buffer: UnsafeMutableBufferPointer<T>) {
         var i = buffer.count - 1
         while i > 0 {
             let j = nextIndex(below: i + 1)

@@ -26,18 +26,19 @@ public final class RatingSet {
 
     /// Checks ids and values without copying; `allowUnknown` accepts -1 as "not in the model".
     public static func validate(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, ratings: UnsafePointer<Float>?,
-                                count: Int, nUsers: Int, nItems: Int, allowUnknown: Bool = false, what: String) throws {
+                                count: Int, nUsers: Int, nItems: Int, allowUnknown: Bool = false, what: String,
+                                positionOffset: Int = 0) throws {
         let lowest: Int32 = allowUnknown ? -1 : 0
         for r in 0..<count {
             let u = users[r], i = items[r]
             if u < lowest || Int(u) >= nUsers {
-                throw CoreError.invalid("\(what): user index \(u) at position \(r) is outside 0..<\(nUsers)")
+                throw CoreError.invalid("\(what): user index \(u) at position \(r + positionOffset) is outside 0..<\(nUsers)")
             }
             if i < lowest || Int(i) >= nItems {
-                throw CoreError.invalid("\(what): item index \(i) at position \(r) is outside 0..<\(nItems)")
+                throw CoreError.invalid("\(what): item index \(i) at position \(r + positionOffset) is outside 0..<\(nItems)")
             }
             if let ratings, !ratings[r].isFinite {
-                throw CoreError.invalid("\(what): rating at position \(r) is \(ratings[r]); ratings must be finite numbers")
+                throw CoreError.invalid("\(what): rating at position \(r + positionOffset) is \(ratings[r]); ratings must be finite numbers")
             }
         }
     }
@@ -50,20 +51,6 @@ public final class RatingSet {
         ratings = Buffer(repeating: 0, count: count)
     }
 
-    /// A copy with entry r taken from `source` at `permutation[r]` (indices already valid).
-    public init(permuting source: RatingSet, by permutation: Buffer<Int32>) {
-        count = source.count
-        users = Buffer(repeating: 0, count: count)
-        items = Buffer(repeating: 0, count: count)
-        ratings = Buffer(repeating: 0, count: count)
-        for r in 0..<count {
-            let j = Int(permutation[r])
-            users[r] = source.users[j]
-            items[r] = source.items[j]
-            ratings[r] = source.ratings[j]
-        }
-    }
-
     /// Shuffles the ratings in place (the three arrays in lockstep), without a second copy.
     public func shuffle(using rng: inout Xoshiro256) {
         var i = count - 1
@@ -73,6 +60,20 @@ public final class RatingSet {
             (items[i], items[j]) = (items[j], items[i])
             (ratings[i], ratings[j]) = (ratings[j], ratings[i])
             i -= 1
+        }
+    }
+
+    /// Each user's rated items as CSR: `indptr` (nUsers + 1 entries) and `items` (count
+    /// entries), each user's items in this set's order. Every user index must be < nUsers.
+    public func seen(nUsers: Int, indptr: UnsafeMutablePointer<Int64>, items: UnsafeMutablePointer<Int32>) {
+        indptr.update(repeating: 0, count: nUsers + 1)
+        for r in 0..<count { indptr[Int(users[r]) + 1] += 1 }
+        for u in 0..<nUsers { indptr[u + 1] += indptr[u] }
+        var fill = Array(UnsafeBufferPointer(start: indptr, count: nUsers))
+        for r in 0..<count {
+            let u = Int(users[r])
+            items[Int(fill[u])] = self.items[r]
+            fill[u] += 1
         }
     }
 

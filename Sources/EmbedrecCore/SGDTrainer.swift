@@ -12,7 +12,8 @@
 /// between runs; one thread (or data too small to split) gives identical results for a seed.
 public final class SGDTrainer: Trainer {
     public let model: MFModel
-    var data: RatingSet
+    public let data: RatingSet
+    public var nUsers: Int { model.config.nUsers }
     public let options: TrainOptions
     public let cancel = CancelFlag()
     /// Set by `useBlockSchedule`: the deterministic multi-threaded schedule.
@@ -163,14 +164,23 @@ extension SGDTrainer {
         var counts = [Int](repeating: 0, count: t * t + 1)
         for r in 0..<n { counts[block(r) + 1] += 1 }
         for b in 0..<(t * t) { counts[b + 1] += counts[b] }
-        var fill = Array(counts.prefix(t * t))
-        let permutation = Buffer<Int32>(repeating: 0, count: n)
-        for r in 0..<n {
-            let b = block(r)
-            permutation[fill[b]] = Int32(r)
-            fill[b] += 1
+        // Sorted into the blocks in place (American flag sort): cursor[b] is the next unplaced
+        // position of block b; whatever sits there is swapped to the cursor of its own block.
+        // No second copy of the ratings is made (a permuted copy would double the data's memory).
+        var cursor = Array(counts.prefix(t * t))
+        let us = data.users, its = data.items, rs = data.ratings
+        for b in 0..<(t * t) {
+            while cursor[b] < counts[b + 1] {
+                let r = cursor[b], c = block(r)
+                if c != b {
+                    let j = cursor[c]
+                    (us[r], us[j]) = (us[j], us[r])
+                    (its[r], its[j]) = (its[j], its[r])
+                    (rs[r], rs[j]) = (rs[j], rs[r])
+                }
+                cursor[c] += 1
+            }
         }
-        data = RatingSet(permuting: data, by: permutation)
         grid = BlockGrid(bands: t, starts: counts)
     }
 

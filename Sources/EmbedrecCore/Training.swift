@@ -72,6 +72,10 @@ public protocol Trainer: AnyObject {
     var cancel: CancelFlag { get }
     var progress: EpochProgress { get }
     var epochsDone: Int { get }
+    /// The training ratings (in the trainer's own order; positives only for implicit data).
+    var data: RatingSet { get }
+    /// Rows of the user table being trained.
+    var nUsers: Int { get }
     func runEpoch() throws -> EpochStats
 }
 

@@ -128,6 +128,44 @@ final class CAPITests: XCTestCase {
         assertFails(embedrec_trainer_free(t), EMBEDREC_ERR_INVALID_HANDLE)
     }
 
+    /// Chunked training data: validated per chunk, taken over by a trainer, then empty; the
+    /// trainer gives back each user's items as CSR.
+    func testRatingsInChunksFeedATrainer() {
+        var ratings: EmbedrecRatingsHandle?
+        assertFails(embedrec_ratings_create(0, 10, 8, &ratings), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "no training ratings")
+        XCTAssertEqual(embedrec_ratings_create(4, 10, 8, &ratings), EMBEDREC_OK)
+        defer { _ = embedrec_ratings_free(ratings) }
+        var u: [Int32] = [3, 9], i: [Int32] = [1, 7], r: [Float] = [4, 2]
+        XCTAssertEqual(embedrec_ratings_append(ratings, &u, &i, &r, 2), EMBEDREC_OK)
+        var badItem: [Int32] = [1, 8]
+        assertFails(embedrec_ratings_append(ratings, &u, &badItem, &r, 2), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "item index 8", "position 3")
+        assertFails(embedrec_ratings_append(ratings, nil, &i, &r, 2), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "users is NULL")
+        var trainer: EmbedrecTrainerHandle?
+        assertFails(embedrec_trainer_create_from(model, ratings, 0, 0, 1, 1, 0.01, 0, 1, 0, &trainer),
+                    EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "only 2 of the announced 4")
+        var u2: [Int32] = [3, 0]
+        XCTAssertEqual(embedrec_ratings_append(ratings, &u2, &i, &r, 2), EMBEDREC_OK)
+        // Options are checked before the data move, so a rejected call leaves them in place.
+        assertFails(embedrec_trainer_create_from(model, ratings, 0, 0, 0, 1, 0.01, 0, 1, 0, &trainer),
+                    EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "epochs")
+        var other: EmbedrecModelHandle?
+        XCTAssertEqual(embedrec_mf_create(11, 8, 4, 1, 0, 0, 0, 0, 0.1, 1, &other), EMBEDREC_OK)
+        assertFails(embedrec_trainer_create_from(other, ratings, 0, 0, 1, 1, 0.01, 0, 1, 0, &trainer),
+                    EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "10 users")
+        _ = embedrec_model_free(other)
+        XCTAssertEqual(embedrec_trainer_create_from(model, ratings, 0, 0, 1, 1, 0.01, 0, 1, 0, &trainer), EMBEDREC_OK)
+        defer { _ = embedrec_trainer_free(trainer) }
+        assertFails(embedrec_ratings_append(ratings, &u, &i, &r, 1), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "already given")
+        XCTAssertEqual(embedrec_trainer_run_epoch(trainer, nil, nil, nil), EMBEDREC_OK)
+        var indptr = [Int64](repeating: 0, count: 11), items = [Int32](repeating: 0, count: 4)
+        assertFails(embedrec_trainer_seen(trainer, &indptr, 10, &items, 4), EMBEDREC_ERR_INVALID_ARGUMENT, mentions: "n_users + 1")
+        XCTAssertEqual(embedrec_trainer_seen(trainer, &indptr, 11, &items, 4), EMBEDREC_OK)
+        XCTAssertEqual(indptr, [0, 1, 1, 1, 3, 3, 3, 3, 3, 3, 4])
+        XCTAssertEqual(Array(items[1..<3]), [1, 1])  // user 3 rated item 1 twice
+        XCTAssertEqual(items[0], 7)  // user 0
+        XCTAssertEqual(items[3], 7)  // user 9
+    }
+
     func testEvaluateChecksRatings() {
         var users: [Int32] = [0, 1], items: [Int32] = [0, 1], ratings: [Float] = [1, .nan]
         var mse = 0.0, mae = 0.0

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _frame, persistence
+from . import _frame, _loading, persistence
 from ._ids import IdMap
 from ._progress import EpochBar
 from .errors import InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled
@@ -19,13 +19,25 @@ from .history import History
 
 
 class Fitted:
-    """Everything one ``fit`` produced: the core model, the id maps, the column names and the
-    training pairs (for ``exclude_seen``). Never modified after creation."""
+    """Everything one ``fit`` produced: the core model, the id maps, the column names and each
+    user's training items as CSR (for ``exclude_seen``). Never modified after creation."""
 
-    def __init__(self, core, users, items, columns, user_rows, item_rows):
+    def __init__(self, core, users, items, columns, seen):
         self.core, self.users, self.items, self.columns = core, users, items, columns
-        self.seen_users, self.seen_items = user_rows, item_rows
-        self._seen_csr = None
+        self._seen = seen  # (indptr int64 of n_users + 1, item rows int32)
+
+    @classmethod
+    def from_pairs(cls, core, users, items, columns, user_rows, item_rows):
+        """A Fitted whose seen items are given as (user row, item row) pairs."""
+        order = np.argsort(user_rows, kind="stable")
+        indptr = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(user_rows, minlength=len(users)), out=indptr[1:])
+        return cls(core, users, items, columns, (indptr, np.asarray(item_rows, dtype=np.int32)[order]))
+
+    def seen_pairs(self):
+        """The seen items as (user rows, item rows), both int32."""
+        indptr, items = self.seen_csr()
+        return np.repeat(np.arange(len(self.users), dtype=np.int32), np.diff(indptr)), items
 
     def with_users(self, core, batch):
         """A Fitted over ``core``, whose user table has the old users (replaced ones re-estimated
@@ -34,19 +46,17 @@ class Fitted:
         fresh = batch.known < 0
         index = self.users.index.append(pd.Index(np.asarray(batch.users, dtype=object)[fresh]))
         rows = batch.final_rows(len(self.users))
-        replaced = np.isin(self.seen_users, rows[~fresh])
-        seen_users = np.concatenate([self.seen_users[~replaced], rows[batch.codes].astype(np.int32)])
-        seen_items = np.concatenate([self.seen_items[~replaced], batch.item_rows.astype(np.int32)])
-        return Fitted(core, IdMap(index), self.items, self.columns, seen_users, seen_items)
+        seen_users, seen_items = self.seen_pairs()
+        replaced = np.isin(seen_users, rows[~fresh])
+        seen_users = np.concatenate([seen_users[~replaced], rows[batch.codes].astype(np.int32)])
+        seen_items = np.concatenate([seen_items[~replaced], batch.item_rows.astype(np.int32)])
+        return Fitted.from_pairs(core, IdMap(index), self.items, self.columns, seen_users, seen_items)
 
     def seen_csr(self):
-        """Training (user row -> item rows) as CSR (indptr, indices), built on first use."""
-        if self._seen_csr is None:
-            order = np.argsort(self.seen_users, kind="stable")
-            indptr = np.zeros(len(self.users) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(self.seen_users, minlength=len(self.users)), out=indptr[1:])
-            self._seen_csr = (indptr, self.seen_items[order])
-        return self._seen_csr
+        """Training (user row -> item rows) as CSR (indptr, indices)."""
+        if self._seen is None:
+            raise ModelBusyError("the model is being fitted; its training items are known when fit returns")
+        return self._seen
 
 
 class FoldInBatch:
@@ -129,37 +139,39 @@ class Recommender:
             validation = df.iloc[len(df) - n_val:]
             df = df.iloc[:len(df) - n_val]
 
-        ratings = (_frame.ratings_array(df[columns[2]], columns[2]) if columns[2] is not None
-                   else np.ones(len(df), dtype=np.float32))
-        users, user_rows = IdMap.fit(df[columns[0]], "user")
-        items, item_rows = IdMap.fit(df[columns[1]], "item")
+        data = _loading.load(self, df, columns)
+        users, items = data.users, data.items
         val = None
-        if validation is not None:
-            _frame.require_frame(validation, "validation")
-            _frame.resolve_columns(validation, [("user", columns[0]), ("item", columns[1]), ("rating", columns[2])],
-                                   "validation")
-            val = (users.rows(validation[columns[0]], "user", unknown="mean"),
-                   items.rows(validation[columns[1]], "item", unknown="mean"),
-                   _frame.ratings_array(validation[columns[2]], columns[2]))
-
-        self._check_ratings_range(ratings)
-        core = self._create_core(len(users), len(items))
+        try:
+            if validation is not None:
+                _frame.require_frame(validation, "validation")
+                _frame.resolve_columns(validation, [("user", columns[0]), ("item", columns[1]), ("rating", columns[2])],
+                                       "validation")
+                val = (users.rows(validation[columns[0]], "user", unknown="mean"),
+                       items.rows(validation[columns[1]], "item", unknown="mean"),
+                       _frame.ratings_array(validation[columns[2]], columns[2]))
+            self._report_ratings_outside(data.outside)
+            core = self._create_core(len(users), len(items))
+            options = self._training_options()
+            trainer = self._create_trainer(core, data.ratings, options)
+        finally:
+            data.ratings.close()  # empty once the trainer took the data over
         # One assignment publishes the new model: another thread sees the old fit or this one,
         # never a mix. The old core is freed when the last reference to it goes.
-        self._fitted = Fitted(core, users, items, columns, user_rows, item_rows)
-        options = self._training_options()
-        trainer = self._create_trainer(core, user_rows, item_rows, ratings, options)
+        # The seen items (for recommend's exclude_seen) come from the trainer's data at the end.
+        self._fitted = Fitted(core, users, items, columns, None)
         history = History(has_validation=val is not None)
         self.history = history
         patience = options.get("patience")
         monitor = "val_loss" if val is not None else "train_loss"
         best, best_weights, waited = np.inf, None, 0
+        before = None
         try:
             for epoch in range(1, options["epochs"] + 1):
                 # A copy of the weights before the epoch, so that an interrupted epoch can be
                 # undone: the model then holds exactly the last complete epoch.
-                before = core.snapshot()
-                bar = EpochBar(epoch, options["epochs"], len(ratings) * (1 + self._negatives), verbose)
+                before = core.snapshot(reuse=before)
+                bar = EpochBar(epoch, options["epochs"], len(df) * (1 + self._negatives), verbose)
                 try:
                     loss, train_mae, seconds = trainer.run_epoch(bar.update)
                 except (KeyboardInterrupt, TrainingCancelled):
@@ -181,7 +193,7 @@ class Recommender:
                 bar.finish(row)
                 if patience is not None:
                     if row[monitor] < best:
-                        best, best_weights, waited = row[monitor], core.snapshot(), 0
+                        best, best_weights, waited = row[monitor], core.snapshot(reuse=best_weights), 0
                         history.best_epoch = epoch
                     else:
                         waited += 1
@@ -192,13 +204,24 @@ class Recommender:
                                       f"restoring the weights of epoch {history.best_epoch}")
                             break
         finally:
-            trainer.close()
+            # Dropped first: the copy of the pairs below is the fit's last allocation, and the
+            # snapshot need not coexist with it.
+            before = None
+            try:
+                self._fitted = Fitted(core, users, items, columns, trainer.seen(len(users), len(df)))
+            finally:
+                trainer.close()
         if best_weights is not None and history.best_epoch != len(history):
             core.restore(best_weights)
         return history
 
-    def _check_ratings_range(self, ratings):
-        """Hook for models with a bounded output (y_range)."""
+    def _ratings_outside(self, ratings):
+        """Hook: how many of these float32 ratings the model cannot fit (e.g. outside its
+        y_range); may raise instead when such ratings make training meaningless."""
+        return 0
+
+    def _report_ratings_outside(self, count):
+        """Hook: warns about the ``count`` ratings ``_ratings_outside`` flagged over the data."""
 
     def _needs_ratings(self):
         """False for models trained on implicit interactions (no rating column)."""
@@ -324,7 +347,7 @@ class Recommender:
         """The bytes :meth:`save` writes (``embedrec.persistence.load_bytes`` reads them)."""
         state = self._state()
         arrays = dict(self._saved_arrays(state))
-        arrays["seen_users"], arrays["seen_items"] = state.seen_users, state.seen_items
+        arrays["seen_users"], arrays["seen_items"] = state.seen_pairs()
         history = None
         if self.history is not None:
             history = {"rows": self.history.rows, "has_validation": self.history.has_validation,
@@ -342,8 +365,8 @@ class Recommender:
     def _restore(cls, header, arrays, ids, core):
         """Finishes loading: wraps a core already holding the saved weights."""
         model = cls(**cls._params_from_saved(header["params"]))
-        model._fitted = Fitted(core, IdMap(ids["users"]), IdMap(ids["items"]), header["columns"],
-                               arrays["seen_users"].astype(np.int32), arrays["seen_items"].astype(np.int32))
+        model._fitted = Fitted.from_pairs(core, IdMap(ids["users"]), IdMap(ids["items"]), header["columns"],
+                                          arrays["seen_users"].astype(np.int32), arrays["seen_items"].astype(np.int32))
         if header.get("history") is not None:
             h = header["history"]
             model.history = History(has_validation=h["has_validation"])

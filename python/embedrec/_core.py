@@ -47,8 +47,10 @@ class CoreMF(_CoreModel):
         return {_lib.USER_FACTORS: nu * k, _lib.ITEM_FACTORS: ni * k, _lib.USER_BIAS: nu,
                 _lib.ITEM_BIAS: ni, _lib.GLOBAL_BIAS: 1}[which]
 
-    def get_array(self, which):
-        out = np.empty(self._length(which), dtype=np.float32)
+    def get_array(self, which, out=None):
+        """A copy of one parameter array (written into ``out`` when given and of the right size)."""
+        if out is None or out.size != self._length(which):
+            out = np.empty(self._length(which), dtype=np.float32)
         check(lib.embedrec_model_get_array(self.handle, which, ptr(out), out.size))
         return out
 
@@ -56,7 +58,11 @@ class CoreMF(_CoreModel):
         values = as_float32(values).ravel()
         check(lib.embedrec_model_set_array(self.handle, which, ptr(values), values.size))
 
-    def snapshot(self):
+    def snapshot(self, reuse=None):
+        """Copies of every parameter array, for ``restore``. ``reuse``, an earlier snapshot of
+        this model, is overwritten instead of allocating (a fit snapshots every epoch)."""
+        if reuse is not None:
+            return [(which, self.get_array(which, out)) for which, out in reuse]
         return [(which, self.get_array(which)) for which in range(5)]
 
     def restore(self, snapshot):
@@ -106,23 +112,59 @@ class CoreMF(_CoreModel):
         return out_rows, out_scores
 
 
-class CoreTrainer:
-    """A training run in the core; holds its own copy of the ratings."""
+class CoreRatings:
+    """Training data handed to the core a chunk at a time (``append``), so that the complete
+    converted set exists only once, in the core. A trainer then takes the data over; this
+    object is empty afterwards."""
 
-    def __init__(self, model, users, items, ratings, optimizer, schedule, epochs, batch_size, lr,
-                 weight_decay, n_threads, seed):
-        users, items, ratings = as_int32(users), as_int32(items), as_float32(ratings)
+    def __init__(self, n, n_users, n_items):
+        self.n, self.n_users, self.n_items = int(n), int(n_users), int(n_items)
+        self._handle = _lib.new_handle(
+            lambda out: lib.embedrec_ratings_create(self.n, self.n_users, self.n_items, out), lib.embedrec_ratings_free)
+
+    @classmethod
+    def from_arrays(cls, users, items, values, n_users, n_items):
+        users, items, values = as_int32(users), as_int32(items), as_float32(values)
+        ratings = cls(users.size, n_users, n_items)
+        ratings.append(users, items, values)
+        return ratings
+
+    @property
+    def handle(self):
+        return self._handle.value
+
+    def append(self, users, items, values):
+        users, items, values = as_int32(users), as_int32(items), as_float32(values)
+        if not users.size == items.size == values.size:
+            raise ValueError("users, items and values must have the same length")
+        check(lib.embedrec_ratings_append(self.handle, ptr(users), ptr(items), ptr(values), users.size))
+
+    def close(self):
+        self._handle.close()
+
+
+class CoreTrainer:
+    """A training run in the core; takes over the data of a :class:`CoreRatings`."""
+
+    def __init__(self, model, ratings, optimizer, schedule, epochs, batch_size, lr, weight_decay, n_threads, seed):
         self._model = model  # the core keeps the model alive too; this keeps the Python side honest
         self._handle = _lib.new_handle(
-            lambda out: lib.embedrec_trainer_create(
-                model.handle, ptr(users), ptr(items), ptr(ratings), users.size, _lib.OPTIMIZERS[optimizer],
-                _lib.SCHEDULES[schedule], int(epochs), int(batch_size), float(lr), float(weight_decay),
-                int(n_threads), int(seed) % 2**64, out),
+            lambda out: lib.embedrec_trainer_create_from(
+                model.handle, ratings.handle, _lib.OPTIMIZERS[optimizer], _lib.SCHEDULES[schedule], int(epochs),
+                int(batch_size), float(lr), float(weight_decay), int(n_threads), int(seed) % 2**64, out),
             lib.embedrec_trainer_free,
         )
 
     def close(self):
         self._handle.close()
+
+    def seen(self, n_users, n):
+        """Each user's training items as CSR (indptr int64, item rows int32), from the core's
+        copy of the n training pairs."""
+        indptr = np.empty(int(n_users) + 1, dtype=np.int64)
+        items = np.empty(int(n), dtype=np.int32)
+        check(lib.embedrec_trainer_seen(self._handle.value, ptr(indptr), indptr.size, ptr(items), items.size))
+        return indptr, items
 
     def cancel(self):
         check(lib.embedrec_trainer_cancel(self._handle.value))
@@ -204,8 +246,10 @@ class CoreNet(_CoreModel):
         check(lib.embedrec_net_param_size(self.handle, int(node), int(which), ctypes.byref(n)))
         return n.value
 
-    def get_param(self, node, which):
-        out = np.empty(self.param_size(node, which), dtype=np.float32)
+    def get_param(self, node, which, out=None):
+        """A copy of one node's parameter (written into ``out`` when given and of the right size)."""
+        if out is None or out.size != self.param_size(node, which):
+            out = np.empty(self.param_size(node, which), dtype=np.float32)
         check(lib.embedrec_net_get_param(self.handle, int(node), int(which), ptr(out), out.size))
         return out
 
@@ -213,7 +257,10 @@ class CoreNet(_CoreModel):
         values = as_float32(values).ravel()
         check(lib.embedrec_net_set_param(self.handle, int(node), int(which), ptr(values), values.size))
 
-    def snapshot(self):
+    def snapshot(self, reuse=None):
+        """Copies of every parameter, for ``restore``; ``reuse`` as in CoreMF.snapshot."""
+        if reuse is not None:
+            return [(j, w, self.get_param(j, w, out)) for j, w, out in reuse]
         return [(j, w, self.get_param(j, w)) for j in range(self.n_nodes) for w in (0, 1) if self.param_size(j, w)]
 
     def restore(self, snapshot):
@@ -281,15 +328,14 @@ def _write_top_k(scores, ids, out_ids, out_scores, k):
 class CoreNetTrainer(CoreTrainer):
     """Training run of a network (same epoch, cancel and free calls as CoreTrainer)."""
 
-    def __init__(self, net, users, items, targets, loss, negatives, optimizer, schedule, epochs, batch_size, lr,
-                 weight_decay, n_threads, seed):
-        users, items, targets = as_int32(users), as_int32(items), as_float32(targets)
+    def __init__(self, net, ratings, loss, negatives, optimizer, schedule, epochs, batch_size, lr, weight_decay,
+                 n_threads, seed):
         self._model = net
         self._handle = _lib.new_handle(
-            lambda out: lib.embedrec_net_trainer_create(
-                net.handle, ptr(users), ptr(items), ptr(targets), users.size, _lib.LOSSES[loss], int(negatives),
-                _lib.OPTIMIZERS[optimizer], _lib.SCHEDULES[schedule], int(epochs), int(batch_size), float(lr),
-                float(weight_decay), int(n_threads), int(seed) % 2**64, out),
+            lambda out: lib.embedrec_net_trainer_create_from(
+                net.handle, ratings.handle, _lib.LOSSES[loss], int(negatives), _lib.OPTIMIZERS[optimizer],
+                _lib.SCHEDULES[schedule], int(epochs), int(batch_size), float(lr), float(weight_decay),
+                int(n_threads), int(seed) % 2**64, out),
             lib.embedrec_trainer_free,
         )
 

@@ -34,23 +34,38 @@ def resolve_columns(df, names, what="df"):
     return resolved
 
 
-def ratings_array(column, name):
-    """A rating column as finite float32, or a clear error."""
+def check_ratings_column(column, name):
+    """A rating column must be numeric and complete; the error names the first bad row."""
     if pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype):
         raise InvalidArgumentError(
             f"rating column {name!r} must be numeric, got dtype {column.dtype}; convert it with "
             f"pd.to_numeric first")
-    if column.isna().any():
-        bad = np.flatnonzero(column.isna().to_numpy())
+    missing = column.isna()
+    if missing.any():
+        bad = np.flatnonzero(missing.to_numpy())
         raise InvalidArgumentError(
             f"rating column {name!r} has {bad.size} missing value(s) (first at row {int(bad[0])}); "
             f"drop or fill them before fitting")
-    values = column.to_numpy(dtype=np.float64)
+
+
+def _finite_float32(values, name, whole):
     finite = np.isfinite(values) & (np.abs(values) <= np.finfo(np.float32).max)
     if not finite.all():
-        bad = np.flatnonzero(~finite)
+        # Count over the whole column for the message (an error path: the extra pass is fine).
+        everything = whole.to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~(np.isfinite(everything) & (np.abs(everything) <= np.finfo(np.float32).max)))
         raise InvalidArgumentError(
-            f"rating column {name!r} has {bad.size} non-finite value(s) (first: {values[bad[0]]!r} at "
+            f"rating column {name!r} has {bad.size} non-finite value(s) (first: {float(everything[bad[0]])!r} at "
             f"row {int(bad[0])}); ratings must be finite numbers")
     return values.astype(np.float32)
 
+
+def ratings_array(column, name):
+    """A rating column as finite float32, or a clear error."""
+    check_ratings_column(column, name)
+    return _finite_float32(column.to_numpy(dtype=np.float64), name, column)
+
+
+def ratings_slice(column, name, a, b):
+    """Rows a..b-1 of a column already passed by ``check_ratings_column``, as finite float32."""
+    return _finite_float32(column.iloc[a:b].to_numpy(dtype=np.float64), name, column)

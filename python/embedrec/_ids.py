@@ -16,19 +16,51 @@ class IdMap:
     def __init__(self, index):
         self.index = index  # pd.Index of raw ids, position = row
 
+    #: Integer ids are mapped through a lookup table when their span is at most this many times
+    #: the number of ratings (or 65,536): a table read per rating instead of a hash lookup.
+    DENSE_SPAN_FACTOR = 4
+
     @classmethod
-    def fit(cls, values, what):
-        """Builds the map from a column of raw ids; returns (map, row of each value)."""
+    def fit(cls, column, what):
+        """Builds the map from a Series of raw ids; returns (map, rows) where ``rows(a, b)`` gives
+        the int32 rows of ``column``'s entries a..b-1. Converting in slices keeps the
+        conversion's memory to one slice: the caller never needs every row at once."""
+        values = column.to_numpy() if column.dtype.kind in "iu" else None
+        if values is not None and len(values):
+            low, high = int(values.min()), int(values.max())
+            span = high - low + 1
+            if high <= np.iinfo(np.int64).max and span <= max(cls.DENSE_SPAN_FACTOR * len(values), 1 << 16):
+                return cls._fit_dense(values, low, span)
         try:
-            codes, uniques = pd.factorize(values, sort=True)
-        except TypeError:  # ids of types that do not compare (e.g. ints and strings mixed)
-            codes, uniques = pd.factorize(values, sort=False)
-        if (codes < 0).any():
-            bad = np.flatnonzero(codes < 0)
+            uniques = pd.unique(column)
+        except TypeError:  # unhashable ids (lists, dicts)
+            raise InvalidArgumentError(f"the {what} column holds unhashable values; ids must be numbers or strings") from None
+        missing = pd.isna(uniques)
+        if np.any(missing):
+            bad = np.flatnonzero(column.isna().to_numpy())
             raise InvalidArgumentError(
                 f"the {what} column has {bad.size} missing id(s) (first at row {int(bad[0])}); "
                 f"every rating needs a {what} id")
-        return cls(pd.Index(uniques)), codes.astype(np.int32, copy=False)
+        index = pd.Index(uniques)
+        try:
+            index = index.sort_values()
+        except TypeError:  # ids of types that do not compare (e.g. ints and strings mixed): first-seen order
+            pass
+        return cls(index), lambda a, b: index.get_indexer(column.iloc[a:b]).astype(np.int32)
+
+    @classmethod
+    def _fit_dense(cls, values, low, span):
+        """Integer ids over a modest span: presence marks give the sorted distinct ids, and a
+        table from id - low to row maps them."""
+        present = np.zeros(span, dtype=bool)
+        step = 1 << 20
+        for a in range(0, len(values), step):
+            present[values[a:a + step].astype(np.int64, copy=False) - low] = True
+        offsets = np.flatnonzero(present)
+        table = np.full(span, -1, dtype=np.int32)
+        table[offsets] = np.arange(offsets.size, dtype=np.int32)
+        index = pd.Index((offsets + low).astype(values.dtype))
+        return cls(index), lambda a, b: table[values[a:b].astype(np.int64, copy=False) - low]
 
     def __len__(self):
         return len(self.index)

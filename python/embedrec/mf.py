@@ -135,21 +135,24 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     def _training_options(self):
         return self.params
 
-    def _create_trainer(self, core, users, items, ratings, p):
-        trainer = CoreTrainer(core, users, items, ratings, p["optimizer"], p["schedule"], p["epochs"],
+    def _create_trainer(self, core, ratings, p):
+        trainer = CoreTrainer(core, ratings, p["optimizer"], p["schedule"], p["epochs"],
                               p["batch_size"], p["lr"], p["weight_decay"], p["n_threads"], p["seed"])
         if p["deterministic"]:
             trainer.set_deterministic()
         return trainer
 
-    def _check_ratings_range(self, ratings):
-        if self.y_range is not None:
-            lo, hi = self.y_range
-            outside = int(np.count_nonzero((ratings < lo) | (ratings > hi)))
-            if outside:
-                warnings.warn(f"{outside} rating(s) lie outside y_range={tuple(self.y_range)}; the model can "
-                              f"never predict them exactly. Widen y_range (fastai uses (min - 0.5, max + 0.5)).",
-                              stacklevel=3)
+    def _ratings_outside(self, ratings):
+        if self.y_range is None:
+            return 0
+        lo, hi = self.y_range
+        return int(np.count_nonzero((ratings < lo) | (ratings > hi)))
+
+    def _report_ratings_outside(self, count):
+        if count:
+            warnings.warn(f"{count} rating(s) lie outside y_range={tuple(self.y_range)}; the model can "
+                          f"never predict them exactly. Widen y_range (fastai uses (min - 0.5, max + 0.5)).",
+                          stacklevel=4)
 
     # ----- what was learned ----------------------------------------------------------------
     @property

@@ -8,7 +8,7 @@ import pandas as pd
 from . import _lib
 from ._base import Recommender
 from ._checks import check_bool, check_choice, check_float, check_int, check_y_range
-from ._core import CoreNet, CoreNetTrainer, freeze_all_but_new_users
+from ._core import CoreNet, CoreNetTrainer, CoreRatings, freeze_all_but_new_users
 from ._graph import Graph
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError, NotFittedError
@@ -107,14 +107,15 @@ class NetworkModel(EmbeddingQueries, Recommender):
     def _training_options(self):
         return self.params
 
-    def _create_trainer(self, core, users, items, ratings, p):
-        return CoreNetTrainer(core, users, items, ratings, p["loss"], self._negatives, p["optimizer"], p["schedule"],
+    def _create_trainer(self, core, ratings, p):
+        return CoreNetTrainer(core, ratings, p["loss"], self._negatives, p["optimizer"], p["schedule"],
                               p["epochs"], p["batch_size"], p["lr"], p["weight_decay"], p["n_threads"], p["seed"])
 
-    def _check_ratings_range(self, ratings):
+    def _ratings_outside(self, ratings):
         if self.loss == "bce" and not self._negatives and ((ratings < 0) | (ratings > 1)).any():
             raise InvalidArgumentError("with loss='bce' the ratings are labels and must lie in [0, 1]; "
                                        "for interaction data pass negatives=N to sample negatives")
+        return 0
 
     # ----- what was learned ------------------------------------------------------------------
     @property
@@ -177,7 +178,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
         # this network's random initialisation, every other parameter is copied.
         wide = self._create_core(n_old + m, n_items)
         self._copy_parameters(old, wide)
-        trainer = CoreNetTrainer(wide, n_old + batch.codes, batch.item_rows, batch.ratings, p["loss"], self._negatives,
+        ratings = CoreRatings.from_arrays(n_old + batch.codes, batch.item_rows, batch.ratings, n_old + m, n_items)
+        trainer = CoreNetTrainer(wide, ratings, p["loss"], self._negatives,
                                  p["optimizer"], "constant", self._fold_in_epochs, p["batch_size"], p["lr"],
                                  p["weight_decay"], p["n_threads"], p["seed"])
         try:

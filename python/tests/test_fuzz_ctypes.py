@@ -105,9 +105,34 @@ def fuzz_one(w):
         call(lib.embedrec_trainer_run_epoch, trainer.value, ctypes.byref(loss), None, None)
         call(lib.embedrec_trainer_free, trainer.value)
         call(lib.embedrec_trainer_free, trainer.value)  # double free: an error, not a crash
+    fuzz_chunked(w, model, users, items, ratings, n)
     call(lib.embedrec_model_free, model)
     call(lib.embedrec_model_free, model)  # double free
     call(lib.embedrec_model_predict, model, p(users), p(items), 0, 1, p(out))  # use after free
+
+
+def fuzz_chunked(w, model, users, items, ratings, n):
+    """The chunked path: ratings announced with fuzzed sizes, appended in two fuzzed chunks,
+    taken over by a trainer (or not), then asked for the seen items with fuzzed lengths."""
+    handle = ctypes.c_void_p()
+    if call(lib.embedrec_ratings_create, n, w["n_users"] + (w["which"] == 6), w["n_items"], ctypes.byref(handle)):
+        return
+    ratings_handle = handle.value
+    half = max(n, 0) // 2
+    call(lib.embedrec_ratings_append, ratings_handle, p(users), p(items), p(ratings), half)
+    rest = [None if a is None else a[half:] for a in (users, items, ratings)]
+    call(lib.embedrec_ratings_append, ratings_handle, *(p(a) for a in rest), n - half)
+    trainer = ctypes.c_void_p()
+    if call(lib.embedrec_trainer_create_from, model, ratings_handle, w["optimizer"], 0, w["epochs"], w["batch"],
+            w["lr"], w["wd"], w["threads"], 3, ctypes.byref(trainer)) == 0:
+        indptr = np.empty(max(w["n_users"] + 1, 1), dtype=np.int64)
+        seen = np.empty(max(w["length"], 1), dtype=np.int32)
+        call(lib.embedrec_trainer_seen, trainer.value, p(indptr), min(w["n_users"] + 1, indptr.size), p(seen),
+             min(w["length"], seen.size))
+        call(lib.embedrec_trainer_free, trainer.value)
+    call(lib.embedrec_ratings_append, ratings_handle, p(users), p(items), p(ratings), n)  # after a take-over
+    call(lib.embedrec_ratings_free, ratings_handle)
+    call(lib.embedrec_ratings_free, ratings_handle)  # double free
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), database=None)

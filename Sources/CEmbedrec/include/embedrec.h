@@ -51,6 +51,7 @@ extern "C" {
 /* Opaque handles. */
 typedef void *EmbedrecModelHandle;
 typedef void *EmbedrecTrainerHandle;
+typedef void *EmbedrecRatingsHandle;
 
 /* Version of the core as "MAJOR.MINOR.PATCH"; a static string. */
 const char *embedrec_version(void);
@@ -218,6 +219,36 @@ int32_t embedrec_trainer_create(EmbedrecModelHandle model, const int32_t *users,
                                 int32_t epochs, int32_t batch_size, double lr, double weight_decay,
                                 int32_t n_threads, uint64_t seed, EmbedrecTrainerHandle *out);
 
+/*
+ * Training data given in chunks. embedrec_trainer_create copies whole arrays, so a caller that
+ * converts its data first holds it twice at the peak; here the caller converts and appends one
+ * chunk at a time and the data exist once, in the core (12 bytes a rating).
+ *
+ * embedrec_ratings_create announces n ratings (1 <= n <= 2^31-1) over n_users x n_items rows.
+ * embedrec_ratings_append validates and copies the next n of them (every user in 0..n_users-1,
+ * every item in 0..n_items-1, every rating finite; positions in messages count from the first
+ * rating appended). Appending beyond the announced total is an error.
+ */
+int32_t embedrec_ratings_create(int64_t n, int64_t n_users, int64_t n_items, EmbedrecRatingsHandle *out);
+int32_t embedrec_ratings_append(EmbedrecRatingsHandle ratings, const int32_t *users, const int32_t *items,
+                                const float *values, int64_t n);
+
+/* Frees a ratings handle (and its data, unless a trainer took them over). */
+int32_t embedrec_ratings_free(EmbedrecRatingsHandle ratings);
+
+/* As embedrec_trainer_create and embedrec_net_trainer_create, but the trainer takes over the
+ * complete data of `ratings` instead of copying arrays: the ratings handle stays valid (free it
+ * as usual) but is empty afterwards, and any further use of it is an error. If creation fails,
+ * the ratings keep their data. Their n_users and n_items must equal the model's. */
+int32_t embedrec_trainer_create_from(EmbedrecModelHandle model, EmbedrecRatingsHandle ratings, int32_t optimizer,
+                                     int32_t schedule, int32_t epochs, int32_t batch_size, double lr,
+                                     double weight_decay, int32_t n_threads, uint64_t seed,
+                                     EmbedrecTrainerHandle *out);
+int32_t embedrec_net_trainer_create_from(EmbedrecModelHandle net, EmbedrecRatingsHandle ratings, int32_t loss,
+                                         int32_t negatives, int32_t optimizer, int32_t schedule, int32_t epochs,
+                                         int32_t batch_size, double lr, double weight_decay, int32_t n_threads,
+                                         uint64_t seed, EmbedrecTrainerHandle *out);
+
 /* Runs one epoch; writes the epoch's running training MSE, MAE and wall seconds (any output
  * may be NULL). Returns EMBEDREC_ERR_CANCELLED when cancelled mid-epoch (the model then holds
  * the partially trained, finite weights). */
@@ -242,6 +273,13 @@ int32_t embedrec_trainer_progress(EmbedrecTrainerHandle trainer, int64_t *done, 
 
 /* Clears the cancel flag so that further epochs can run. */
 int32_t embedrec_trainer_reset_cancel(EmbedrecTrainerHandle trainer);
+
+/* Each user's training items as CSR: indptr[n_users + 1] (int64) and items[n] (int32), n the
+ * trainer's number of training ratings (positives, for implicit data); user u's items are
+ * items[indptr[u] .. indptr[u+1]). The lengths passed must be exactly n_users + 1 and n. Taken
+ * from the trainer's data, so the caller need not keep its own copy of the pairs. */
+int32_t embedrec_trainer_seen(EmbedrecTrainerHandle trainer, int64_t *indptr, int64_t indptr_length,
+                              int32_t *items, int64_t items_length);
 
 /* Frees a trainer and its copy of the training data and optimiser state. */
 int32_t embedrec_trainer_free(EmbedrecTrainerHandle trainer);

@@ -19,7 +19,8 @@ public enum Loss: Int32 {
 /// with.
 public final class NetworkTrainer: Trainer {
     public let network: Network
-    let data: RatingSet
+    public let data: RatingSet
+    public var nUsers: Int { network.nUsers }
     let options: TrainOptions
     let loss: Loss
     let negatives: Int
@@ -41,7 +42,8 @@ public final class NetworkTrainer: Trainer {
     /// Positives per user, sorted (CSR), for rejecting sampled negatives.
     private let seenIndptr: Buffer<Int>?
     private let seenItems: Buffer<Int32>?
-    /// The epoch's examples (positives and sampled negatives), shuffled.
+    /// The epoch's examples (positives and sampled negatives), shuffled. Without negatives this
+    /// is `data` itself, reshuffled in place each epoch: no second copy of the ratings.
     private let epoch: RatingSet
 
     public init(network: Network, data: RatingSet, loss: Loss, negatives: Int, options: TrainOptions) throws {
@@ -78,7 +80,7 @@ public final class NetworkTrainer: Trainer {
         moments = network.weights.map { w in w.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
         biasMoments = network.biases.map { b in b.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
         rng = Xoshiro256(seed: options.seed ^ 0x4E45_5457)
-        epoch = RatingSet(zeros: examples)
+        epoch = negatives > 0 ? RatingSet(zeros: examples) : data
         if negatives > 0 {
             // CSR of each user's positives, sorted, for membership tests by binary search.
             let indptr = Buffer<Int>(repeating: 0, count: network.nUsers + 1)
@@ -137,24 +139,25 @@ public final class NetworkTrainer: Trainer {
 
     /// Fills the epoch's examples (positives plus fresh negatives) and shuffles them.
     private func prepareEpoch() -> Int {
+        guard negatives > 0 else {
+            epoch.shuffle(using: &rng)
+            return data.count
+        }
         let us = epoch.users, its = epoch.items, ts = epoch.ratings
         var n = 0
         for r in 0..<data.count {
-            us[n] = data.users[r]; its[n] = data.items[r]
-            ts[n] = negatives > 0 ? 1 : data.ratings[r]
+            let u = Int(data.users[r])
+            us[n] = data.users[r]; its[n] = data.items[r]; ts[n] = 1
             n += 1
-            if negatives > 0 {
-                let u = Int(data.users[r])
-                for _ in 0..<negatives {
-                    var item = Int32(rng.nextIndex(below: network.nItems))
-                    var tries = 0
-                    while isPositive(user: u, item: item) && tries < 50 {
-                        item = Int32(rng.nextIndex(below: network.nItems))
-                        tries += 1
-                    }
-                    us[n] = Int32(u); its[n] = item; ts[n] = 0
-                    n += 1
+            for _ in 0..<negatives {
+                var item = Int32(rng.nextIndex(below: network.nItems))
+                var tries = 0
+                while isPositive(user: u, item: item) && tries < 50 {
+                    item = Int32(rng.nextIndex(below: network.nItems))
+                    tries += 1
                 }
+                us[n] = Int32(u); its[n] = item; ts[n] = 0
+                n += 1
             }
         }
         epoch.shuffle(using: &rng)

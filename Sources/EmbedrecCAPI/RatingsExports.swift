@@ -1,0 +1,103 @@
+import EmbedrecCore
+
+// The C ABI for training data given in chunks (embedrec.h, "Training data"), and the trainer
+// constructors that take it over. Bound in python/embedrec/_lib.py.
+
+private let registry = HandleRegistry.shared
+
+private func loader(_ h: UnsafeMutableRawPointer?) throws -> RatingLoader {
+    try registry.lookup(h, as: RatingLoader.self, kind: "ratings")
+}
+
+@_cdecl("embedrec_ratings_create")
+public func embedrecRatingsCreate(_ n: Int64, _ nUsers: Int64, _ nItems: Int64,
+                                  _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    status {
+        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
+        out.pointee = nil
+        let count = try Check.length(n, "n")
+        let users = try Check.length(nUsers, "n_users", max: Int(Int32.max))
+        let items = try Check.length(nItems, "n_items", max: Int(Int32.max))
+        out.pointee = registry.register(try RatingLoader(count: count, nUsers: users, nItems: items))
+    }
+}
+
+@_cdecl("embedrec_ratings_append")
+public func embedrecRatingsAppend(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?,
+                                  _ items: UnsafePointer<Int32>?, _ ratings: UnsafePointer<Float>?, _ n: Int64) -> Int32 {
+    status {
+        let l = try loader(h)
+        let count = try Check.length(n, "n")
+        try l.append(users: try Check.pointer(users, "users", count: count),
+                     items: try Check.pointer(items, "items", count: count),
+                     ratings: try Check.pointer(ratings, "ratings", count: count), count: count)
+    }
+}
+
+@_cdecl("embedrec_ratings_free")
+public func embedrecRatingsFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
+    status { try registry.remove(h, as: RatingLoader.self, kind: "ratings") }
+}
+
+/// The loader behind `h`, checked to match a model's table sizes.
+private func loader(_ h: UnsafeMutableRawPointer?, nUsers: Int, nItems: Int) throws -> RatingLoader {
+    let l = try loader(h)
+    guard l.nUsers == nUsers, l.nItems == nItems else {
+        throw CoreError.invalid("the ratings were made for \(l.nUsers) users and \(l.nItems) items, "
+                                + "but the model has \(nUsers) and \(nItems)")
+    }
+    return l
+}
+
+@_cdecl("embedrec_trainer_create_from")
+public func embedrecTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ ratings: UnsafeMutableRawPointer?,
+                                      _ optimizer: Int32, _ schedule: Int32, _ epochs: Int32, _ batchSize: Int32,
+                                      _ lr: Double, _ weightDecay: Double, _ threads: Int32, _ seed: UInt64,
+                                      _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    status {
+        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
+        out.pointee = nil
+        let m = try registry.lookup(h, as: MFModel.self, kind: "model")
+        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
+        let l = try loader(ratings, nUsers: m.config.nUsers, nItems: m.config.nItems)
+        let t = try l.handOver { try makeTrainer(model: m, data: $0, options: options) }
+        out.pointee = registry.register(TrainerBox(t))
+    }
+}
+
+@_cdecl("embedrec_net_trainer_create_from")
+public func embedrecNetTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ ratings: UnsafeMutableRawPointer?,
+                                         _ loss: Int32, _ negatives: Int32, _ optimizer: Int32, _ schedule: Int32,
+                                         _ epochs: Int32, _ batchSize: Int32, _ lr: Double, _ weightDecay: Double,
+                                         _ threads: Int32, _ seed: UInt64,
+                                         _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+    status {
+        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
+        out.pointee = nil
+        let net = try registry.lookup(h, as: Network.self, kind: "network")
+        guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
+        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
+        let l = try loader(ratings, nUsers: net.nUsers, nItems: net.nItems)
+        let t = try l.handOver {
+            try NetworkTrainer(network: net, data: $0, loss: lossKind, negatives: Int(negatives), options: options)
+        }
+        out.pointee = registry.register(TrainerBox(t))
+    }
+}
+
+@_cdecl("embedrec_trainer_seen")
+public func embedrecTrainerSeen(_ h: UnsafeMutableRawPointer?, _ indptr: UnsafeMutablePointer<Int64>?, _ indptrLength: Int64,
+                                _ items: UnsafeMutablePointer<Int32>?, _ itemsLength: Int64) -> Int32 {
+    status {
+        let t = try registry.lookup(h, as: TrainerBox.self, kind: "trainer").trainer
+        let nUsers = t.nUsers, data = t.data
+        guard indptrLength == Int64(nUsers + 1), itemsLength == Int64(data.count) else {
+            throw CoreError.invalid("indptr must have n_users + 1 = \(nUsers + 1) entries and items \(data.count); "
+                                    + "got \(indptrLength) and \(itemsLength)")
+        }
+        data.seen(nUsers: nUsers, indptr: try Check.mutablePointer(indptr, "indptr", count: nUsers + 1),
+                  items: try Check.mutablePointer(items, "items", count: data.count))
+    }
+}

@@ -1,0 +1,49 @@
+"""From a DataFrame to the core's training data, holding the converted data only once.
+
+The core keeps training ratings as int32 user rows, int32 item rows and float32 values (12
+bytes a rating). Converting whole columns first and copying them into the core would hold
+that twice at the peak, plus pandas' int64 codes; instead the id maps are built from the
+distinct ids, and the rows are converted and appended a slice at a time.
+"""
+
+import numpy as np
+
+from . import _frame
+from ._core import CoreRatings
+from ._ids import IdMap
+
+#: Rows converted per slice: large enough that per-slice overhead vanishes, small enough that
+#: the slice's temporaries (a few bytes per row) stay far below the data itself.
+SLICE_ROWS = 1 << 18
+
+
+class TrainingData:
+    """The id maps, the core's ratings (for one trainer to take over) and the count of ratings
+    the model's ``_ratings_outside`` hook flagged."""
+
+    def __init__(self, users, items, ratings, outside):
+        self.users, self.items, self.ratings, self.outside = users, items, ratings, outside
+
+
+def load(model, df, columns):
+    """Maps and converts ``df``'s user, item and rating columns (rating None: implicit data,
+    every pair a positive) for ``model``."""
+    users, user_rows = IdMap.fit(df[columns[0]], "user")
+    items, item_rows = IdMap.fit(df[columns[1]], "item")
+    rating_column = df[columns[2]] if columns[2] is not None else None
+    if rating_column is not None:
+        _frame.check_ratings_column(rating_column, columns[2])
+    n = len(df)
+    ratings = CoreRatings(n, len(users), len(items))
+    try:
+        outside = 0
+        for a in range(0, n, SLICE_ROWS):
+            b = min(a + SLICE_ROWS, n)
+            values = (_frame.ratings_slice(rating_column, columns[2], a, b) if rating_column is not None
+                      else np.ones(b - a, dtype=np.float32))
+            outside += model._ratings_outside(values)
+            ratings.append(user_rows(a, b), item_rows(a, b), values)
+    except BaseException:
+        ratings.close()
+        raise
+    return TrainingData(users, items, ratings, outside)
