@@ -32,7 +32,23 @@ def rss_mib(field="VmRSS"):
     return float("nan")
 
 
-def run_embedrec(train, test, k, epochs):
+class FitClock:
+    """Each runner calls start() when its input is built, just before its fit, and stop() right
+    after: wall seconds of the fit, and the peak RSS above the RSS at start (writing 5 to
+    /proc/self/clear_refs resets VmHWM to the current RSS)."""
+
+    def start(self):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        self.base = rss_mib()
+        self.begun = time.perf_counter()
+
+    def stop(self):
+        self.seconds = time.perf_counter() - self.begun
+        self.peak_mib = rss_mib("VmHWM") - self.base
+
+
+def run_embedrec(train, test, k, epochs, clock):
     import pandas as pd
 
     import embedrec
@@ -41,46 +57,47 @@ def run_embedrec(train, test, k, epochs):
                        "rating": train[:, 2]})
     extra = json.loads(os.environ.get("EMBEDREC_BENCH_PARAMS", "{}"))
     model = embedrec.MatrixFactorization(n_factors=k, epochs=epochs, **extra)
-    start = time.perf_counter()
+    clock.start()
     model.fit(df)
-    seconds = time.perf_counter() - start
+    clock.stop()
     pred = model.predict(test[:, 0].astype(np.int64), test[:, 1].astype(np.int64), unknown="mean")
-    return seconds, pred
+    return pred
 
 
-def run_libmf(train, test, k, epochs):
+def run_libmf(train, test, k, epochs, clock):
     from libmf import mf
 
     model = mf.MF(k=k, nr_iters=epochs, nr_threads=2, lambda_p1=0.0, lambda_q1=0.0, lambda_p2=0.04,
                   lambda_q2=0.04, quiet=True)
-    start = time.perf_counter()
-    model.fit(np.ascontiguousarray(train, dtype=np.float64))
-    seconds = time.perf_counter() - start
+    data = np.ascontiguousarray(train, dtype=np.float64)
+    clock.start()
+    model.fit(data)
+    clock.stop()
     # The binding reads the query array column-major (notes/peers.md): pass it Fortran-ordered.
     pred = model.predict(np.asfortranarray(test[:, :2], dtype=np.float64))
-    return seconds, pred
+    return pred
 
 
-def run_cornac(train, test, k, epochs):
+def run_cornac(train, test, k, epochs, clock):
     import cornac
 
     data = cornac.data.Dataset.from_uir(
         list(zip(train[:, 0].astype(int).astype(str), train[:, 1].astype(int).astype(str), train[:, 2])), seed=0)
     model = cornac.models.MF(k=k, max_iter=epochs, learning_rate=0.01, lambda_reg=0.02, use_bias=True, seed=0,
                              verbose=False)
-    start = time.perf_counter()
+    clock.start()
     model.fit(data)
-    seconds = time.perf_counter() - start
+    clock.stop()
     uid = [data.uid_map.get(str(int(u)), -1) for u in test[:, 0]]
     iid = [data.iid_map.get(str(int(i)), -1) for i in test[:, 1]]
     pred = np.full(len(test), data.global_mean)
     for j, (u, i) in enumerate(zip(uid, iid)):
         if u >= 0 and i >= 0:
             pred[j] = model.score(u, i)
-    return seconds, pred
+    return pred
 
 
-def run_surprise(train, test, k, epochs):
+def run_surprise(train, test, k, epochs, clock):
     import pandas as pd
     from surprise import SVD, Dataset, Reader
 
@@ -88,11 +105,11 @@ def run_surprise(train, test, k, epochs):
     data = Dataset.load_from_df(frame, Reader(rating_scale=(float(train[:, 2].min()), float(train[:, 2].max()))))
     model = SVD(n_factors=k, n_epochs=epochs, random_state=0)
     trainset = data.build_full_trainset()
-    start = time.perf_counter()
+    clock.start()
     model.fit(trainset)
-    seconds = time.perf_counter() - start
+    clock.stop()
     pred = np.array([model.predict(u, i).est for u, i in test[:, :2]])
-    return seconds, pred
+    return pred
 
 
 RUNNERS = {"embedrec": run_embedrec, "LIBMF": run_libmf, "cornac MF": run_cornac, "Surprise SVD": run_surprise}
@@ -101,11 +118,10 @@ MODULES = {"embedrec": "embedrec", "LIBMF": "libmf", "cornac MF": "cornac", "Sur
 
 def child(name, folder, k, epochs):
     train, test = np.load(os.path.join(folder, "train.npy")), np.load(os.path.join(folder, "test.npy"))
-    base = rss_mib()
-    seconds, pred = RUNNERS[name](train, test, k, epochs)
+    clock = FitClock()
+    pred = RUNNERS[name](train, test, k, epochs, clock)
     rmse = float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - test[:, 2]) ** 2)))
-    peak = rss_mib("VmHWM")
-    print(json.dumps({"seconds": seconds, "rmse": rmse, "peak_mib": peak - base}))
+    print(json.dumps({"seconds": clock.seconds, "rmse": rmse, "peak_mib": clock.peak_mib}))
 
 
 def main():

@@ -253,7 +253,10 @@ final class AdamTrainer: Trainer {
             let gj = g[j]
             m[j] = beta1 * m[j] + (1 - beta1) * gj
             v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
-            w[j] -= (lr / bc1) * m[j] / ((v[j] / bc2).squareRoot() + epsilon)
+            // The same operations as the vector lanes above (a multiply by 1 / bc2, not a
+            // division), so a parameter's update does not depend on whether it falls in a lane
+            // or in this tail: the network trainer splits kernels over threads at any offset.
+            w[j] -= (lr / bc1) * m[j] / ((v[j] * (1 / bc2)).squareRoot() + epsilon)
             j &+= 1
         }
     }

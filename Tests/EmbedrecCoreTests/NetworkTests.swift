@@ -183,6 +183,7 @@ final class NetworkTrainingTests: XCTestCase {
         let one = try trainedWeights(threads: 1, seed: 4)
         XCTAssertEqual(one, try trainedWeights(threads: 0, seed: 4))
         XCTAssertEqual(one, try trainedWeights(threads: 2, seed: 4))
+        XCTAssertEqual(one, try trainedWeights(threads: 3, seed: 4))  // uneven split of rows and kernels
         XCTAssertNotEqual(one, try trainedWeights(threads: 1, seed: 5))
     }
 

@@ -32,7 +32,10 @@ public final class NetworkTrainer: Trainer {
     private let batch: Int
     private let chunkCount: Int
     private let chunks: [ChunkGradients]
-    private let merged: [SparseRows?]
+    /// Threads of the optimiser step, and per thread and embedding node the merged gradients of
+    /// the rows it owns (row % updateThreads == thread).
+    private let updateThreads: Int
+    private let merged: [[SparseRows?]]
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private let biasMoments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private var rng: Xoshiro256
@@ -74,8 +77,12 @@ public final class NetworkTrainer: Trainer {
         totalSteps = options.epochs * ((examples + batch - 1) / batch)
         let capacity = (batch + chunkCount - 1) / chunkCount
         chunks = (0..<chunkCount).map { _ in ChunkGradients(network: network, capacity: capacity, weightDecay: options.weightDecay) }
-        merged = network.nodes.enumerated().map { _, n in
-            n.kind == .embedding ? SparseRows(rows: n.side == 0 ? network.nUsers : network.nItems, width: n.units, capacity: batch) : nil
+        let updateThreads = options.threads == 1 ? 1 : min(8, options.threads <= 0 ? activeProcessorCount() : options.threads)
+        self.updateThreads = updateThreads
+        merged = (0..<updateThreads).map { _ in
+            network.nodes.map { n in
+                n.kind == .embedding ? SparseRows(rows: n.side == 0 ? network.nUsers : network.nItems, width: n.units, capacity: batch) : nil
+            }
         }
         moments = network.weights.map { w in w.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
         biasMoments = network.biases.map { b in b.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
@@ -202,9 +209,7 @@ public final class NetworkTrainer: Trainer {
                 let sink = self.chunks[c]
                 sink.begin()
                 sink.scale = scale
-                let act = Buffer<Float>(repeating: 0, count: net.activationSize)
-                let mask = Buffer<Float>(repeating: 0, count: net.activationSize)
-                let grad = Buffer<Float>(repeating: 0, count: net.activationSize)
+                let act = sink.act, mask = sink.mask, grad = sink.grad
                 let lo = range.lowerBound + size * c / chunksUsed, hi = range.lowerBound + size * (c + 1) / chunksUsed
                 var lossSum = 0.0, absSum = 0.0
                 for r in lo..<hi {
@@ -247,58 +252,90 @@ public final class NetworkTrainer: Trainer {
         return (l, a)
     }
 
+    /// The optimiser step, split over `updateThreads` threads: each dense node's parameters in
+    /// contiguous ranges, embedding rows by owner (row % threads). Each parameter's gradient is
+    /// summed over the chunks in chunk order and then stepped on its own, so the result does not
+    /// depend on the number of threads.
     private func applyGradients(chunksUsed: Int) {
-        let lr = options.learningRate(step: step - 1, totalSteps: totalSteps)
-        let adam = options.optimizer == .adam
-        let b1 = AdamTrainer.beta1, b2 = AdamTrainer.beta2
-        let bc1 = 1 - Float(_pow(Double(b1), Double(step))), bc2 = 1 - Float(_pow(Double(b2), Double(step)))
-        let first = chunks[0]
-        for (j, node) in network.nodes.enumerated() {
-            if firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
-            switch node.kind {
-            case .dense:
-                let (gW, gB) = first.dense[j]!
-                for c in 1..<max(chunksUsed, 1) {
-                    let (w, b) = chunks[c].dense[j]!
-                    Kernels.axpy(gW.base, w.base, gW.count, 1)
-                    Kernels.axpy(gB.base, b.base, gB.count, 1)
-                }
-                let W = network.weights[j]!, B = network.biases[j]!
-                if options.weightDecay > 0 {  // decoupled decay of the kernel (AdamW), not the bias
-                    let keep = 1 - lr * options.weightDecay
-                    for k in 0..<W.count { W[k] *= keep }
-                }
-                if adam {
-                    AdamTrainer.adamRow(W.base, moments[j]!.m.base, moments[j]!.v.base, gW.base, W.count, lr, bc1, bc2)
-                    AdamTrainer.adamRow(B.base, biasMoments[j]!.m.base, biasMoments[j]!.v.base, gB.base, B.count, lr, bc1, bc2)
-                } else {
-                    Kernels.axpy(W.base, gW.base, W.count, -lr)
-                    Kernels.axpy(B.base, gB.base, B.count, -lr)
-                }
-            case .embedding:
-                let total = merged[j]!
-                total.begin()
-                let width = node.units
-                for c in 0..<chunksUsed {
-                    let part = chunks[c].sparse[j]!
-                    for s in 0..<part.count {
-                        Kernels.axpy(total.row(Int(part.touched[s])), part.grads.base + s * width, width, 1)
+        let update = BatchUpdate(trainer: self, chunksUsed: chunksUsed)
+        let threads = updateThreads
+        parallelChunks(count: threads, chunks: threads) { t, _ in update.run(thread: t, of: threads) }
+    }
+
+    private struct BatchUpdate: @unchecked Sendable {
+        let trainer: NetworkTrainer
+        let chunksUsed: Int
+        let lr, bc1, bc2: Float
+        let adam: Bool
+
+        init(trainer: NetworkTrainer, chunksUsed: Int) {
+            self.trainer = trainer
+            self.chunksUsed = chunksUsed
+            let step = trainer.step
+            lr = trainer.options.learningRate(step: step - 1, totalSteps: trainer.totalSteps)
+            adam = trainer.options.optimizer == .adam
+            bc1 = 1 - Float(_pow(Double(AdamTrainer.beta1), Double(step)))
+            bc2 = 1 - Float(_pow(Double(AdamTrainer.beta2), Double(step)))
+        }
+
+        /// Steps `count` parameters at `p` with moments at `m`, `v` (Adam) by gradient `g`.
+        @inline(__always)
+        func step(_ p: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
+                  _ g: UnsafeMutablePointer<Float>, _ count: Int) {
+            if adam {
+                AdamTrainer.adamRow(p, m!, v!, g, count, lr, bc1, bc2)
+            } else {
+                Kernels.axpy(p, g, count, -lr)
+            }
+        }
+
+        func run(thread t: Int, of threads: Int) {
+            let tr = trainer, network = tr.network, chunks = tr.chunks
+            let decay = tr.options.weightDecay
+            for (j, node) in network.nodes.enumerated() {
+                if tr.firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
+                switch node.kind {
+                case .dense:
+                    let W = network.weights[j]!, B = network.biases[j]!
+                    let wLo = W.count * t / threads, wHi = W.count * (t + 1) / threads
+                    let bLo = B.count * t / threads, bHi = B.count * (t + 1) / threads
+                    let (gW, gB) = chunks[0].dense[j]!
+                    for c in 1..<max(chunksUsed, 1) {
+                        let (w, b) = chunks[c].dense[j]!
+                        Kernels.axpy(gW.base + wLo, w.base + wLo, wHi - wLo, 1)
+                        Kernels.axpy(gB.base + bLo, b.base + bLo, bHi - bLo, 1)
                     }
-                }
-                let table = network.weights[j]!
-                for s in 0..<total.count {
-                    let row = Int(total.touched[s])
-                    if let first = firstTrainableUser, row < first { continue }
-                    let p = table.base + row * width, g = total.grads.base + s * width
-                    if adam {
-                        AdamTrainer.adamRow(p, moments[j]!.m.base + row * width, moments[j]!.v.base + row * width, g, width, lr, bc1, bc2)
-                    } else {
-                        Kernels.axpy(p, g, width, -lr)
+                    if decay > 0 {  // decoupled decay of the kernel (AdamW), not the bias
+                        let keep = 1 - lr * decay
+                        for k in wLo..<wHi { W[k] *= keep }
                     }
-                    if node.nonNegative { Kernels.clampNonNegative(p, width) }
+                    let mw = tr.moments[j], mb = tr.biasMoments[j]
+                    step(W.base + wLo, mw.map { $0.m.base + wLo }, mw.map { $0.v.base + wLo }, gW.base + wLo, wHi - wLo)
+                    step(B.base + bLo, mb.map { $0.m.base + bLo }, mb.map { $0.v.base + bLo }, gB.base + bLo, bHi - bLo)
+                case .embedding:
+                    let total = tr.merged[t][j]!
+                    total.begin()
+                    let width = node.units
+                    for c in 0..<chunksUsed {
+                        let part = chunks[c].sparse[j]!
+                        for s in 0..<part.count {
+                            let row = Int(part.touched[s])
+                            if row % threads != t { continue }
+                            Kernels.axpy(total.row(row), part.grads.base + s * width, width, 1)
+                        }
+                    }
+                    let table = network.weights[j]!, mv = tr.moments[j]
+                    for s in 0..<total.count {
+                        let row = Int(total.touched[s])
+                        if let first = tr.firstTrainableUser, row < first { continue }
+                        let p = table.base + row * width
+                        step(p, mv.map { $0.m.base + row * width }, mv.map { $0.v.base + row * width },
+                             total.grads.base + s * width, width)
+                        if node.nonNegative { Kernels.clampNonNegative(p, width) }
+                    }
+                default:
+                    break
                 }
-            default:
-                break
             }
         }
     }

@@ -50,10 +50,16 @@ final class ChunkGradients: GradientSink {
     let sparse: [SparseRows?]
     let embeddingDecay: Float
     var scale: Float = 1
+    /// Per-example scratch of the forward and backward passes (activations, dropout masks,
+    /// activation gradients), allocated once per chunk instead of once per batch.
+    let act, mask, grad: Buffer<Float>
 
     init(network: Network, capacity: Int, weightDecay: Float) {
         self.network = network
         embeddingDecay = weightDecay
+        act = Buffer(repeating: 0, count: network.activationSize)
+        mask = Buffer(repeating: 0, count: network.activationSize)
+        grad = Buffer(repeating: 0, count: network.activationSize)
         dense = network.nodes.indices.map { j in
             guard let w = network.weights[j], let b = network.biases[j] else { return nil }
             return (Buffer<Float>(repeating: 0, count: w.count), Buffer<Float>(repeating: 0, count: b.count))
