@@ -149,7 +149,11 @@ def main():
     parser.add_argument("--shape", choices=sorted(embedrec.datasets.SHAPES))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max-train", type=int, default=0, help="use at most this many training rows")
+    parser.add_argument("--peers", default="keras,fastai",
+                        help="comma-separated peers to run when installed (fastai's default-size network takes "
+                             "about 10 minutes per million ratings here)")
     args = parser.parse_args()
+    wanted = set(filter(None, args.peers.split(",")))
     name, train, test = load(args)
     print(f"{name}: {len(train):,} training ratings, {len(test):,} test; {os.cpu_count()} cores; "
           f"{args.epochs} epochs each")
@@ -164,18 +168,22 @@ def main():
     peer_rows = (encode(train), encode(test[known]))
 
     try:
+        if "keras" not in wanted:
+            raise ImportError
         peers = keras_models(len(users), len(items))
         import keras
         peer_name = f"Keras {keras.__version__}"
     except ImportError:
         peers, peer_name = {}, None
-        print("Keras is not installed (pip install tensorflow-cpu keras): embedrec only.")
+        print("Keras: not run (not installed: pip install tensorflow-cpu keras; or left out by --peers).")
     try:
+        if "fastai" not in wanted:
+            raise ImportError
         import fastai
         fastai_version = fastai.__version__
     except ImportError:
         fastai_version = None
-        print("fastai is not installed (pip install fastai): no fastai row.")
+        print("fastai: not run (not installed: pip install fastai; or left out by --peers).")
 
     header = f"{'model':<48} {'embedrec s/ep':>13} {'RMSE':>7}"
     if peers:

@@ -2,6 +2,7 @@
 
     python benchmarks/sgd_speed.py [--shape goodbooks|ml-20m] [--epochs 3] [--factors 32 100]
     python benchmarks/sgd_speed.py --schedules      # lock-free vs block schedule vs one thread, k=32
+    python benchmarks/sgd_speed.py --overhead       # share of a 10-epoch fit spent outside the epochs
 
 Prints seconds per epoch (best of the epochs: the machines are noisy), million ratings per
 second, test RMSE on the default_rng(42) 90/10 split, and the process's peak RSS. For the
@@ -23,6 +24,9 @@ def main():
     parser.add_argument("--factors", type=int, nargs="+", default=[32, 100])
     parser.add_argument("--schedules", action="store_true",
                         help="compare the lock-free and deterministic schedules and one thread (3 fits of 4 epochs each)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="time a 10-epoch fit at k=32 and report the part outside the epochs (id mapping, "
+                             "conversion, copies, snapshots): the fit-time Python overhead")
     args = parser.parse_args()
     start = time.perf_counter()
     df = embedrec.datasets.synthetic(shape=args.shape, seed=0)
@@ -30,6 +34,16 @@ def main():
     del df
     print(f"{args.shape}-shaped: {len(train):,} training ratings ({time.perf_counter() - start:.0f} s to generate); "
           f"{os.cpu_count()} cores")
+    if args.overhead:
+        for _ in range(3):
+            model = embedrec.MatrixFactorization(n_factors=32, epochs=10)
+            start = time.perf_counter()
+            history = model.fit(train)
+            total = time.perf_counter() - start
+            outside = total - sum(history["seconds"])
+            print(f"10-epoch fit {total:.2f} s, epochs {sum(history['seconds']):.2f} s, outside the epochs "
+                  f"{outside:.2f} s = {100 * outside / total:.1f}%")
+        return
     if args.schedules:
         import numpy as np
 
