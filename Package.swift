@@ -8,6 +8,7 @@
 //   compiles the header as C so a broken header fails the build.
 // - EmbedrecCAPI: the `@_cdecl` exports that implement that header; the only place where
 //   pointers from a foreign caller are turned into Swift values, so every check lives here.
+// - CEmbedrecShims: header-only C the core needs and Swift lacks (a prefetch hint).
 import PackageDescription
 
 let package = Package(
@@ -16,7 +17,8 @@ let package = Package(
         .library(name: "embedrec", type: .dynamic, targets: ["EmbedrecCAPI"]),
     ],
     targets: [
-        .target(name: "EmbedrecCore"),
+        .target(name: "CEmbedrecShims"),
+        .target(name: "EmbedrecCore", dependencies: ["CEmbedrecShims"]),
         .target(name: "CEmbedrec"),
         .target(name: "EmbedrecCAPI", dependencies: ["EmbedrecCore"]),
         .testTarget(name: "EmbedrecCoreTests", dependencies: ["EmbedrecCore"]),

@@ -141,7 +141,12 @@ final class AdamTrainer: Trainer {
         let scale = 1 / Float(count)
         let gradOut = ratingGrad.base, errOut = ratingError.base
         parallelChunks(count: count, chunks: threads) { _, part in
+            let P = m.userFactors.base, Q = m.itemFactors.base, k = m.k
             for j in part {
+                if j + 8 < part.upperBound {  // rows of a rating a few ahead (see AdamBatchUpdate.ahead)
+                    Kernels.prefetch(P + Int(us[lo + j + 8]) &* k, k)
+                    Kernels.prefetch(Q + Int(its[lo + j + 8]) &* k, k)
+                }
                 let u = Int(us[lo + j]), i = Int(its[lo + j])
                 let (pred, dRaw) = m.lossGradient(raw: m.rawScore(user: u, item: i), rating: rs[lo + j])
                 errOut[j] = pred - rs[lo + j]
@@ -169,6 +174,8 @@ final class AdamTrainer: Trainer {
         let t: AdamTrainer
         let lo, count: Int
         let decay, lr, bc1, bc2: Float
+        /// How many of its rows ahead a thread prefetches.
+        static let ahead = 4
 
         init(trainer: AdamTrainer, lo: Int, count: Int, decay: Float, lr: Float, step: Int) {
             t = trainer
@@ -222,6 +229,10 @@ final class AdamTrainer: Trainer {
             }
             s = owner
             while s < nI {
+                if s + Self.ahead * owners < nI {
+                    let r = Int(t.touchedI[s + Self.ahead * owners]) &* k
+                    Kernels.prefetch(Q + r, k); Kernels.prefetch(t.mI.base + r, k); Kernels.prefetch(t.vI.base + r, k)
+                }
                 let i = Int(t.touchedI[s])
                 AdamTrainer.adamRow(Q + i &* k, t.mI.base + i &* k, t.vI.base + i &* k, gI + s &* k, k, lr, bc1, bc2)
                 if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }

@@ -1,3 +1,5 @@
+import CEmbedrecShims
+
 /// The inner loops of matrix factorisation, on raw pointers and explicit `SIMD8<Float>`.
 ///
 /// Why explicit SIMD: with strict IEEE semantics the compiler will not reassociate a float
@@ -65,6 +67,16 @@ public enum Kernels {
         while j < k {
             dst[j] += s * src[j]
             j &+= 1
+        }
+    }
+
+    /// Hints the CPU to fetch the cache lines of p[0..<k] (for writing) ahead of their use.
+    @inline(__always)
+    public static func prefetch(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
+        var j = 0
+        while j < k {
+            embedrec_prefetch_write(UnsafeRawPointer(p + j))
+            j &+= 16  // 64-byte lines
         }
     }
 

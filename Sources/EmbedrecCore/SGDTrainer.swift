@@ -114,6 +114,10 @@ struct SGDStep: @unchecked Sendable {
     func run(_ range: Range<Int>) -> (Double, Double) {
         var se = 0.0, ae = 0.0
         for idx in range {
+            if idx &+ 8 < range.upperBound {  // the rows of a rating a few ahead: random reads
+                Kernels.prefetch(P + Int(us[idx &+ 8]) &* k, k)
+                Kernels.prefetch(Q + Int(its[idx &+ 8]) &* k, k)
+            }
             let u = Int(us[idx]), i = Int(its[idx])
             let p = P + u &* k, q = Q + i &* k
             var raw = m.globalBias + Kernels.dot(p, q, k)

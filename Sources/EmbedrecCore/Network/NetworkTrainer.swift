@@ -213,6 +213,7 @@ public final class NetworkTrainer: Trainer {
                 let lo = range.lowerBound + size * c / chunksUsed, hi = range.lowerBound + size * (c + 1) / chunksUsed
                 var lossSum = 0.0, absSum = 0.0
                 for r in lo..<hi {
+                    if r + 4 < hi { net.prefetchRows(user: Int(us[r + 4]), item: Int(its[r + 4])) }
                     var dropoutRNG: Xoshiro256? = Xoshiro256(seed: stepSeed &+ UInt64(r))
                     let u = Int(us[r]), i = Int(its[r]), t = ts[r]
                     let y = net.forward(user: u, item: i, act: act.base, mask: mask.base, rng: &dropoutRNG)
