@@ -30,7 +30,10 @@ def machine():
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    import embedrec
+
+    return (f"{model}, {os.cpu_count()} cores, embedrec {embedrec.__version__} ({embedrec.core_kernels} build), "
+            f"Python {platform.python_version()}, "
             f"{datetime.date.today().isoformat()}, load average {load:.2f} at start")
 
 

@@ -28,9 +28,11 @@ def models_by_name():
 
 __version__ = "0.1.0"
 core_version = _core_version()
+#: Which build of the core is loaded: "avx2" (CPUs with AVX2 and FMA), "baseline", or "custom".
+from ._lib import KERNELS as core_kernels  # noqa: E402
 
 __all__ = [
     "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
-    "EmbedrecMemoryError", "__version__", "core_version",
+    "EmbedrecMemoryError", "__version__", "core_version", "core_kernels",
 ]

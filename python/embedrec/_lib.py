@@ -16,6 +16,10 @@ import numpy as np
 from . import errors
 
 LIBRARY_NAME = "libembedrec.so"
+#: The same library compiled for AVX2 + FMA CPUs (LLVM's "haswell"); loaded when the CPU has
+#: every feature in AVX2_CPU_FLAGS (names as in /proc/cpuinfo).
+AVX2_LIBRARY_NAME = "libembedrec_avx2.so"
+AVX2_CPU_FLAGS = frozenset({"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm", "popcnt", "sse4_2"})
 
 # Status codes (embedrec.h).
 OK = 0
@@ -91,12 +95,47 @@ _SIGNATURES = {
 }
 
 
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def kernel_variant():
+    """Which build of the core to load: "avx2" when the CPU can run it and the package has it,
+    else "baseline". ``$EMBEDREC_KERNELS`` (baseline or avx2) forces a choice; forcing avx2 on a
+    CPU without those features is an error rather than an illegal-instruction crash."""
+    here = Path(__file__).resolve().parent
+    supported = AVX2_CPU_FLAGS <= cpu_flags() and (here / AVX2_LIBRARY_NAME).is_file()
+    forced = os.environ.get("EMBEDREC_KERNELS", "").strip().lower()
+    if forced == "baseline":
+        return "baseline"
+    if forced == "avx2":
+        if not supported:
+            missing = sorted(AVX2_CPU_FLAGS - cpu_flags())
+            raise errors.EmbedrecError(
+                "EMBEDREC_KERNELS=avx2, but " + (f"this CPU lacks {', '.join(missing)}" if missing
+                                                   else f"{AVX2_LIBRARY_NAME} is not in the package"))
+        return "avx2"
+    if forced:
+        raise errors.EmbedrecError(f"EMBEDREC_KERNELS must be 'baseline' or 'avx2', got {forced!r}")
+    return "avx2" if supported else "baseline"
+
+
 def library_path():
-    """Where the core library is: ``$EMBEDREC_LIBRARY`` if set, else beside this module."""
+    """Where the core library is: ``$EMBEDREC_LIBRARY`` if set, else the build for this CPU
+    beside this module (see ``kernel_variant``)."""
     override = os.environ.get("EMBEDREC_LIBRARY")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent / LIBRARY_NAME
+    here = Path(__file__).resolve().parent
+    return here / (AVX2_LIBRARY_NAME if kernel_variant() == "avx2" else LIBRARY_NAME)
 
 
 def _load():
@@ -116,6 +155,8 @@ def _load():
 
 
 lib = _load()
+#: The build loaded: "avx2", "baseline", or "custom" (a library named by $EMBEDREC_LIBRARY).
+KERNELS = "custom" if os.environ.get("EMBEDREC_LIBRARY") else kernel_variant()
 
 
 def last_error():

@@ -1,8 +1,11 @@
-"""The installed package is self-contained: the core library needs no Swift toolchain, never
-links libpython, exports exactly the C API of the header, and the ctypes signatures match it."""
+"""The installed package is self-contained: the core library (both builds: baseline and AVX2)
+needs no Swift toolchain, never links libpython, exports exactly the C API of the header, and
+the ctypes signatures match it. The build for the CPU is chosen at import."""
 
 import ctypes
 import importlib.metadata
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,6 +20,8 @@ from conftest import REPO
 
 HEADER = REPO / "Sources" / "CEmbedrec" / "include" / "embedrec.h"
 LIBRARY = _lib.library_path()
+PACKAGE = Path(embedrec.__file__).resolve().parent
+BUILDS = [PACKAGE / _lib.LIBRARY_NAME, PACKAGE / _lib.AVX2_LIBRARY_NAME]
 
 
 def toolchain_dir():
@@ -24,22 +29,61 @@ def toolchain_dir():
     return Path(swift).resolve().parents[2] if swift else Path("/opt/swift")
 
 
-def dynamic_section():
-    return subprocess.run(["readelf", "-d", str(LIBRARY)], capture_output=True, text=True, check=True).stdout
+def dynamic_section(library):
+    return subprocess.run(["readelf", "-d", str(library)], capture_output=True, text=True, check=True).stdout
 
 
 def test_library_is_inside_the_installed_package():
-    assert LIBRARY.parent == Path(embedrec.__file__).resolve().parent
+    assert LIBRARY.parent == PACKAGE
     assert "site-packages" in str(LIBRARY), "tests must run against the installed wheel"
+    assert all(build.is_file() for build in BUILDS), BUILDS
 
 
-def test_library_needs_nothing_from_the_toolchain():
-    section = dynamic_section()
+def test_the_build_for_this_cpu_is_loaded():
+    expected = "avx2" if _lib.AVX2_CPU_FLAGS <= _lib.cpu_flags() else "baseline"
+    assert embedrec.core_kernels == expected
+    assert LIBRARY.name == (_lib.AVX2_LIBRARY_NAME if expected == "avx2" else _lib.LIBRARY_NAME)
+
+
+PROBE = ("import embedrec, json; "
+         "df = embedrec.datasets.synthetic(n_users=300, n_items=80, ratings_per_user=30, seed=1); "
+         "m = embedrec.MatrixFactorization(n_factors=12, epochs=3, n_threads=1); m.fit(df); "
+         "n = embedrec.EmbeddingNN(8, 8, layers=(16,), epochs=2, n_threads=1); n.fit(df); "
+         "print(json.dumps([embedrec.core_kernels, m.predict(df)[:50].tolist(), n.predict(df)[:50].tolist()]))")
+
+
+def test_both_builds_train_to_the_same_numbers():
+    """The AVX2 build runs the same operations in the same order, only wider: same results."""
+    if not _lib.AVX2_CPU_FLAGS <= _lib.cpu_flags():
+        pytest.skip("this CPU cannot run the AVX2 build")
+    runs = {}
+    for variant in ("baseline", "avx2"):
+        env = {k: v for k, v in os.environ.items() if k != "EMBEDREC_LIBRARY"}
+        env["EMBEDREC_KERNELS"] = variant
+        out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[variant] = json.loads(out.stdout)
+        assert runs[variant][0] == variant
+    # Bit for bit: every kernel fixes its operation order (explicit 8-lane vectors, no fused
+    # multiply-add), so wider registers change the speed only.
+    assert runs["baseline"][1:] == runs["avx2"][1:]
+
+
+def test_a_bad_kernel_choice_is_an_error_not_a_crash():
+    env = {k: v for k, v in os.environ.items() if k != "EMBEDREC_LIBRARY"}
+    env["EMBEDREC_KERNELS"] = "sse9"
+    out = subprocess.run([sys.executable, "-c", "import embedrec"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "EMBEDREC_KERNELS must be 'baseline' or 'avx2'" in out.stderr
+
+
+@pytest.mark.parametrize("library", BUILDS, ids=lambda p: p.name)
+def test_library_needs_nothing_from_the_toolchain(library):
+    section = dynamic_section(library)
     needed = re.findall(r"\(NEEDED\).*\[(.+)\]", section)
     assert needed, section
     assert not [n for n in needed if "swift" in n.lower() or "python" in n.lower() or "Foundation" in n], needed
     assert "[$ORIGIN]" in section  # RUNPATH: only the package's own folder
-    ldd = subprocess.run(["ldd", str(LIBRARY)], capture_output=True, text=True, check=True).stdout
+    ldd = subprocess.run(["ldd", str(library)], capture_output=True, text=True, check=True).stdout
     assert "not found" not in ldd, ldd
     assert str(toolchain_dir()) not in ldd, ldd
 
@@ -86,11 +130,12 @@ C_TO_CTYPES = {"int64_t": ctypes.c_int64, "int32_t": ctypes.c_int32, "uint64_t":
                "double": ctypes.c_double}
 
 
-def test_header_exports_and_ctypes_agree():
+@pytest.mark.parametrize("library", BUILDS, ids=lambda p: p.name)
+def test_header_exports_and_ctypes_agree(library):
     protos = header_prototypes()
     assert len(protos) >= 14
     exported = set(re.findall(r" T (embedrec_\w+)$",
-                              subprocess.run(["nm", "-D", "--defined-only", str(LIBRARY)], capture_output=True,
+                              subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True,
                                              text=True, check=True).stdout, re.M))
     assert exported == set(protos), (exported ^ set(protos))
     assert set(_lib._SIGNATURES) == set(protos)
