@@ -50,16 +50,16 @@ public func embedrecMFCreate(_ nUsers: Int64, _ nItems: Int64, _ nFactors: Int32
                              _ initStd: Double, _ seed: UInt64,
                              _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let yRange: (lo: Float, hi: Float)? =
-            hasYRange != 0 ? (try Check.finite(yLo, "y_range low"), try Check.finite(yHi, "y_range high")) : nil
-        let config = MFConfig(nUsers: try Check.int(nUsers, "n_users", in: 1...Int64(Int32.max)),
-                              nItems: try Check.int(nItems, "n_items", in: 1...Int64(Int32.max)),
-                              nFactors: Int(nFactors), biases: biases != 0, yRange: yRange,
-                              nonNegative: nonNegative != 0)
-        let m = try MFModel(config: config, initStd: try Check.finite(initStd, "init_std"), seed: seed)
-        out.pointee = registry.register(m)
+        try registry.create(out) {
+            let yRange: (lo: Float, hi: Float)? =
+                hasYRange != 0 ? (try Check.finite(yLo, "y_range low"), try Check.finite(yHi, "y_range high")) : nil
+            let config = MFConfig(nUsers: try Check.int(nUsers, "n_users", in: 1...Int64(Int32.max)),
+                                  nItems: try Check.int(nItems, "n_items", in: 1...Int64(Int32.max)),
+                                  nFactors: Int(nFactors), biases: biases != 0, yRange: yRange,
+                                  nonNegative: nonNegative != 0)
+            let m = try MFModel(config: config, initStd: try Check.finite(initStd, "init_std"), seed: seed)
+            return m
+        }
     }
 }
 
@@ -225,19 +225,19 @@ public func embedrecTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Unsafe
                                   _ threads: Int32, _ seed: UInt64,
                                   _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let m = try model(h)
-        let count = try Check.length(n, "n")
-        guard count > 0 else { throw CoreError.invalid("there are no training ratings (n = 0)") }
-        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
-                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-        let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
-                                 items: try Check.pointer(items, "items", count: count),
-                                 ratings: try Check.pointer(ratings, "ratings", count: count),
-                                 count: count, nUsers: m.config.nUsers, nItems: m.config.nItems, what: "training ratings")
-        let t = try makeTrainer(model: m, data: data, options: options)
-        out.pointee = registry.register(TrainerBox(t))
+        try registry.create(out) {
+            let m = try model(h)
+            let count = try Check.length(n, "n")
+            guard count > 0 else { throw CoreError.invalid("there are no training ratings (n = 0)") }
+            let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                                 lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
+            let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
+                                     items: try Check.pointer(items, "items", count: count),
+                                     ratings: try Check.pointer(ratings, "ratings", count: count),
+                                     count: count, nUsers: m.config.nUsers, nItems: m.config.nItems, what: "training ratings")
+            let t = try makeTrainer(model: m, data: data, options: options)
+            return TrainerBox(t)
+        }
     }
 }
 

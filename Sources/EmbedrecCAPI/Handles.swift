@@ -52,6 +52,14 @@ final class HandleRegistry: Sendable {
     }
 
     var liveCount: Int { state.withLock { $0.objects.count } }
+
+    /// The shape of every create function: a NULL `out` is an error before anything is made;
+    /// `*out` is NULL unless `make` succeeds, and then holds the new object's handle.
+    func create(_ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ make: () throws -> AnyObject) throws {
+        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
+        out.pointee = nil
+        out.pointee = register(try make())
+    }
 }
 
 /// The trainer handle's object: the core trainer plus nothing else the C side needs.

@@ -76,15 +76,15 @@ public func embedrecNetCreate(_ spec: UnsafePointer<Int32>?, _ values: UnsafePoi
                               _ nUsers: Int64, _ nItems: Int64, _ seed: UInt64,
                               _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let count = try Check.int(Int64(nNodes), "n_nodes", in: 1...256)
-        let ints = try Check.pointer(spec, "spec", count: count * nodeInts)
-        let vals = try Check.pointer(values, "values", count: count * nodeValues)
-        let nodes = try (0..<count).map { try decodeNode(ints + $0 * nodeInts, vals + $0 * nodeValues, index: $0) }
-        let net = try Network(nodes: nodes, nUsers: try Check.int(nUsers, "n_users", in: 1...Int64(Int32.max)),
-                              nItems: try Check.int(nItems, "n_items", in: 1...Int64(Int32.max)), seed: seed)
-        out.pointee = registry.register(net)
+        try registry.create(out) {
+            let count = try Check.int(Int64(nNodes), "n_nodes", in: 1...256)
+            let ints = try Check.pointer(spec, "spec", count: count * nodeInts)
+            let vals = try Check.pointer(values, "values", count: count * nodeValues)
+            let nodes = try (0..<count).map { try decodeNode(ints + $0 * nodeInts, vals + $0 * nodeValues, index: $0) }
+            let net = try Network(nodes: nodes, nUsers: try Check.int(nUsers, "n_users", in: 1...Int64(Int32.max)),
+                                  nItems: try Check.int(nItems, "n_items", in: 1...Int64(Int32.max)), seed: seed)
+            return net
+        }
     }
 }
 
@@ -152,20 +152,20 @@ public func embedrecNetTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Uns
                                      _ lr: Double, _ weightDecay: Double, _ threads: Int32, _ seed: UInt64,
                                      _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let net = try network(h)
-        let count = try Check.length(n, "n")
-        guard count > 0 else { throw CoreError.invalid("there are no training pairs (n = 0)") }
-        guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
-        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
-                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-        let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
-                                 items: try Check.pointer(items, "items", count: count),
-                                 ratings: try Check.pointer(targets, "targets", count: count),
-                                 count: count, nUsers: net.nUsers, nItems: net.nItems, what: "training pairs")
-        let trainer = try NetworkTrainer(network: net, data: data, loss: lossKind, negatives: Int(negatives), options: options)
-        out.pointee = registry.register(TrainerBox(trainer))
+        try registry.create(out) {
+            let net = try network(h)
+            let count = try Check.length(n, "n")
+            guard count > 0 else { throw CoreError.invalid("there are no training pairs (n = 0)") }
+            guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
+            let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                                 lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
+            let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
+                                     items: try Check.pointer(items, "items", count: count),
+                                     ratings: try Check.pointer(targets, "targets", count: count),
+                                     count: count, nUsers: net.nUsers, nItems: net.nItems, what: "training pairs")
+            let trainer = try NetworkTrainer(network: net, data: data, loss: lossKind, negatives: Int(negatives), options: options)
+            return TrainerBox(trainer)
+        }
     }
 }
 

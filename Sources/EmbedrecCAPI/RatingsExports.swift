@@ -13,12 +13,12 @@ private func loader(_ h: UnsafeMutableRawPointer?) throws -> RatingLoader {
 public func embedrecRatingsCreate(_ n: Int64, _ nUsers: Int64, _ nItems: Int64,
                                   _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let count = try Check.length(n, "n")
-        let users = try Check.length(nUsers, "n_users", max: Int(Int32.max))
-        let items = try Check.length(nItems, "n_items", max: Int(Int32.max))
-        out.pointee = registry.register(try RatingLoader(count: count, nUsers: users, nItems: items))
+        try registry.create(out) {
+            let count = try Check.length(n, "n")
+            let users = try Check.length(nUsers, "n_users", max: Int(Int32.max))
+            let items = try Check.length(nItems, "n_items", max: Int(Int32.max))
+            return try RatingLoader(count: count, nUsers: users, nItems: items)
+        }
     }
 }
 
@@ -55,14 +55,14 @@ public func embedrecTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ ratings: 
                                       _ lr: Double, _ weightDecay: Double, _ threads: Int32, _ seed: UInt64,
                                       _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let m = try registry.lookup(h, as: MFModel.self, kind: "model")
-        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
-                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-        let l = try loader(ratings, nUsers: m.config.nUsers, nItems: m.config.nItems)
-        let t = try l.handOver { try makeTrainer(model: m, data: $0, options: options) }
-        out.pointee = registry.register(TrainerBox(t))
+        try registry.create(out) {
+            let m = try registry.lookup(h, as: MFModel.self, kind: "model")
+            let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                                 lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
+            let l = try loader(ratings, nUsers: m.config.nUsers, nItems: m.config.nItems)
+            let t = try l.handOver { try makeTrainer(model: m, data: $0, options: options) }
+            return TrainerBox(t)
+        }
     }
 }
 
@@ -73,17 +73,17 @@ public func embedrecNetTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ rating
                                          _ threads: Int32, _ seed: UInt64,
                                          _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
-        guard let out else { throw CoreError.invalid("out (the handle destination) is NULL") }
-        out.pointee = nil
-        let net = try registry.lookup(h, as: Network.self, kind: "network")
-        guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
-        let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
-                                             lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-        let l = try loader(ratings, nUsers: net.nUsers, nItems: net.nItems)
-        let t = try l.handOver {
-            try NetworkTrainer(network: net, data: $0, loss: lossKind, negatives: Int(negatives), options: options)
+        try registry.create(out) {
+            let net = try registry.lookup(h, as: Network.self, kind: "network")
+            guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
+            let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
+                                                 lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
+            let l = try loader(ratings, nUsers: net.nUsers, nItems: net.nItems)
+            let t = try l.handOver {
+                try NetworkTrainer(network: net, data: $0, loss: lossKind, negatives: Int(negatives), options: options)
+            }
+            return TrainerBox(t)
         }
-        out.pointee = registry.register(TrainerBox(t))
     }
 }
 
