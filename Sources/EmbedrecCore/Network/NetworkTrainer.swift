@@ -327,6 +327,11 @@ public final class NetworkTrainer: Trainer {
                     }
                     let table = network.weights[j]!, mv = tr.moments[j]
                     for s in 0..<total.count {
+                        if s + 4 < total.count {  // rows at random: fetch a few ahead (as in AdamTrainer)
+                            let ahead = Int(total.touched[s + 4]) * width
+                            Kernels.prefetch(table.base + ahead, width)
+                            if let (m, v) = mv { Kernels.prefetch(m.base + ahead, width); Kernels.prefetch(v.base + ahead, width) }
+                        }
                         let row = Int(total.touched[s])
                         if let first = tr.firstTrainableUser, row < first { continue }
                         let p = table.base + row * width
