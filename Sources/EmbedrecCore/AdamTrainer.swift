@@ -20,6 +20,8 @@ final class AdamTrainer: Trainer {
     private let totalSteps: Int
     private let batch: Int
     private var rng: Xoshiro256
+    /// Threads of each batch's parallel phases (kept awake between batches).
+    private let team: WorkerTeam
 
     // Optimiser moments, one per parameter.
     private let mU, vU, mI, vI, mBU, vBU, mBI, vBI: Buffer<Float>
@@ -46,6 +48,7 @@ final class AdamTrainer: Trainer {
         // One batch more than n / batch: each epoch's batches start at a random offset.
         totalSteps = options.epochs * (data.count / batch + 1)
         rng = Xoshiro256(seed: options.seed ^ 0xADA3_5EED)
+        team = WorkerTeam(size: resolveThreads(options.threads, work: data.count * k, minPerThread: 2_000_000))
         // The trainer owns `data`: shuffled once, in place, then read in contiguous batches.
         data.shuffle(using: &rng)
         let nu = model.config.nUsers, ni = model.config.nItems
@@ -66,6 +69,8 @@ final class AdamTrainer: Trainer {
         try model.useGuard.withWriting { try runEpochLocked() }
     }
 
+    deinit { team.shutdown() }
+
     /// The epoch's batches: contiguous ranges of the shuffled data whose boundaries start at a
     /// random offset (so a batch's members change from epoch to epoch without reshuffling the
     /// data, which would cost a cache miss per rating), visited in random order.
@@ -85,7 +90,7 @@ final class AdamTrainer: Trainer {
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
         let n = data.count
-        let threads = resolveThreads(options.threads, work: n * model.k, minPerThread: 2_000_000)
+        let threads = team.size
         progress.start(total: n)
         var se = 0.0, ae = 0.0, seen = 0
         var sinceCheck = cancelPollInterval  // look at the flag before the first batch too
@@ -140,7 +145,8 @@ final class AdamTrainer: Trainer {
         }
         let scale = 1 / Float(count)
         let gradOut = ratingGrad.base, errOut = ratingError.base
-        parallelChunks(count: count, chunks: threads) { _, part in
+        team.run { t in
+            let part = (count * t / threads)..<(count * (t + 1) / threads)
             let P = m.userFactors.base, Q = m.itemFactors.base, k = m.k
             for j in part {
                 if j + 8 < part.upperBound {  // rows of a rating a few ahead (see AdamBatchUpdate.ahead)
@@ -163,8 +169,8 @@ final class AdamTrainer: Trainer {
         let update = AdamBatchUpdate(trainer: self, lo: lo, count: count, decay: 2 * options.weightDecay * scale,
                                      lr: options.learningRate(step: step - 1, totalSteps: totalSteps), step: step)
         // Every gradient is gathered (from the weights before the batch) before any row moves.
-        parallelChunks(count: threads, chunks: threads) { t, _ in update.gather(owner: t, of: threads, users: nU, items: nI) }
-        parallelChunks(count: threads, chunks: threads) { t, _ in update.apply(owner: t, of: threads, users: nU, items: nI) }
+        team.run { t in update.gather(owner: t, of: threads, users: nU, items: nI) }
+        team.run { t in update.apply(owner: t, of: threads, users: nU, items: nI) }
         return (se, ae)
     }
 

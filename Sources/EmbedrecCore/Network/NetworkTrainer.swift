@@ -35,6 +35,8 @@ public final class NetworkTrainer: Trainer {
     /// Threads of the optimiser step, and per thread and embedding node the merged gradients of
     /// the rows it owns (row % updateThreads == thread).
     private let updateThreads: Int
+    /// Runs each batch's chunks and optimiser step on `updateThreads` threads.
+    private let team: WorkerTeam
     private let merged: [[SparseRows?]]
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private let biasMoments: [(m: Buffer<Float>, v: Buffer<Float>)?]
@@ -79,6 +81,7 @@ public final class NetworkTrainer: Trainer {
         chunks = (0..<chunkCount).map { _ in ChunkGradients(network: network, capacity: capacity, weightDecay: options.weightDecay) }
         let updateThreads = options.threads == 1 ? 1 : min(8, options.threads <= 0 ? activeProcessorCount() : options.threads)
         self.updateThreads = updateThreads
+        team = WorkerTeam(size: updateThreads)
         merged = (0..<updateThreads).map { _ in
             network.nodes.map { n in
                 n.kind == .embedding ? SparseRows(rows: n.side == 0 ? network.nUsers : network.nItems, width: n.units, capacity: batch) : nil
@@ -239,11 +242,13 @@ public final class NetworkTrainer: Trainer {
                 out.value[2 * c] = lossSum
                 out.value[2 * c + 1] = absSum
             }
-            if options.threads == 1 || chunksUsed == 1 {
+            if team.size == 1 || chunksUsed == 1 {
                 for c in 0..<chunksUsed { body(c) }
             } else {
-                let boxed = UncheckedSendable(body)
-                DispatchQueue.concurrentPerform(iterations: chunksUsed) { c in boxed.value(c) }
+                let size = team.size
+                team.run { t in
+                    for c in stride(from: t, to: chunksUsed, by: size) { body(c) }
+                }
             }
         }
         step += 1
@@ -259,9 +264,11 @@ public final class NetworkTrainer: Trainer {
     /// depend on the number of threads.
     private func applyGradients(chunksUsed: Int) {
         let update = BatchUpdate(trainer: self, chunksUsed: chunksUsed)
-        let threads = updateThreads
-        parallelChunks(count: threads, chunks: threads) { t, _ in update.run(thread: t, of: threads) }
+        let threads = team.size
+        team.run { t in update.run(thread: t, of: threads) }
     }
+
+    deinit { team.shutdown() }
 
     private struct BatchUpdate: @unchecked Sendable {
         let trainer: NetworkTrainer
