@@ -25,7 +25,15 @@ class IdMap:
         """Builds the map from a Series of raw ids; returns (map, rows) where ``rows(a, b)`` gives
         the int32 rows of ``column``'s entries a..b-1. Converting in slices keeps the
         conversion's memory to one slice: the caller never needs every row at once."""
-        values = column.to_numpy() if column.dtype.kind in "iu" else None
+        missing = column.isna()
+        if missing.any():
+            bad = np.flatnonzero(missing.to_numpy())
+            raise InvalidArgumentError(
+                f"the {what} column has {bad.size} missing id(s) (first at row {int(bad[0])}); "
+                f"every rating needs a {what} id")
+        values = None
+        if column.dtype.kind in "iu":  # NumPy ints, and nullable ones (Int64 ...) as their NumPy type
+            values = column.to_numpy(dtype=getattr(column.dtype, "numpy_dtype", column.dtype))
         if values is not None and len(values):
             low, high = int(values.min()), int(values.max())
             span = high - low + 1
@@ -35,12 +43,6 @@ class IdMap:
             uniques = pd.unique(column)
         except TypeError:  # unhashable ids (lists, dicts)
             raise InvalidArgumentError(f"the {what} column holds unhashable values; ids must be numbers or strings") from None
-        missing = pd.isna(uniques)
-        if np.any(missing):
-            bad = np.flatnonzero(column.isna().to_numpy())
-            raise InvalidArgumentError(
-                f"the {what} column has {bad.size} missing id(s) (first at row {int(bad[0])}); "
-                f"every rating needs a {what} id")
         index = pd.Index(uniques)
         try:
             index = index.sort_values()

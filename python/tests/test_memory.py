@@ -91,3 +91,12 @@ def test_both_id_paths_give_sorted_rows(ids):
     np.testing.assert_array_equal(rows(0, len(ids)), np.searchsorted(expected, ids))
     np.testing.assert_array_equal(rows(1, 3), np.searchsorted(expected, ids[1:3]))
     assert users.ids.dtype == expected.dtype
+
+
+def test_nullable_integer_ids_map_like_numpy_ints_and_missing_ones_are_named():
+    users, rows = embedrec._ids.IdMap.fit(pd.Series(pd.array([7, 3, 7, 9], dtype="Int64")), "user")
+    np.testing.assert_array_equal(users.ids, [3, 7, 9])
+    assert users.ids.dtype == np.int64
+    np.testing.assert_array_equal(rows(0, 4), [1, 0, 1, 2])
+    with pytest.raises(embedrec.InvalidArgumentError, match=r"1 missing id\(s\) \(first at row 1\)"):
+        embedrec._ids.IdMap.fit(pd.Series(pd.array([7, None, 7], dtype="Int64")), "user")
