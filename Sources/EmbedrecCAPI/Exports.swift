@@ -227,16 +227,11 @@ public func embedrecTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Unsafe
     status {
         try registry.create(out) {
             let m = try model(h)
-            let count = try Check.length(n, "n")
-            guard count > 0 else { throw CoreError.invalid("there are no training ratings (n = 0)") }
+            let l = try loaderCopying(users, items, ratings, n, valuesName: "ratings", nUsers: m.config.nUsers,
+                                      nItems: m.config.nItems)
             let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
                                                  lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-            let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
-                                     items: try Check.pointer(items, "items", count: count),
-                                     ratings: try Check.pointer(ratings, "ratings", count: count),
-                                     count: count, nUsers: m.config.nUsers, nItems: m.config.nItems, what: "training ratings")
-            let t = try makeTrainer(model: m, data: data, options: options)
-            return TrainerBox(t)
+            return TrainerBox(try l.handOver { try makeTrainer(model: m, data: $0, options: options) })
         }
     }
 }

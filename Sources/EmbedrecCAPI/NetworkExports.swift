@@ -154,17 +154,13 @@ public func embedrecNetTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Uns
     status {
         try registry.create(out) {
             let net = try network(h)
-            let count = try Check.length(n, "n")
-            guard count > 0 else { throw CoreError.invalid("there are no training pairs (n = 0)") }
+            let l = try loaderCopying(users, items, targets, n, valuesName: "targets", nUsers: net.nUsers, nItems: net.nItems)
             guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
             let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
                                                  lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-            let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
-                                     items: try Check.pointer(items, "items", count: count),
-                                     ratings: try Check.pointer(targets, "targets", count: count),
-                                     count: count, nUsers: net.nUsers, nItems: net.nItems, what: "training pairs")
-            let trainer = try NetworkTrainer(network: net, data: data, loss: lossKind, negatives: Int(negatives), options: options)
-            return TrainerBox(trainer)
+            return TrainerBox(try l.handOver {
+                try NetworkTrainer(network: net, data: $0, loss: lossKind, negatives: Int(negatives), options: options)
+            })
         }
     }
 }

@@ -39,6 +39,18 @@ public func embedrecRatingsFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
     status { try registry.remove(h, as: RatingLoader.self, kind: "ratings") }
 }
 
+/// A loader holding `n` ratings copied from caller arrays: the one-call trainer constructors
+/// (embedrec_trainer_create, embedrec_net_trainer_create) validate and copy through the same
+/// path as chunked data.
+func loaderCopying(_ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?, _ values: UnsafePointer<Float>?,
+                   _ n: Int64, valuesName: String, nUsers: Int, nItems: Int) throws -> RatingLoader {
+    let count = try Check.length(n, "n")
+    let l = try RatingLoader(count: count, nUsers: nUsers, nItems: nItems)
+    try l.append(users: try Check.pointer(users, "users", count: count), items: try Check.pointer(items, "items", count: count),
+                 ratings: try Check.pointer(values, valuesName, count: count), count: count)
+    return l
+}
+
 /// The loader behind `h`, checked to match a model's table sizes.
 private func loader(_ h: UnsafeMutableRawPointer?, nUsers: Int, nItems: Int) throws -> RatingLoader {
     let l = try loader(h)

@@ -7,6 +7,7 @@ releases the GIL for the duration of each call, so training does not block other
 """
 
 import ctypes
+import functools
 import os
 from ctypes import POINTER, c_char_p, c_double, c_float, c_int32, c_int64, c_uint64, c_void_p
 from pathlib import Path
@@ -95,8 +96,10 @@ _SIGNATURES = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_flags():
-    """The CPU's feature flags from /proc/cpuinfo (empty where that file does not exist)."""
+    """The CPU's feature flags from /proc/cpuinfo (empty where that file does not exist); read
+    once per process."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

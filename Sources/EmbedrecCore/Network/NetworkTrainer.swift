@@ -32,12 +32,11 @@ public final class NetworkTrainer: Trainer {
     private let batch: Int
     private let chunkCount: Int
     private let chunks: [ChunkGradients]
-    /// Threads of the optimiser step, and per thread and embedding node the merged gradients of
-    /// the rows it owns (row % updateThreads == thread).
-    private let updateThreads: Int
-    /// Runs each batch's chunks and optimiser step on `updateThreads` threads.
-    private let team: WorkerTeam
+    /// Per thread of the team and embedding node: the merged gradients of the rows that thread
+    /// owns (row % team.size == thread).
     private let merged: [[SparseRows?]]
+    /// Runs each batch's chunks and optimiser step.
+    private let team: WorkerTeam
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private let biasMoments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private var rng: Xoshiro256
@@ -80,7 +79,6 @@ public final class NetworkTrainer: Trainer {
         let capacity = (batch + chunkCount - 1) / chunkCount
         chunks = (0..<chunkCount).map { _ in ChunkGradients(network: network, capacity: capacity, weightDecay: options.weightDecay) }
         let updateThreads = options.threads == 1 ? 1 : min(8, options.threads <= 0 ? activeProcessorCount() : options.threads)
-        self.updateThreads = updateThreads
         team = WorkerTeam(size: updateThreads)
         merged = (0..<updateThreads).map { _ in
             network.nodes.map { n in
@@ -258,7 +256,7 @@ public final class NetworkTrainer: Trainer {
         return (l, a)
     }
 
-    /// The optimiser step, split over `updateThreads` threads: each dense node's parameters in
+    /// The optimiser step, split over the team's threads: each dense node's parameters in
     /// contiguous ranges, embedding rows by owner (row % threads). Each parameter's gradient is
     /// summed over the chunks in chunk order and then stepped on its own, so the result does not
     /// depend on the number of threads.
