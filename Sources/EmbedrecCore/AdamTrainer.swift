@@ -1,3 +1,5 @@
+import CEmbedrecShims
+
 /// Mini-batch Adam with sparse ("lazy") row updates, as TensorFlow's LazyAdam and PyTorch's
 /// SparseAdam do: only the embedding rows a batch touches get their moments and values
 /// updated, so an epoch costs O(ratings · k), never O(table size · batches).
@@ -14,9 +16,6 @@ final class AdamTrainer: Trainer {
     let progress = EpochProgress()
     private(set) var epochsDone = 0
     private var step = 0
-    /// Stamp of the current batch. It runs on across epochs: a per-epoch number would make a row
-    /// touched by the same-numbered batch of an earlier epoch look touched already.
-    private var batchStamp: Int32 = -1
     private let totalSteps: Int
     private let batch: Int
     private var rng: Xoshiro256
@@ -25,12 +24,10 @@ final class AdamTrainer: Trainer {
 
     // Optimiser moments, one per parameter.
     private let mU, vU, mI, vI, mBU, vBU, mBI, vBI: Buffer<Float>
-    // Per-batch scratch: which slot a row occupies (valid when its stamp is the batch number).
-    private let stampU, slotU, stampI, slotI: Buffer<Int32>
-    private let touchedU, touchedI: Buffer<Int32>
+    /// The batch's distinct users and items, and each rating's slots among them.
+    private let userRows, itemRows: BatchRows
     private let gradU, gradI, gradBU, gradBI: Buffer<Float>
-    // Per rating of the batch: its user's and item's slots, its gradient on the raw score and its error.
-    private let ratingSlotU, ratingSlotI: Buffer<Int32>
+    // Per rating of the batch: its gradient on the raw score and its error.
     private let ratingGrad, ratingError: Buffer<Float>
 
     static let beta1: Float = 0.9, beta2: Float = 0.99, epsilon: Float = 1e-5
@@ -56,12 +53,10 @@ final class AdamTrainer: Trainer {
         mI = Buffer(repeating: 0, count: model.itemFactors.count); vI = Buffer(repeating: 0, count: model.itemFactors.count)
         mBU = Buffer(repeating: 0, count: nu); vBU = Buffer(repeating: 0, count: nu)
         mBI = Buffer(repeating: 0, count: ni); vBI = Buffer(repeating: 0, count: ni)
-        stampU = Buffer(repeating: -1, count: nu); slotU = Buffer(repeating: 0, count: nu)
-        stampI = Buffer(repeating: -1, count: ni); slotI = Buffer(repeating: 0, count: ni)
-        touchedU = Buffer(repeating: 0, count: batch); touchedI = Buffer(repeating: 0, count: batch)
+        userRows = BatchRows(rows: nu, capacity: batch)
+        itemRows = BatchRows(rows: ni, capacity: batch)
         gradU = Buffer(repeating: 0, count: scratch); gradI = Buffer(repeating: 0, count: scratch)
         gradBU = Buffer(repeating: 0, count: batch); gradBI = Buffer(repeating: 0, count: batch)
-        ratingSlotU = Buffer(repeating: 0, count: batch); ratingSlotI = Buffer(repeating: 0, count: batch)
         ratingGrad = Buffer(repeating: 0, count: batch); ratingError = Buffer(repeating: 0, count: batch)
     }
 
@@ -99,22 +94,12 @@ final class AdamTrainer: Trainer {
                 if cancel.isSet { throw CoreError(.cancelled, "training was interrupted") }
                 sinceCheck = 0
             }
-            let (s, a) = runBatch(range, stamp: nextBatchStamp(), threads: threads)
+            let (s, a) = runBatch(range, threads: threads)
             se += s; ae += a; seen += range.count; sinceCheck += range.count
             progress.add(range.count, loss: s)
         }
         epochsDone += 1
         return EpochStats(loss: se / Double(max(seen, 1)), mae: ae / Double(max(seen, 1)), seconds: monotonicSeconds() - start)
-    }
-
-    private func nextBatchStamp() -> Int32 {
-        if batchStamp == Int32.max {  // after 2^31 batches: forget every stamp and start over
-            stampU.base.update(repeating: -1, count: stampU.count)
-            stampI.base.update(repeating: -1, count: stampI.count)
-            batchStamp = -1
-        }
-        batchStamp += 1
-        return batchStamp
     }
 
     /// One Adam step on the ratings in `range`; returns (sum of squared errors, sum of |errors|).
@@ -125,24 +110,13 @@ final class AdamTrainer: Trainer {
     /// it adds up their gradient rows, over the ratings in batch order, and applies Adam to
     /// them. Every row's sum runs in the same order whatever the thread count, so results are
     /// identical for any number of threads.
-    private func runBatch(_ range: Range<Int>, stamp: Int32, threads: Int) -> (Double, Double) {
+    private func runBatch(_ range: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
         let count = range.count, lo = range.lowerBound
-        var nU = 0, nI = 0
-        for j in 0..<count {
-            let u = Int(us[lo + j]), i = Int(its[lo + j])
-            if stampU[u] != stamp {
-                stampU[u] = stamp; slotU[u] = Int32(nU); touchedU[nU] = Int32(u)
-                nU += 1
-            }
-            if stampI[i] != stamp {
-                stampI[i] = stamp; slotI[i] = Int32(nI); touchedI[nI] = Int32(i)
-                nI += 1
-            }
-            ratingSlotU[j] = slotU[u]
-            ratingSlotI[j] = slotI[i]
-        }
+        userRows.assign(us + lo, count: count)
+        itemRows.assign(its + lo, count: count)
+        let nU = userRows.count, nI = itemRows.count
         let scale = 1 / Float(count)
         let gradOut = ratingGrad.base, errOut = ratingError.base
         team.run { t in
@@ -197,13 +171,14 @@ final class AdamTrainer: Trainer {
             let m = t.model, k = m.k, biases = m.config.biases
             let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
             let us = t.data.users.base, its = t.data.items.base
+            let slotU = t.userRows.slotOfExample.base, slotI = t.itemRows.slotOfExample.base
             let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
             var s = owner
             while s < nU { (gU + s &* k).update(repeating: 0, count: k); gBU[s] = 0; s += owners }
             s = owner
             while s < nI { (gI + s &* k).update(repeating: 0, count: k); gBI[s] = 0; s += owners }
             for j in 0..<count {
-                let su = Int(t.ratingSlotU[j]), si = Int(t.ratingSlotI[j])
+                let su = Int(slotU[j]), si = Int(slotI[j])
                 let mineU = su % owners == owner, mineI = si % owners == owner
                 if !mineU && !mineI { continue }
                 let u = Int(us[lo + j]), i = Int(its[lo + j]), g = t.ratingGrad[j]
@@ -225,9 +200,14 @@ final class AdamTrainer: Trainer {
             let m = t.model, k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
             let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
             let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
+            let touchedU = t.userRows.touched.base, touchedI = t.itemRows.touched.base
             var s = owner
             while s < nU {
-                let u = Int(t.touchedU[s])
+                if s + Self.ahead * owners < nU {
+                    let r = Int(touchedU[s + Self.ahead * owners]) &* k
+                    Kernels.prefetch(t.mU.base + r, k); Kernels.prefetch(t.vU.base + r, k)
+                }
+                let u = Int(touchedU[s])
                 AdamTrainer.adamRow(P + u &* k, t.mU.base + u &* k, t.vU.base + u &* k, gU + s &* k, k, lr, bc1, bc2)
                 if nonNegative { Kernels.clampNonNegative(P + u &* k, k) }
                 if biases { AdamTrainer.adamRow(bu + u, t.mBU.base + u, t.vBU.base + u, gBU + s, 1, lr, bc1, bc2) }
@@ -236,10 +216,10 @@ final class AdamTrainer: Trainer {
             s = owner
             while s < nI {
                 if s + Self.ahead * owners < nI {
-                    let r = Int(t.touchedI[s + Self.ahead * owners]) &* k
+                    let r = Int(touchedI[s + Self.ahead * owners]) &* k
                     Kernels.prefetch(Q + r, k); Kernels.prefetch(t.mI.base + r, k); Kernels.prefetch(t.vI.base + r, k)
                 }
-                let i = Int(t.touchedI[s])
+                let i = Int(touchedI[s])
                 AdamTrainer.adamRow(Q + i &* k, t.mI.base + i &* k, t.vI.base + i &* k, gI + s &* k, k, lr, bc1, bc2)
                 if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }
                 if biases { AdamTrainer.adamRow(bi + i, t.mBI.base + i, t.vBI.base + i, gBI + s, 1, lr, bc1, bc2) }
@@ -263,7 +243,7 @@ final class AdamTrainer: Trainer {
             let vj = vb2 * Kernels.load8(v + j) + (one - vb2) * gj * gj
             Kernels.store8(mj, m + j)
             Kernels.store8(vj, v + j)
-            Kernels.store8(Kernels.load8(w + j) - step * mj / ((vj * ic2).squareRoot() + eps), w + j)
+            Kernels.store8(Kernels.load8(w + j) - step * mj / (embedrec_sqrt8(vj * ic2) + eps), w + j)
             j &+= 8
         }
         while j < k {

@@ -72,6 +72,79 @@ public enum Kernels {
         }
     }
 
+    /// dst = src over k entries. Inline, for the short rows of the tile passes, where a call to
+    /// memmove per row cost more than the copy.
+    @inline(__always)
+    public static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Int) {
+        var j = 0
+        while j &+ 8 <= k {
+            store8(load8(src + j), dst + j)
+            j &+= 8
+        }
+        while j < k {
+            dst[j] = src[j]
+            j &+= 1
+        }
+    }
+
+    /// dst = a ⊙ b, or dst += a ⊙ b with `accumulate` (elementwise, k entries).
+    @inline(__always)
+    public static func multiply(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                _ k: Int, accumulate: Bool) {
+        var j = 0
+        if accumulate {
+            while j &+ 8 <= k {
+                store8(load8(dst + j) + load8(a + j) * load8(b + j), dst + j)
+                j &+= 8
+            }
+            while j < k {
+                dst[j] += a[j] * b[j]
+                j &+= 1
+            }
+        } else {
+            while j &+ 8 <= k {
+                store8(load8(a + j) * load8(b + j), dst + j)
+                j &+= 8
+            }
+            while j < k {
+                dst[j] = a[j] * b[j]
+                j &+= 1
+            }
+        }
+    }
+
+    /// dst = s · src, or dst += s · src with `accumulate`.
+    @inline(__always)
+    public static func scale(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Int, _ s: Float,
+                             accumulate: Bool) {
+        if accumulate {
+            axpy(dst, src, k, s)
+            return
+        }
+        let vs = SIMD8<Float>(repeating: s)
+        var j = 0
+        while j &+ 8 <= k {
+            store8(vs * load8(src + j), dst + j)
+            j &+= 8
+        }
+        while j < k {
+            dst[j] = s * src[j]
+            j &+= 1
+        }
+    }
+
+    /// g = 0 where out ≤ 0 (the gradient through a ReLU whose outputs are `out`), over k
+    /// entries, k a multiple of 8. A vector select: a masked store is microcoded on AMD cores.
+    @inline(__always)
+    public static func reluGradient(_ g: UnsafeMutablePointer<Float>, _ out: UnsafePointer<Float>, _ k: Int) {
+        var j = 0
+        while j &+ 8 <= k {
+            let gj = load8(g + j)
+            store8(gj.replacing(with: 0, where: load8(out + j) .<= 0), g + j)
+            j &+= 8
+        }
+    }
+
     /// Hints the CPU to fetch the cache lines of p[0..<k] (for writing) ahead of their use.
     @inline(__always)
     public static func prefetch(_ p: UnsafeMutablePointer<Float>, _ k: Int) {

@@ -1,30 +1,6 @@
 import XCTest
 @testable import EmbedrecCore
 
-/// Collects the parameter gradients of one backward pass.
-final class CapturingSink: GradientSink {
-    var dense: [Int: (Buffer<Float>, Buffer<Float>)] = [:]
-    var embedding: [Int: [Int: [Float]]] = [:]
-    let network: Network
-
-    init(_ network: Network) {
-        self.network = network
-        for (j, n) in network.nodes.enumerated() where n.kind == .dense {
-            dense[j] = (Buffer(repeating: 0, count: network.weights[j]!.count), Buffer(repeating: 0, count: network.biases[j]!.count))
-        }
-    }
-
-    func denseGradient(node: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
-        (dense[node]!.0.base, dense[node]!.1.base)
-    }
-
-    func addEmbeddingGradient(node: Int, row: Int, _ g: UnsafePointer<Float>, _ width: Int) {
-        var current = embedding[node, default: [:]][row] ?? [Float](repeating: 0, count: width)
-        for k in 0..<width { current[k] += g[k] }
-        embedding[node, default: [:]][row] = current
-    }
-}
-
 /// The three shapes of the write-ups' networks, together using every node kind.
 enum Architectures {
     static func tabular() -> [NodeSpec] {
@@ -54,62 +30,80 @@ enum Architectures {
 }
 
 final class NetworkGradientTests: XCTestCase {
-    /// Output with dropout masks drawn from a fixed seed (the same masks every call).
-    func output(_ net: Network, _ u: Int, _ i: Int) -> Double {
-        let act = Buffer<Float>(repeating: 0, count: net.activationSize)
-        let mask = Buffer<Float>(repeating: 0, count: net.activationSize)
-        var rng: Xoshiro256? = Xoshiro256(seed: 77)
-        return Double(net.forward(user: u, item: i, act: act.base, mask: mask.base, rng: &rng))
+    /// Examples of one tile: two repeat a (user, item) pair and users and items recur, so
+    /// gradients of a row must add up over its examples.
+    static let users: [Int32] = [0, 2, 1, 0, 2], items: [Int32] = [1, 3, 1, 1, 0]
+
+    /// Sum of the tile's outputs, dropout masks from fixed per-example seeds (the same masks every call).
+    func output(_ net: Network, _ tile: TilePass, _ weights: PaddedWeights) -> Double {
+        weights.refresh()
+        tile.forward(users: Self.users, items: Self.items, count: Self.users.count, dropoutSeeds: { UInt64(77 + $0) })
+        return (0..<Self.users.count).reduce(0.0) { $0 + Double(tile.output($1)) }
     }
 
-    func numeric(_ net: Network, _ p: UnsafeMutablePointer<Float>, _ u: Int, _ i: Int) -> Double {
+    func numeric(_ net: Network, _ tile: TilePass, _ weights: PaddedWeights, _ p: UnsafeMutablePointer<Float>) -> Double {
         let h: Float = 5e-3
         let saved = p.pointee
         p.pointee = saved + h
-        let up = output(net, u, i)
+        let up = output(net, tile, weights)
         p.pointee = saved - h
-        let down = output(net, u, i)
+        let down = output(net, tile, weights)
         p.pointee = saved
         return (up - down) / Double(2 * h)
     }
 
+    /// The tile pass's analytic gradients of every parameter against central differences.
     func check(_ nodes: [NodeSpec], file: StaticString = #filePath, line: UInt = #line) throws {
         let net = try Network(nodes: nodes, nUsers: 3, nItems: 4, seed: 5)
-        for (u, i) in [(0, 1), (2, 3)] {
-            let act = Buffer<Float>(repeating: 0, count: net.activationSize)
-            let mask = Buffer<Float>(repeating: 0, count: net.activationSize)
-            let grad = Buffer<Float>(repeating: 0, count: net.activationSize)
-            var rng: Xoshiro256? = Xoshiro256(seed: 77)
-            _ = net.forward(user: u, item: i, act: act.base, mask: mask.base, rng: &rng)
-            let sink = CapturingSink(net)
-            net.backward(user: u, item: i, gOut: 1, act: act.base, mask: mask.base, grad: grad.base, sink: sink)
-            var checked = 0
-            for (j, n) in net.nodes.enumerated() {
-                switch n.kind {
-                case .dense:
-                    let (gW, gB) = sink.dense[j]!
-                    for k in 0..<gW.count {
-                        XCTAssertEqual(Double(gW[k]), numeric(net, net.weights[j]!.base + k, u, i), accuracy: 2e-3,
-                                       "node \(j) kernel[\(k)]", file: file, line: line)
+        let weights = PaddedWeights(network: net)
+        let tile = try TilePass(network: net, weights: weights, capacity: 8)
+        let n = Self.users.count
+        _ = output(net, tile, weights)
+        tile.clearGradients()
+        let ones = [Float](repeating: 1, count: n)
+        tile.backward(count: n, gOut: ones)
+        // Copy the analytic gradients out before the numeric passes overwrite the tile.
+        var analytic: [(UnsafeMutablePointer<Float>, Double, String)] = []
+        for (j, node) in net.nodes.enumerated() {
+            switch node.kind {
+            case .dense:
+                let fanIn = net.widths[node.inputs[0]], stride = TileKernels.padded(fanIn)
+                for u in 0..<node.units {
+                    for i in 0..<fanIn {
+                        analytic.append((net.weights[j]!.base + u * fanIn + i, Double(tile.kernelGradients[j]![u * stride + i]),
+                                         "node \(j) kernel[\(u), \(i)]"))
                     }
-                    for k in 0..<gB.count {
-                        XCTAssertEqual(Double(gB[k]), numeric(net, net.biases[j]!.base + k, u, i), accuracy: 2e-3,
-                                       "node \(j) bias[\(k)]", file: file, line: line)
-                    }
-                    checked += gW.count + gB.count
-                case .embedding:
-                    let row = n.side == 0 ? u : i
-                    let g = sink.embedding[j]?[row] ?? [Float](repeating: 0, count: n.units)
-                    for k in 0..<n.units {
-                        XCTAssertEqual(Double(g[k]), numeric(net, net.weights[j]!.base + row * n.units + k, u, i), accuracy: 2e-3,
-                                       "node \(j) row \(row)[\(k)]", file: file, line: line)
-                    }
-                    checked += n.units
-                default:
-                    break
+                    analytic.append((net.biases[j]!.base + u, Double(tile.biasGradients[j]![u]), "node \(j) bias[\(u)]"))
                 }
+            case .embedding:
+                let ids = node.side == 0 ? Self.users : Self.items
+                for row in Set(ids) {
+                    for k in 0..<node.units {
+                        var g = 0.0
+                        for b in 0..<n where ids[b] == row { g += Double(tile.gradient(j, b)[k]) }
+                        analytic.append((net.weights[j]!.base + Int(row) * node.units + k, g, "node \(j) row \(row)[\(k)]"))
+                    }
+                }
+            default:
+                break
             }
-            XCTAssertGreaterThan(checked, 0)
+        }
+        XCTAssertGreaterThan(analytic.count, 10, file: file, line: line)
+        for (p, g, what) in analytic {
+            XCTAssertEqual(g, numeric(net, tile, weights, p), accuracy: 4e-3, what, file: file, line: line)
+        }
+    }
+
+    /// Without dropout, the tile pass computes what the per-example pass (used for predictions) does.
+    func testTilePassMatchesThePerExamplePass() throws {
+        for nodes in [Architectures.tabular(), Architectures.productWithBiases(), Architectures.neuMF(), Architectures.dotProduct()] {
+            let net = try Network(nodes: nodes, nUsers: 3, nItems: 4, seed: 9)
+            let tile = try TilePass(network: net, weights: PaddedWeights(network: net), capacity: 8)
+            tile.forward(users: Self.users, items: Self.items, count: Self.users.count, dropoutSeeds: nil)
+            for b in 0..<Self.users.count {
+                let one = net.referenceOutput(user: Int(Self.users[b]), item: Int(Self.items[b]))
+                XCTAssertEqual(tile.output(b), one, accuracy: 1e-5 * max(1, abs(one)))
+            }
         }
     }
 
@@ -194,15 +188,15 @@ final class NetworkTrainingTests: XCTestCase {
         net.predict(users: users, items: items, count: 4, logistic: false, out: &first, threads: 1)
         net.predict(users: users, items: items, count: 4, logistic: false, out: &second, threads: 1)
         XCTAssertEqual(first, second)
-        // Equal to a forward pass with no dropout generator, different from one with dropout.
-        let act = Buffer<Float>(repeating: 0, count: net.activationSize)
-        let mask = Buffer<Float>(repeating: 0, count: net.activationSize)
-        var none: Xoshiro256? = nil
-        XCTAssertEqual(net.forward(user: 0, item: 0, act: act.base, mask: nil, rng: &none), first[0])
+        // Equal to a tile pass without dropout seeds, different from one with them.
+        let tile = try TilePass(network: net, weights: PaddedWeights(network: net), capacity: 4)
+        tile.forward(users: users, items: items, count: 4, dropoutSeeds: nil)
+        XCTAssertEqual((0..<4).map { tile.output($0) }, first)
+        XCTAssertEqual(net.referenceOutput(user: 0, item: 0), first[0], accuracy: 1e-5)
         var differs = false
         for s in 0..<20 {
-            var rng: Xoshiro256? = Xoshiro256(seed: UInt64(s))
-            if net.forward(user: 0, item: 0, act: act.base, mask: mask.base, rng: &rng) != first[0] { differs = true }
+            tile.forward(users: users, items: items, count: 4, dropoutSeeds: { UInt64(s * 4 + $0) })
+            if (0..<4).map({ tile.output($0) }) != first { differs = true }
         }
         XCTAssertTrue(differs)
     }

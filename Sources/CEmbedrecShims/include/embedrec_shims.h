@@ -1,12 +1,22 @@
 /*
- * What the Swift core needs from C and Swift's standard library lacks: a cache prefetch hint.
- * Static inline, so the Swift compiler inlines it through the Clang importer; nothing here is
- * exported from the shared library.
+ * What the Swift core needs from C and Swift's standard library lacks: a cache prefetch hint
+ * and a vector square root. Static inline, so the Swift compiler inlines them through the
+ * Clang importer; nothing here is exported from the shared library.
  */
 #ifndef EMBEDREC_SHIMS_H
 #define EMBEDREC_SHIMS_H
 
 /* Asks the CPU to start loading the cache line at p for writing (a hint, never a fault). */
 static inline void embedrec_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
+
+typedef float embedrec_float8 __attribute__((ext_vector_type(8)));
+
+/*
+ * The correctly rounded square root of each of eight lanes. Swift's SIMD8<Float>.squareRoot()
+ * runs lane by lane (a scalar sqrt, an errno check and a reinsert per lane); this is one
+ * vsqrtps with AVX, two sqrtps on baseline x86-64. IEEE square root is exact, so the results
+ * are the same bits either way.
+ */
+static inline embedrec_float8 embedrec_sqrt8(embedrec_float8 x) { return __builtin_elementwise_sqrt(x); }
 
 #endif

@@ -2,10 +2,9 @@
 /// hand-written forward and backward passes per node kind. Every neural model of embedrec is one
 /// of these; they differ only in their `NodeSpec` lists.
 ///
-/// Work happens one (user, item) example at a time on flat per-example buffers: each node's
-/// output occupies `widths[j]` floats at `offsets[j]` of the activation buffer, and its
-/// gradient the same place of the gradient buffer. Batches are split over threads by the
-/// trainer; this type never allocates in the per-example path.
+/// This type holds the parameters and the nodes in the form the loops read (`compiled`);
+/// `TilePass` runs the forward and backward passes over tiles of examples, for training and
+/// for predictions.
 public final class Network {
     public let nodes: [NodeSpec]
     public let widths: [Int]
@@ -121,164 +120,25 @@ public final class Network {
         return (node: j, squashed: squash)
     }
 
-    /// Forward pass for one example; returns the output value. `mask` must hold space for the
-    /// dropout masks (same layout as `act`) when `rng` is given (training); without `rng`,
-    /// dropout is the identity. A row of -1 (unknown id) reads as a zero vector.
-    @inline(__always)
-    public func forward(user: Int, item: Int, act: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>?,
-                        rng: inout Xoshiro256?) -> Float {
-        let nodes = compiled
-        for j in 0..<nodes.count {
-            let n = nodes[j]
-            let out = act + n.offset
-            let w = n.width
-            switch n.kind {
-            case .embedding:
-                let row = n.side == 0 ? user : item
-                if row < 0 {
-                    out.update(repeating: 0, count: w)
-                } else {
-                    out.update(from: n.weights! + row &* w, count: w)
-                }
-            case .dropout:
-                let x = act + nodes[n.in0].offset
-                if var r = rng, let mask, n.rate > 0 {
-                    let keep = 1 - n.rate, scale = 1 / keep
-                    let m = mask + n.offset
-                    for k in 0..<w {
-                        m[k] = r.nextUnitFloat() < keep ? scale : 0
-                        out[k] = x[k] * m[k]
-                    }
-                    rng = r
-                } else {
-                    out.update(from: x, count: w)
-                }
-            case .product:
-                let a = act + nodes[n.in0].offset, b = act + nodes[n.in1].offset
-                for k in 0..<w { out[k] = a[k] * b[k] }
-            case .dot:
-                out[0] = Kernels.dot(act + nodes[n.in0].offset, act + nodes[n.in1].offset, n.fanIn)
-            case .concat:
-                var at = 0
-                for k in 0..<n.inputCount {
-                    let i = nodes[n.input(k)]
-                    (out + at).update(from: act + i.offset, count: i.width)
-                    at += i.width
-                }
-            case .dense:
-                let x = act + nodes[n.in0].offset, fanIn = n.fanIn
-                let W = n.weights!, b = n.bias!
-                for u in 0..<w {
-                    var z = b[u] + Kernels.dot(W + u &* fanIn, x, fanIn)
-                    switch n.activation {
-                    case .linear: break
-                    case .relu: z = max(z, 0)
-                    case .sigmoid: z = sigmoid(z)
-                    }
-                    out[u] = z
-                }
-            case .scaledSigmoid:
-                let x = act + nodes[n.in0].offset
-                for k in 0..<w { out[k] = n.lo + n.span * sigmoid(x[k]) }
-            }
-        }
-        return act[nodes[nodes.count - 1].offset]
-    }
-
-    /// Backward pass for one example after `forward`: `gOut` is dL/d(output). Writes input
-    /// gradients into `grad` (zeroed here) and hands parameter gradients to `sink`.
-    @inline(__always)
-    public func backward<Sink: GradientSink>(user: Int, item: Int, gOut: Float, act: UnsafePointer<Float>,
-                                             mask: UnsafePointer<Float>?, grad: UnsafeMutablePointer<Float>, sink: Sink) {
-        let nodes = compiled
-        grad.update(repeating: 0, count: activationSize)
-        grad[nodes[nodes.count - 1].offset] = gOut
-        for j in stride(from: nodes.count - 1, through: 0, by: -1) {
-            let n = nodes[j]
-            let g = grad + n.offset
-            let w = n.width
-            switch n.kind {
-            case .embedding:
-                let row = n.side == 0 ? user : item
-                if row >= 0 { sink.addEmbeddingGradient(node: j, row: row, g, w) }
-            case .dropout:
-                let gx = grad + nodes[n.in0].offset
-                if let mask, n.rate > 0 {
-                    let m = mask + n.offset
-                    for k in 0..<w { gx[k] += g[k] * m[k] }
-                } else {
-                    for k in 0..<w { gx[k] += g[k] }
-                }
-            case .product:
-                let a = act + nodes[n.in0].offset, b = act + nodes[n.in1].offset
-                let ga = grad + nodes[n.in0].offset, gb = grad + nodes[n.in1].offset
-                for k in 0..<w {
-                    ga[k] += g[k] * b[k]
-                    gb[k] += g[k] * a[k]
-                }
-            case .dot:
-                Kernels.axpy(grad + nodes[n.in0].offset, act + nodes[n.in1].offset, n.fanIn, g[0])
-                Kernels.axpy(grad + nodes[n.in1].offset, act + nodes[n.in0].offset, n.fanIn, g[0])
-            case .concat:
-                var at = 0
-                for k in 0..<n.inputCount {
-                    let i = nodes[n.input(k)]
-                    let gi = grad + i.offset
-                    for e in 0..<i.width { gi[e] += g[at + e] }
-                    at += i.width
-                }
-            case .dense:
-                let x = act + nodes[n.in0].offset, fanIn = n.fanIn
-                let gx = grad + nodes[n.in0].offset
-                let out = act + n.offset
-                let W = n.weights!
-                let (dW, db) = sink.denseGradient(node: j)
-                for u in 0..<w {
-                    var gz = g[u]
-                    switch n.activation {
-                    case .linear: break
-                    case .relu: if out[u] <= 0 { gz = 0 }
-                    case .sigmoid: gz *= out[u] * (1 - out[u])
-                    }
-                    if gz == 0 { continue }
-                    db[u] += gz
-                    Kernels.axpy(dW + u &* fanIn, x, fanIn, gz)
-                    Kernels.axpy(gx, W + u &* fanIn, fanIn, gz)
-                }
-            case .scaledSigmoid:
-                let gx = grad + nodes[n.in0].offset
-                let out = act + n.offset
-                for k in 0..<w {
-                    let s = (out[k] - n.lo) / n.span
-                    gx[k] += g[k] * n.span * s * (1 - s)
-                }
-            }
-        }
-    }
-
-    /// Hints the CPU to fetch the embedding rows of an example a few ahead of its forward pass:
-    /// rows are read at random and a forward pass is too long for the CPU to reach the next
-    /// example's loads on its own.
-    @inline(__always)
-    func prefetchRows(user: Int, item: Int) {
-        for n in compiled where n.kind == .embedding {
-            let row = n.side == 0 ? user : item
-            if row >= 0 { Kernels.prefetch(n.weights! + row &* n.width, n.width) }
-        }
-    }
-
     /// Predictions for validated index pairs (-1 = unknown id, read as a zero embedding).
     public func predict(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, count: Int, logistic: Bool,
                         out: UnsafeMutablePointer<Float>, threads: Int) {
         let n = resolveThreads(threads, work: count, minPerThread: 20_000)
         let ptrs = UncheckedSendable((users, items, out))
+        let weights = PaddedWeights(network: self)
         parallelChunks(count: count, chunks: n) { _, range in
             let (us, its, o) = ptrs.value
-            let act = Buffer<Float>(repeating: 0, count: self.activationSize)
-            var noDropout: Xoshiro256? = nil
-            for r in range {
-                let y = self.forward(user: Int(us[r]), item: Int(its[r]), act: act.base, mask: nil, rng: &noDropout)
-                o[r] = logistic ? sigmoid(y) : y
+            // Sized by `validate` (a few floats per node per example): cannot exceed the budget.
+            guard let tile = try? TilePass(network: self, weights: weights, capacity: NetworkTrainer.tileRows) else { return }
+            var at = range.lowerBound
+            while at < range.upperBound {
+                let n = min(tile.capacity, range.upperBound - at)
+                tile.forward(users: us + at, items: its + at, count: n, dropoutSeeds: nil)
+                for b in 0..<n {
+                    let y = tile.output(b)
+                    o[at + b] = logistic ? sigmoid(y) : y
+                }
+                at += n
             }
         }
     }
@@ -306,12 +166,4 @@ struct CompiledNode {
         default: return in3
         }
     }
-}
-
-/// Where the backward pass puts parameter gradients.
-public protocol GradientSink: AnyObject {
-    /// Gradient buffers (kernel, bias) of a dense node, to be accumulated into.
-    func denseGradient(node: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
-    /// Adds `g[0..<width]` to the gradient of one embedding row.
-    func addEmbeddingGradient(node: Int, row: Int, _ g: UnsafePointer<Float>, _ width: Int)
 }

@@ -10,9 +10,11 @@ public enum Loss: Int32 {
 /// Mini-batch training of a `Network` with Adam (lazy, row-wise for embeddings) or SGD.
 ///
 /// A batch is cut into a fixed number of chunks that depends only on the batch size; chunks run
-/// in parallel, each with its own gradient buffers, and are added up in chunk order. The result
-/// is therefore the same for any thread count. Dropout masks come from a generator seeded by
-/// (seed, step, position), for the same reason.
+/// in parallel, each through its own `TilePass` (forward and backward over up to `tileRows`
+/// examples at a time, dense layers as matrix products) with its own dense gradients, which are
+/// added up in chunk order. Embedding gradients are kept per example and summed per touched row
+/// in example order. The result is therefore the same for any thread count. Dropout masks come
+/// from a generator seeded by (seed, step, position), for the same reason.
 ///
 /// With `negatives > 0` (implicit data, BCE) every training pair is a positive, and each epoch
 /// draws that many negatives per positive uniformly from the items the user has not interacted
@@ -31,10 +33,19 @@ public final class NetworkTrainer: Trainer {
     private let totalSteps: Int
     private let batch: Int
     private let chunkCount: Int
-    private let chunks: [ChunkGradients]
-    /// Per thread of the team and embedding node: the merged gradients of the rows that thread
-    /// owns (row % team.size == thread).
-    private let merged: [[SparseRows?]]
+    /// Examples a tile pass holds: small enough that a tile's values stay in the core's cache.
+    static let tileRows = 64
+    private let tiles: [TilePass]
+    /// Per tile pass: dL/d(output) of its current tile.
+    private let outputGradients: [Buffer<Float>]
+    private let paddedWeights: PaddedWeights
+    /// The batch's distinct user rows and item rows.
+    private let userRows, itemRows: BatchRows
+    /// Per embedding node: each example's gradient of its row (batch × padded width), written
+    /// there by the tile passes. The first example of each touched row then accumulates the
+    /// row's total.
+    private let exampleGradients: [Buffer<Float>?]
+    private let embeddingNodes: [Int]
     /// Runs each batch's chunks and optimiser step.
     private let team: WorkerTeam
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
@@ -66,27 +77,37 @@ public final class NetworkTrainer: Trainer {
         let examples = try MemoryBudget.product([data.count, 1 + negatives], what: "training examples")
         guard examples <= Int(Int32.max) else { throw CoreError.invalid("\(examples) examples per epoch is more than supported") }
         try MemoryBudget.check(bytes: try MemoryBudget.product([examples, 12], what: "training examples"), what: "the epoch's examples")
+        let batch = min(options.batchSize, examples)
+        let embeddingWidth = network.nodes.reduce(0) { $0 + ($1.kind == .embedding ? $1.units : 0) }
+        try MemoryBudget.check(bytes: try MemoryBudget.product([batch, embeddingWidth + 4, 8], what: "batch gradients"),
+                               what: "the embedding gradients of a batch")
         self.network = network
         self.data = data
         self.options = options
         self.loss = loss
         self.negatives = negatives
-        let batch = min(options.batchSize, examples)
         let chunkCount = max(1, min(8, batch / 64))
         self.batch = batch
         self.chunkCount = chunkCount
         totalSteps = options.epochs * ((examples + batch - 1) / batch)
-        let capacity = (batch + chunkCount - 1) / chunkCount
-        chunks = (0..<chunkCount).map { _ in ChunkGradients(network: network, capacity: capacity, weightDecay: options.weightDecay) }
+        let tileCapacity = min(Self.tileRows, (batch + chunkCount - 1) / chunkCount)
+        let paddedWeights = PaddedWeights(network: network)
+        self.paddedWeights = paddedWeights
+        tiles = try (0..<chunkCount).map { _ in try TilePass(network: network, weights: paddedWeights, capacity: tileCapacity) }
+        outputGradients = (0..<chunkCount).map { _ in Buffer(repeating: 0, count: tileCapacity) }
+        userRows = BatchRows(rows: network.nUsers, capacity: batch)
+        itemRows = BatchRows(rows: network.nItems, capacity: batch)
+        exampleGradients = network.nodes.map { $0.kind == .embedding ? Buffer(repeating: 0, count: batch * TileKernels.padded($0.units)) : nil }
+        embeddingNodes = network.nodes.indices.filter { network.nodes[$0].kind == .embedding }
         let updateThreads = options.threads == 1 ? 1 : min(8, options.threads <= 0 ? activeProcessorCount() : options.threads)
         team = WorkerTeam(size: updateThreads)
-        merged = (0..<updateThreads).map { _ in
-            network.nodes.map { n in
-                n.kind == .embedding ? SparseRows(rows: n.side == 0 ? network.nUsers : network.nItems, width: n.units, capacity: batch) : nil
-            }
-        }
         moments = network.weights.map { w in w.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
         biasMoments = network.biases.map { b in b.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
+        for tile in tiles {
+            for (j, n) in network.nodes.enumerated() where n.kind == .embedding && options.optimizer == .adam {
+                tile.prefetchAlong(node: j, moments[j]!.m.base, moments[j]!.v.base)
+            }
+        }
         rng = Xoshiro256(seed: options.seed ^ 0x4E45_5457)
         epoch = negatives > 0 ? RatingSet(zeros: examples) : data
         if negatives > 0 {
@@ -112,6 +133,7 @@ public final class NetworkTrainer: Trainer {
             seenItems = nil
         }
         try initialiseOutputBias()
+        paddedWeights.refresh()  // the output bias was just set
     }
 
     /// Starts the output near the mean target, as a constant model would predict.
@@ -201,41 +223,49 @@ public final class NetworkTrainer: Trainer {
         let chunksUsed = min(chunkCount, size)
         var partial = [Double](repeating: 0, count: 2 * chunksUsed)
         let stepSeed = options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15
-        let net = network, lossKind = loss
-        let buffers = UncheckedSendable((epoch.users.base, epoch.items.base, epoch.ratings.base))
+        let lossKind = loss
+        let us = epoch.users.base + range.lowerBound, its = epoch.items.base + range.lowerBound
+        let ts = epoch.ratings.base + range.lowerBound
+        userRows.assign(us, count: size)
+        itemRows.assign(its, count: size)
+        let buffers = UncheckedSendable((us, its, ts))
         partial.withUnsafeMutableBufferPointer { partialBuffer in
             let out = UncheckedSendable(partialBuffer.baseAddress!)
             let body = { (c: Int) in
                 let (us, its, ts) = buffers.value
-                let sink = self.chunks[c]
-                sink.begin()
-                sink.scale = scale
-                let act = sink.act, mask = sink.mask, grad = sink.grad
-                let lo = range.lowerBound + size * c / chunksUsed, hi = range.lowerBound + size * (c + 1) / chunksUsed
+                let tile = self.tiles[c], gOut = self.outputGradients[c].base
+                tile.clearGradients()
+                let lo = size * c / chunksUsed, hi = size * (c + 1) / chunksUsed
                 var lossSum = 0.0, absSum = 0.0
-                for r in lo..<hi {
-                    if r + 4 < hi { net.prefetchRows(user: Int(us[r + 4]), item: Int(its[r + 4])) }
-                    var dropoutRNG: Xoshiro256? = Xoshiro256(seed: stepSeed &+ UInt64(r))
-                    let u = Int(us[r]), i = Int(its[r]), t = ts[r]
-                    let y = net.forward(user: u, item: i, act: act.base, mask: mask.base, rng: &dropoutRNG)
-                    let g: Float
-                    switch lossKind {
-                    case .mse:
-                        let e = y - t
-                        lossSum += Double(e * e); absSum += Double(abs(e))
-                        g = 2 * e * scale
-                    case .mae:
-                        let e = y - t
-                        lossSum += Double(abs(e)); absSum += Double(abs(e))
-                        g = (e > 0 ? 1 : (e < 0 ? -1 : 0)) * scale
-                    case .bce:
-                        let p = sigmoid(y)
-                        let pc = min(max(Double(p), 1e-7), 1 - 1e-7)
-                        lossSum += -(Double(t) * _log(pc) + Double(1 - t) * _log(1 - pc))
-                        absSum += Double(abs(p - t))
-                        g = (p - t) * scale
+                var at = lo
+                while at < hi {
+                    let n = min(tile.capacity, hi - at)
+                    let first = range.lowerBound + at
+                    tile.forward(users: us + at, items: its + at, count: n, dropoutSeeds: { stepSeed &+ UInt64(first + $0) })
+                    for b in 0..<n {
+                        let y = tile.output(b), t = ts[at + b]
+                        switch lossKind {
+                        case .mse:
+                            let e = y - t
+                            lossSum += Double(e * e); absSum += Double(abs(e))
+                            gOut[b] = 2 * e * scale
+                        case .mae:
+                            let e = y - t
+                            lossSum += Double(abs(e)); absSum += Double(abs(e))
+                            gOut[b] = (e > 0 ? 1 : (e < 0 ? -1 : 0)) * scale
+                        case .bce:
+                            let p = sigmoid(y)
+                            let pc = min(max(Double(p), 1e-7), 1 - 1e-7)
+                            lossSum += -(Double(t) * _log(pc) + Double(1 - t) * _log(1 - pc))
+                            absSum += Double(abs(p - t))
+                            gOut[b] = (p - t) * scale
+                        }
                     }
-                    net.backward(user: u, item: i, gOut: g, act: act.base, mask: mask.base, grad: grad.base, sink: sink)
+                    for j in self.embeddingNodes {
+                        tile.redirectGradient(node: j, to: self.exampleGradients[j]!.base + at &* tile.rowStride(j))
+                    }
+                    tile.backward(count: n, gOut: gOut)
+                    at += n
                 }
                 out.value[2 * c] = lossSum
                 out.value[2 * c + 1] = absSum
@@ -250,38 +280,39 @@ public final class NetworkTrainer: Trainer {
             }
         }
         step += 1
-        applyGradients(chunksUsed: chunksUsed)
+        let update = BatchUpdate(trainer: self, chunksUsed: chunksUsed, examples: size, scale: scale)
+        let threads = team.size
+        team.run { t in update.run(thread: t, of: threads) }
         var l = 0.0, a = 0.0
         for c in 0..<chunksUsed { l += partial[2 * c]; a += partial[2 * c + 1] }
         return (l, a)
     }
 
-    /// The optimiser step, split over the team's threads: each dense node's parameters in
-    /// contiguous ranges, embedding rows by owner (row % threads). Each parameter's gradient is
-    /// summed over the chunks in chunk order and then stepped on its own, so the result does not
-    /// depend on the number of threads.
-    private func applyGradients(chunksUsed: Int) {
-        let update = BatchUpdate(trainer: self, chunksUsed: chunksUsed)
-        let threads = team.size
-        team.run { t in update.run(thread: t, of: threads) }
-    }
-
     deinit { team.shutdown() }
 
+    /// The optimiser step, split over the team's threads: each dense node by its units (kernel
+    /// rows and bias entries), embedding rows by slot (slot % threads). Each parameter's
+    /// gradient is summed over chunks in chunk order, or over examples in example order, and
+    /// then stepped on its own, so the result does not depend on the number of threads.
     private struct BatchUpdate: @unchecked Sendable {
         let trainer: NetworkTrainer
         let chunksUsed: Int
+        let examples: Int
         let lr, bc1, bc2: Float
+        /// Per occurrence of an embedding row: the L2 term's factor, 2 λ / batch.
+        let rowDecay: Float
         let adam: Bool
 
-        init(trainer: NetworkTrainer, chunksUsed: Int) {
+        init(trainer: NetworkTrainer, chunksUsed: Int, examples: Int, scale: Float) {
             self.trainer = trainer
             self.chunksUsed = chunksUsed
+            self.examples = examples
             let step = trainer.step
             lr = trainer.options.learningRate(step: step - 1, totalSteps: trainer.totalSteps)
             adam = trainer.options.optimizer == .adam
             bc1 = 1 - Float(_pow(Double(AdamTrainer.beta1), Double(step)))
             bc2 = 1 - Float(_pow(Double(AdamTrainer.beta2), Double(step)))
+            rowDecay = 2 * trainer.options.weightDecay * scale
         }
 
         /// Steps `count` parameters at `p` with moments at `m`, `v` (Adam) by gradient `g`.
@@ -296,57 +327,78 @@ public final class NetworkTrainer: Trainer {
         }
 
         func run(thread t: Int, of threads: Int) {
-            let tr = trainer, network = tr.network, chunks = tr.chunks
-            let decay = tr.options.weightDecay
+            let tr = trainer, network = tr.network
             for (j, node) in network.nodes.enumerated() {
                 if tr.firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
                 switch node.kind {
-                case .dense:
-                    let W = network.weights[j]!, B = network.biases[j]!
-                    let wLo = W.count * t / threads, wHi = W.count * (t + 1) / threads
-                    let bLo = B.count * t / threads, bHi = B.count * (t + 1) / threads
-                    let (gW, gB) = chunks[0].dense[j]!
-                    for c in 1..<max(chunksUsed, 1) {
-                        let (w, b) = chunks[c].dense[j]!
-                        Kernels.axpy(gW.base + wLo, w.base + wLo, wHi - wLo, 1)
-                        Kernels.axpy(gB.base + bLo, b.base + bLo, bHi - bLo, 1)
-                    }
-                    if decay > 0 {  // decoupled decay of the kernel (AdamW), not the bias
-                        let keep = 1 - lr * decay
-                        for k in wLo..<wHi { W[k] *= keep }
-                    }
-                    let mw = tr.moments[j], mb = tr.biasMoments[j]
-                    step(W.base + wLo, mw.map { $0.m.base + wLo }, mw.map { $0.v.base + wLo }, gW.base + wLo, wHi - wLo)
-                    step(B.base + bLo, mb.map { $0.m.base + bLo }, mb.map { $0.v.base + bLo }, gB.base + bLo, bHi - bLo)
-                case .embedding:
-                    let total = tr.merged[t][j]!
-                    total.begin()
-                    let width = node.units
-                    for c in 0..<chunksUsed {
-                        let part = chunks[c].sparse[j]!
-                        for s in 0..<part.count {
-                            let row = Int(part.touched[s])
-                            if row % threads != t { continue }
-                            Kernels.axpy(total.row(row), part.grads.base + s * width, width, 1)
-                        }
-                    }
-                    let table = network.weights[j]!, mv = tr.moments[j]
-                    for s in 0..<total.count {
-                        if s + 4 < total.count {  // rows at random: fetch a few ahead (as in AdamTrainer)
-                            let ahead = Int(total.touched[s + 4]) * width
-                            Kernels.prefetch(table.base + ahead, width)
-                            if let (m, v) = mv { Kernels.prefetch(m.base + ahead, width); Kernels.prefetch(v.base + ahead, width) }
-                        }
-                        let row = Int(total.touched[s])
-                        if let first = tr.firstTrainableUser, row < first { continue }
-                        let p = table.base + row * width
-                        step(p, mv.map { $0.m.base + row * width }, mv.map { $0.v.base + row * width },
-                             total.grads.base + s * width, width)
-                        if node.nonNegative { Kernels.clampNonNegative(p, width) }
-                    }
-                default:
-                    break
+                case .dense: stepDense(node: j, thread: t, of: threads)
+                case .embedding: stepEmbedding(node: j, thread: t, of: threads)
+                default: break
                 }
+            }
+        }
+
+        private func stepDense(node j: Int, thread t: Int, of threads: Int) {
+            let tr = trainer, network = tr.network, units = network.nodes[j].units
+            let fanIn = network.widths[network.nodes[j].inputs[0]], stride = TileKernels.padded(fanIn)
+            let W = network.weights[j]!.base, B = network.biases[j]!.base
+            let gW = tr.tiles[0].kernelGradients[j]!.base, gB = tr.tiles[0].biasGradients[j]!.base
+            let mine = (units * t / threads)..<(units * (t + 1) / threads)
+            guard !mine.isEmpty else { return }
+            for c in 1..<max(chunksUsed, 1) {
+                let w = tr.tiles[c].kernelGradients[j]!.base, b = tr.tiles[c].biasGradients[j]!.base
+                Kernels.axpy(gW + mine.lowerBound * stride, w + mine.lowerBound * stride, mine.count * stride, 1)
+                Kernels.axpy(gB + mine.lowerBound, b + mine.lowerBound, mine.count, 1)
+            }
+            let decay = tr.options.weightDecay
+            let mW = tr.moments[j]?.m.base, vW = tr.moments[j]?.v.base
+            let mB = tr.biasMoments[j]?.m.base, vB = tr.biasMoments[j]?.v.base
+            for u in mine {
+                let row = W + u * fanIn
+                if decay > 0 {  // decoupled decay of the kernel (AdamW), not the bias
+                    let keep = 1 - lr * decay
+                    for k in 0..<fanIn { row[k] *= keep }
+                }
+                step(row, mW.map { $0 + u * fanIn }, vW.map { $0 + u * fanIn }, gW + u * stride, fanIn)
+            }
+            step(B + mine.lowerBound, mB.map { $0 + mine.lowerBound }, vB.map { $0 + mine.lowerBound },
+                 gB + mine.lowerBound, mine.count)
+            tr.paddedWeights.refresh(node: j, units: mine)
+        }
+
+        private func stepEmbedding(node j: Int, thread t: Int, of threads: Int) {
+            // Raw pointers only from here on: this runs on every thread at once, and reference
+            // counting the shared buffers per row made the threads fight over their counts.
+            let tr = trainer, w = tr.network.widths[j], stride = TileKernels.padded(w), side = tr.network.nodes[j].side
+            let nonNegative = tr.network.nodes[j].nonNegative
+            let rows = side == 0 ? tr.userRows : tr.itemRows
+            let count = rows.count, slots = rows.slotOfExample.base, touched = rows.touched.base, firsts = rows.firstExample.base
+            let table = tr.network.weights[j]!.base
+            let m = tr.moments[j]?.m.base, v = tr.moments[j]?.v.base
+            let perExample = tr.exampleGradients[j]!.base
+            let first = side == 0 ? tr.firstTrainableUser ?? 0 : 0
+            // Each row's total gathers, in example order, in the gradient of its first example.
+            for b in 0..<examples {
+                let slot = Int(slots[b])
+                guard slot % threads == t else { continue }
+                let total = perExample + Int(firsts[slot]) &* stride
+                if total != perExample + b &* stride { Kernels.axpy(total, perExample + b &* stride, w, 1) }
+                if rowDecay > 0 { Kernels.axpy(total, table + Int(touched[slot]) &* w, w, rowDecay) }
+            }
+            var s = t
+            while s < count {
+                if s + 4 * threads < count {  // rows at random: fetch a few ahead
+                    let ahead = Int(touched[s + 4 * threads]) &* w
+                    Kernels.prefetch(table + ahead, w)
+                    if let m, let v { Kernels.prefetch(m + ahead, w); Kernels.prefetch(v + ahead, w) }
+                }
+                let row = Int(touched[s])
+                if row >= first {
+                    let p = table + row &* w
+                    step(p, m.map { $0 + row &* w }, v.map { $0 + row &* w }, perExample + Int(firsts[s]) &* stride, w)
+                    if nonNegative { Kernels.clampNonNegative(p, w) }
+                }
+                s += threads
             }
         }
     }

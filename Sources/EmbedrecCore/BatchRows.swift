@@ -1,0 +1,52 @@
+/// The distinct rows of one table (users or items) that a mini-batch touches, each given a
+/// slot in first-touch order, and every example's slot.
+///
+/// Why: sparse ("lazy") optimiser steps gather the gradient of each touched row into a compact
+/// area of batch-size rows instead of a table-sized buffer, then step only those rows. A row's
+/// slot is valid while its stamp equals the current batch stamp, so starting a batch costs
+/// nothing however large the table is.
+final class BatchRows {
+    private let stamp: Buffer<Int32>
+    private let slotOfRow: Buffer<Int32>
+    /// Per slot: the table row.
+    let touched: Buffer<Int32>
+    /// Per slot: the first example that touched it.
+    let firstExample: Buffer<Int32>
+    /// Per example of the batch: its row's slot.
+    let slotOfExample: Buffer<Int32>
+    private(set) var count = 0
+    /// Stamp of the current batch. It runs on across batches and epochs: restarting it would
+    /// make a row touched by an earlier batch with the same number look touched already.
+    private var current: Int32 = -1
+
+    init(rows: Int, capacity: Int) {
+        stamp = Buffer(repeating: -1, count: rows)
+        slotOfRow = Buffer(repeating: 0, count: rows)
+        touched = Buffer(repeating: 0, count: capacity)
+        firstExample = Buffer(repeating: 0, count: capacity)
+        slotOfExample = Buffer(repeating: 0, count: capacity)
+    }
+
+    /// Gives the rows `ids[0..<n]` (valid, n ≤ capacity) their slots for a new batch.
+    func assign(_ ids: UnsafePointer<Int32>, count n: Int) {
+        if current == Int32.max {  // after 2^31 batches: forget every stamp and start over
+            stamp.base.update(repeating: -1, count: stamp.count)
+            current = -1
+        }
+        current += 1
+        let st = stamp.base, slots = slotOfRow.base, t = touched.base, f = firstExample.base, e = slotOfExample.base
+        var c = 0
+        for j in 0..<n {
+            let row = Int(ids[j])
+            if st[row] != current {
+                st[row] = current
+                slots[row] = Int32(c)
+                t[c] = Int32(row)
+                f[c] = Int32(j)
+                c += 1
+            }
+            e[j] = slots[row]
+        }
+        count = c
+    }
+}

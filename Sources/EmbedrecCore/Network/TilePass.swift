@@ -1,0 +1,418 @@
+/// The dense kernels of a network copied into the padded layouts the tile passes multiply by:
+/// per dense node, Wᵀ (inputs × padded units) for the forward pass, W (units × padded inputs)
+/// for the input gradient, and the bias padded to the units' row length. Padding is zero, so
+/// padded columns of every product come out zero. Rebuilt after each optimiser step (a few
+/// thousand floats), read by every tile of the next batch.
+final class PaddedWeights {
+    let network: Network
+    let transposed: [Buffer<Float>?]
+    let rows: [Buffer<Float>?]
+    let bias: [Buffer<Float>?]
+
+    init(network: Network) {
+        self.network = network
+        var transposed: [Buffer<Float>?] = [], rows: [Buffer<Float>?] = [], bias: [Buffer<Float>?] = []
+        for n in network.nodes {
+            guard n.kind == .dense else {
+                transposed.append(nil); rows.append(nil); bias.append(nil)
+                continue
+            }
+            let fanIn = network.widths[n.inputs[0]]
+            transposed.append(Buffer(repeating: 0, count: fanIn * TileKernels.padded(n.units)))
+            rows.append(Buffer(repeating: 0, count: n.units * TileKernels.padded(fanIn)))
+            bias.append(Buffer(repeating: 0, count: TileKernels.padded(n.units)))
+        }
+        self.transposed = transposed
+        self.rows = rows
+        self.bias = bias
+        refresh()
+    }
+
+    /// Copies the current kernels and biases in.
+    func refresh() {
+        for (j, n) in network.nodes.enumerated() where n.kind == .dense {
+            refresh(node: j, units: 0..<n.units)
+        }
+    }
+
+    /// Copies kernel rows and bias entries `units` of dense node `j` in (after an optimiser
+    /// step changed them; threads refresh the rows they stepped).
+    func refresh(node j: Int, units: Range<Int>) {
+        let W = network.weights[j]!.base, fanIn = network.widths[network.nodes[j].inputs[0]]
+        let wt = transposed[j]!.base, wr = rows[j]!.base, b = bias[j]!.base, B = network.biases[j]!.base
+        let su = TileKernels.padded(network.nodes[j].units), sf = TileKernels.padded(fanIn)
+        for u in units {
+            (wr + u * sf).update(from: W + u * fanIn, count: fanIn)
+            for i in 0..<fanIn { wt[i * su + u] = W[u * fanIn + i] }
+            b[u] = B[u]
+        }
+    }
+}
+
+/// Forward and backward passes of a `Network` over a tile of up to `capacity` examples at
+/// once, node by node. Each node's values for the tile form a matrix with one row per example,
+/// rows padded to a multiple of 8 floats, so a dense layer is one blocked matrix product
+/// (`TileKernels`) instead of one matrix-vector product per example.
+///
+/// Results match `Network.forward` per example up to float rounding (tested): the same
+/// operations, summed in a different order. Dropout draws from one generator per example,
+/// seeded by the caller, in node order, as the per-example pass does.
+///
+/// The backward pass never clears the gradient matrices: the first node to pass a gradient to
+/// an input (in backward order) writes it, later ones add to it. Clearing them per tile was a
+/// tenth of the training time of the write-ups' networks.
+final class TilePass {
+    let network: Network
+    let weights: PaddedWeights
+    let capacity: Int
+    /// Per node, what the per-tile loops read, as raw pointers and plain values (no
+    /// reference counting: tiles run on several threads at once).
+    private let layout: UnsafeMutableBufferPointer<TileNode>
+    private let act, mask, grad: Buffer<Float>
+    /// Per example of the tile: its dropout generator (used only with dropout).
+    private let generators: UnsafeMutableBufferPointer<Xoshiro256>
+    let hasDropout: Bool
+    /// Per dense node: this tile owner's kernel and bias gradients, in the padded layout
+    /// (units × padded inputs, padded units); accumulated over every tile until `clearGradients`.
+    let kernelGradients: [Buffer<Float>?]
+    let biasGradients: [Buffer<Float>?]
+    /// Per node: (consumer, input slot) pairs that read it.
+    private let consumers: [[(Int, Int)]]
+
+    init(network: Network, weights: PaddedWeights, capacity: Int) throws {
+        self.network = network
+        self.weights = weights
+        self.capacity = capacity
+        let count = network.nodes.count
+        var strides: [Int] = [], starts: [Int] = [], total = 0
+        for w in network.widths {
+            let s = TileKernels.padded(w)
+            strides.append(s)
+            starts.append(total)
+            total += s * capacity
+        }
+        try MemoryBudget.check(bytes: try MemoryBudget.product([total, 12], what: "tile buffers"), what: "the network's tile buffers")
+        act = Buffer(repeating: 0, count: total)
+        mask = Buffer(repeating: 0, count: total)
+        grad = Buffer(repeating: 0, count: total)
+        generators = .allocate(capacity: capacity)
+        generators.initialize(repeating: Xoshiro256(seed: 0))
+        hasDropout = network.nodes.contains { $0.kind == .dropout && $0.rate > 0 }
+        kernelGradients = network.nodes.map { n in
+            n.kind == .dense ? Buffer(repeating: 0, count: n.units * TileKernels.padded(network.widths[n.inputs[0]])) : nil
+        }
+        biasGradients = network.nodes.map { n in n.kind == .dense ? Buffer(repeating: 0, count: TileKernels.padded(n.units)) : nil }
+        // The first writer of each node's gradient in backward order: its highest-numbered consumer.
+        var firstWriter = [Int](repeating: -1, count: count)
+        var consumers = [[(Int, Int)]](repeating: [], count: count)
+        for (j, n) in network.nodes.enumerated() {
+            for (k, i) in n.inputs.enumerated() {
+                firstWriter[i] = max(firstWriter[i], j)
+                consumers[i].append((j, k))
+            }
+        }
+        self.consumers = consumers
+        layout = .allocate(capacity: count)
+        for (j, n) in network.nodes.enumerated() {
+            var t = TileNode(stride: strides[j], values: act.base + starts[j], mask: mask.base + starts[j],
+                             grad: grad.base + starts[j], inputs: n.inputs.map { act.base + starts[$0] },
+                             inputGrads: n.inputs.map { grad.base + starts[$0] }, inputStrides: n.inputs.map { strides[$0] })
+            for (k, i) in n.inputs.enumerated() where firstWriter[i] == j && !n.inputs[..<k].contains(i) {
+                t.setAssigns(k)
+            }
+            t.cleared = firstWriter[j] < 0 && j != count - 1  // nobody passes it a gradient
+            if n.kind == .dense {
+                t.transposed = weights.transposed[j]!.base
+                t.kernelRows = weights.rows[j]!.base
+                t.bias = weights.bias[j]!.base
+                t.kernelGradient = kernelGradients[j]!.base
+                t.biasGradient = biasGradients[j]!.base
+            }
+            layout.initializeElement(at: j, to: t)
+        }
+    }
+
+    deinit {
+        generators.deallocate()
+        layout.deallocate()
+    }
+
+    func clearGradients() {
+        for case let g? in kernelGradients { g.base.update(repeating: 0, count: g.count) }
+        for case let g? in biasGradients { g.base.update(repeating: 0, count: g.count) }
+    }
+
+    /// Padded row length of node `j`'s matrices.
+    func rowStride(_ j: Int) -> Int { layout[j].stride }
+
+    /// Row `b` of node `j`'s values.
+    @inline(__always)
+    func values(_ j: Int, _ b: Int) -> UnsafeMutablePointer<Float> { layout[j].values + b &* layout[j].stride }
+
+    /// Row `b` of the loss gradient with respect to node `j`'s values (after `backward`).
+    @inline(__always)
+    func gradient(_ j: Int, _ b: Int) -> UnsafeMutablePointer<Float> { layout[j].grad + b &* layout[j].stride }
+
+    /// Makes the backward pass write node `j`'s gradient rows (stride `rowStride(j)`) at `rows`
+    /// instead of in the tile: the trainer points embedding nodes at its per-batch arrays, so
+    /// their gradients need no copy.
+    func redirectGradient(node j: Int, to rows: UnsafeMutablePointer<Float>) {
+        layout[j].grad = rows
+        for (c, k) in consumers[j] { layout[c].setInputGrad(k, rows) }
+    }
+
+    /// Tables laid out like embedding node `j`'s (the optimiser's moments) whose rows the
+    /// forward pass fetches into cache along with the embedding rows: the optimiser step then
+    /// finds them there instead of waiting for memory at the end of the batch.
+    func prefetchAlong(node j: Int, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
+        layout[j].companionM = m
+        layout[j].companionV = v
+    }
+
+    /// Forward pass over `count` examples (read `output(b)` after). With `dropoutSeeds`,
+    /// example b's dropout generator is seeded by `dropoutSeeds(b)`; without, dropout is the
+    /// identity (prediction).
+    func forward(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, count n: Int, dropoutSeeds: ((Int) -> UInt64)?) {
+        precondition(n <= capacity)
+        let training = dropoutSeeds != nil && hasDropout
+        if training, let seeds = dropoutSeeds {
+            for b in 0..<n { generators[b] = Xoshiro256(seed: seeds(b)) }
+        }
+        let nodes = network.compiled
+        for j in 0..<nodes.count {
+            let node = nodes[j], t = layout[j]
+            let s = t.stride, w = node.width, out = t.values
+            switch node.kind {
+            case .embedding:
+                let table = node.weights!
+                let ids = node.side == 0 ? users : items
+                for b in 0..<n {
+                    // Rows are read at random: ask for the one 8 examples ahead, so several
+                    // cache misses are under way at once.
+                    if b &+ 8 < n, ids[b &+ 8] >= 0 {
+                        let ahead = Int(ids[b &+ 8]) &* w
+                        Kernels.prefetch(table + ahead, w)
+                        if let m = t.companionM, let v = t.companionV { Kernels.prefetch(m + ahead, w); Kernels.prefetch(v + ahead, w) }
+                    }
+                    let row = Int(ids[b])
+                    if row < 0 {
+                        (out + b &* s).update(repeating: 0, count: w)
+                    } else {
+                        Kernels.copy(out + b &* s, table + row &* w, w)
+                    }
+                }
+            case .dropout:
+                let sx = t.inputStride(0), x = t.input(0)
+                if training && node.rate > 0 {
+                    // Each 64-bit draw decides four entries, 16 bits each: keep when below
+                    // keep · 2^16 (the rate rounded to 1/65536).
+                    let keep = 1 - node.rate, scale = 1 / keep
+                    let threshold = UInt64((Double(keep) * 65_536).rounded())
+                    for b in 0..<n {
+                        var r = generators[b]
+                        let mb = t.mask + b &* s
+                        var k = 0
+                        while k < w {
+                            var bits = r.next()
+                            for e in k..<min(k + 4, w) {
+                                mb[e] = bits & 0xFFFF < threshold ? scale : 0
+                                bits >>= 16
+                            }
+                            k += 4
+                        }
+                        generators[b] = r
+                        Kernels.multiply(out + b &* s, x + b &* sx, mb, w, accumulate: false)
+                    }
+                } else {
+                    for b in 0..<n { Kernels.copy(out + b &* s, x + b &* sx, w) }
+                }
+            case .product:
+                let sa = t.inputStride(0), sb = t.inputStride(1), a = t.input(0), bb = t.input(1)
+                for b in 0..<n { Kernels.multiply(out + b &* s, a + b &* sa, bb + b &* sb, w, accumulate: false) }
+            case .dot:
+                let sa = t.inputStride(0), sb = t.inputStride(1), a = t.input(0), bb = t.input(1)
+                for b in 0..<n { out[b &* s] = Kernels.dot(a + b &* sa, bb + b &* sb, node.fanIn) }
+            case .concat:
+                var at = 0
+                for k in 0..<node.inputCount {
+                    let width = nodes[node.input(k)].width, si = t.inputStride(k), x = t.input(k)
+                    for b in 0..<n { Kernels.copy(out + b &* s + at, x + b &* si, width) }
+                    at += width
+                }
+            case .dense:
+                let sx = t.inputStride(0), x = t.input(0), bias = t.bias!
+                for b in 0..<n { Kernels.copy(out + b &* s, bias, s) }
+                TileKernels.multiplyAccumulate(rows: n, inner: node.fanIn, cols8: s, a: x, aRowStride: sx, aColStride: 1,
+                                               b: t.transposed!, bStride: s, c: out, cStride: s)
+                switch node.activation {
+                case .linear: break
+                case .relu:
+                    for b in 0..<n {
+                        let ob = out + b &* s
+                        for u in 0..<w { ob[u] = max(ob[u], 0) }
+                    }
+                case .sigmoid:
+                    for b in 0..<n {
+                        let ob = out + b &* s
+                        for u in 0..<w { ob[u] = sigmoid(ob[u]) }
+                    }
+                }
+            case .scaledSigmoid:
+                let sx = t.inputStride(0), x = t.input(0)
+                for b in 0..<n {
+                    let xb = x + b &* sx, ob = out + b &* s
+                    for k in 0..<w { ob[k] = node.lo + node.span * sigmoid(xb[k]) }
+                }
+            }
+        }
+    }
+
+    /// The output of example b after `forward`.
+    @inline(__always)
+    func output(_ b: Int) -> Float { layout[layout.count - 1].values[b &* layout[layout.count - 1].stride] }
+
+    /// Backward pass after `forward` over the same `count` examples: `gOut[b]` is dL/d(output b).
+    /// Leaves every node's gradient rows in place (the embedding nodes' are the gradients of
+    /// their table rows, read by the trainer) and adds the dense nodes' parameter gradients to
+    /// `kernelGradients` / `biasGradients`.
+    func backward(count n: Int, gOut: UnsafePointer<Float>) {
+        let nodes = network.compiled
+        let last = nodes.count - 1
+        for j in 0..<nodes.count where layout[j].cleared { layout[j].grad.update(repeating: 0, count: n &* layout[j].stride) }
+        for b in 0..<n { gradient(last, b).pointee = gOut[b] }
+        let training = hasDropout
+        for j in stride(from: last, through: 0, by: -1) {
+            let node = nodes[j], t = layout[j]
+            let s = t.stride, w = node.width, g = t.grad
+            switch node.kind {
+            case .embedding:
+                break
+            case .dropout:
+                let sx = t.inputStride(0), gx = t.inputGrad(0), set = t.assigns(0)
+                if training && node.rate > 0 {
+                    for b in 0..<n { Kernels.multiply(gx + b &* sx, g + b &* s, t.mask + b &* s, w, accumulate: !set) }
+                } else {
+                    for b in 0..<n { Kernels.scale(gx + b &* sx, g + b &* s, w, 1, accumulate: !set) }
+                }
+            case .product:
+                let sa = t.inputStride(0), sb = t.inputStride(1), a = t.input(0), bb = t.input(1)
+                let ga = t.inputGrad(0), gb = t.inputGrad(1), setA = t.assigns(0), setB = t.assigns(1)
+                for b in 0..<n {
+                    let gr = g + b &* s
+                    Kernels.multiply(ga + b &* sa, gr, bb + b &* sb, w, accumulate: !setA)
+                    Kernels.multiply(gb + b &* sb, gr, a + b &* sa, w, accumulate: !setB)
+                }
+            case .dot:
+                let sa = t.inputStride(0), sb = t.inputStride(1), a = t.input(0), bb = t.input(1)
+                let ga = t.inputGrad(0), gb = t.inputGrad(1), setA = t.assigns(0), setB = t.assigns(1)
+                for b in 0..<n {
+                    let gr = g[b &* s]
+                    Kernels.scale(ga + b &* sa, bb + b &* sb, node.fanIn, gr, accumulate: !setA)
+                    Kernels.scale(gb + b &* sb, a + b &* sa, node.fanIn, gr, accumulate: !setB)
+                }
+            case .concat:
+                var at = 0
+                for k in 0..<node.inputCount {
+                    let width = nodes[node.input(k)].width, si = t.inputStride(k), gi = t.inputGrad(k), set = t.assigns(k)
+                    for b in 0..<n {
+                        let src = g + b &* s + at, dst = gi + b &* si
+                        if set { Kernels.copy(dst, src, width) } else { Kernels.axpy(dst, src, width, 1) }
+                    }
+                    at += width
+                }
+            case .dense:
+                let sx = t.inputStride(0), x = t.input(0), gx = t.inputGrad(0)
+                let out = t.values
+                // g becomes the gradient before the activation, in place (nothing reads it after).
+                switch node.activation {
+                case .linear: break
+                case .relu:
+                    Kernels.reluGradient(g, out, n &* s)  // padded entries have out = 0 and g = 0
+                case .sigmoid:
+                    for b in 0..<n {
+                        let gb = g + b &* s, ob = out + b &* s
+                        for u in 0..<w { gb[u] *= ob[u] * (1 - ob[u]) }
+                    }
+                }
+                let db = t.biasGradient!
+                for b in 0..<n { Kernels.axpy(db, g + b &* s, s, 1) }
+                // dW (units × padded inputs) += gᵀ x;  gx (+)= g W.
+                TileKernels.multiplyAccumulate(rows: w, inner: n, cols8: sx, a: g, aRowStride: 1, aColStride: s,
+                                               b: x, bStride: sx, c: t.kernelGradient!, cStride: sx)
+                TileKernels.multiplyAccumulate(rows: n, inner: w, cols8: sx, a: g, aRowStride: s, aColStride: 1,
+                                               b: t.kernelRows!, bStride: sx, c: gx, cStride: sx, accumulate: !t.assigns(0))
+            case .scaledSigmoid:
+                let sx = t.inputStride(0), gx = t.inputGrad(0), set = t.assigns(0)
+                for b in 0..<n {
+                    let gb = g + b &* s, ob = t.values + b &* s, gxb = gx + b &* sx
+                    for k in 0..<w {
+                        let y = (ob[k] - node.lo) / node.span
+                        put(gxb, k, gb[k] * node.span * y * (1 - y), set)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dst[k] = v when `assign`, else dst[k] += v (the branch is the same for a whole loop, and the
+/// compiler takes it out of the loop).
+@inline(__always)
+private func put(_ dst: UnsafeMutablePointer<Float>, _ k: Int, _ v: Float, _ assign: Bool) {
+    if assign { dst[k] = v } else { dst[k] += v }
+}
+
+/// One node as a tile pass reads it: where its rows are, where its inputs' rows are, and (for
+/// dense nodes) its padded kernels and gradient buffers. Inputs are at most four (concat).
+private struct TileNode {
+    var stride: Int
+    var values, mask, grad: UnsafeMutablePointer<Float>
+    var inputCount = 0
+    private var in0, in1, in2, in3: UnsafeMutablePointer<Float>?
+    private var gin0, gin1, gin2, gin3: UnsafeMutablePointer<Float>?
+    private var sin0 = 0, sin1 = 0, sin2 = 0, sin3 = 0
+    /// Bit k: this node's backward writes (not adds) input k's gradient.
+    private var assignBits = 0
+    /// Nobody passes this node a gradient: the backward pass zeroes its rows.
+    var cleared = false
+    var transposed, kernelRows, bias, kernelGradient, biasGradient: UnsafeMutablePointer<Float>?
+    /// Embedding nodes: tables whose rows are fetched along with the node's (`prefetchAlong`).
+    var companionM, companionV: UnsafeMutablePointer<Float>?
+
+    init(stride: Int, values: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>,
+         inputs: [UnsafeMutablePointer<Float>], inputGrads: [UnsafeMutablePointer<Float>], inputStrides: [Int]) {
+        self.stride = stride
+        self.values = values
+        self.mask = mask
+        self.grad = grad
+        inputCount = inputs.count
+        for k in 0..<inputs.count {
+            switch k {
+            case 0: in0 = inputs[0]; gin0 = inputGrads[0]; sin0 = inputStrides[0]
+            case 1: in1 = inputs[1]; gin1 = inputGrads[1]; sin1 = inputStrides[1]
+            case 2: in2 = inputs[2]; gin2 = inputGrads[2]; sin2 = inputStrides[2]
+            default: in3 = inputs[3]; gin3 = inputGrads[3]; sin3 = inputStrides[3]
+            }
+        }
+    }
+
+    @inline(__always) func input(_ k: Int) -> UnsafeMutablePointer<Float> {
+        switch k { case 0: return in0!; case 1: return in1!; case 2: return in2!; default: return in3! }
+    }
+
+    @inline(__always) func inputGrad(_ k: Int) -> UnsafeMutablePointer<Float> {
+        switch k { case 0: return gin0!; case 1: return gin1!; case 2: return gin2!; default: return gin3! }
+    }
+
+    @inline(__always) func inputStride(_ k: Int) -> Int {
+        switch k { case 0: return sin0; case 1: return sin1; case 2: return sin2; default: return sin3 }
+    }
+
+    @inline(__always) func assigns(_ k: Int) -> Bool { assignBits & (1 << k) != 0 }
+
+    mutating func setAssigns(_ k: Int) { assignBits |= 1 << k }
+
+    mutating func setInputGrad(_ k: Int, _ p: UnsafeMutablePointer<Float>) {
+        switch k { case 0: gin0 = p; case 1: gin1 = p; case 2: gin2 = p; default: gin3 = p }
+    }
+}

@@ -1,0 +1,59 @@
+import XCTest
+@testable import EmbedrecCore
+
+final class TileKernelTests: XCTestCase {
+    /// The blocked product against a plain triple loop, on sizes that reach every path: blocks
+    /// of 4 rows and a remainder, 16-column blocks and a last 8, A read directly and transposed,
+    /// accumulating into C and writing over it.
+    func testBlockedProductMatchesThePlainOne() {
+        var rng = Xoshiro256(seed: 3)
+        for (rows, inner, cols8) in [(7, 5, 24), (4, 13, 16), (9, 1, 8), (1, 30, 40), (12, 64, 56)] {
+            for transposedA in [false, true] {
+                for accumulate in [true, false] {
+                    let aRowStride = transposedA ? 1 : inner, aColStride = transposedA ? rows : 1
+                    let a = (0..<(rows * inner)).map { _ in rng.nextUnitFloat() - 0.5 }
+                    let b = (0..<(inner * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
+                    let c0 = (0..<(rows * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
+                    var c = c0
+                    a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            c.withUnsafeMutableBufferPointer { cp in
+                                TileKernels.multiplyAccumulate(rows: rows, inner: inner, cols8: cols8,
+                                                               a: ap.baseAddress!, aRowStride: aRowStride, aColStride: aColStride,
+                                                               b: bp.baseAddress!, bStride: cols8,
+                                                               c: cp.baseAddress!, cStride: cols8, accumulate: accumulate)
+                            }
+                        }
+                    }
+                    for r in 0..<rows {
+                        for col in 0..<cols8 {
+                            var expected = accumulate ? Double(c0[r * cols8 + col]) : 0
+                            for i in 0..<inner {
+                                expected += Double(a[r * aRowStride + i * aColStride]) * Double(b[i * cols8 + col])
+                            }
+                            XCTAssertEqual(Double(c[r * cols8 + col]), expected, accuracy: 1e-4,
+                                           "\(rows)×\(inner)×\(cols8) transposed \(transposedA) accumulate \(accumulate) at (\(r), \(col))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Slots in first-touch order, each example's slot, each slot's first example; a new batch
+    /// starts over without clearing the table-sized arrays.
+    func testBatchRowsGiveSlotsInFirstTouchOrder() {
+        let rows = BatchRows(rows: 10, capacity: 6)
+        let first: [Int32] = [4, 7, 4, 2, 7, 9]
+        rows.assign(first, count: first.count)
+        XCTAssertEqual(rows.count, 4)
+        XCTAssertEqual(Array(rows.touched.buffer.prefix(4)), [4, 7, 2, 9])
+        XCTAssertEqual(Array(rows.slotOfExample.buffer.prefix(6)), [0, 1, 0, 2, 1, 3])
+        XCTAssertEqual(Array(rows.firstExample.buffer.prefix(4)), [0, 1, 3, 5])
+        let second: [Int32] = [2, 2, 5]
+        rows.assign(second, count: second.count)
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(Array(rows.touched.buffer.prefix(2)), [2, 5])
+        XCTAssertEqual(Array(rows.slotOfExample.buffer.prefix(3)), [0, 0, 1])
+    }
+}
