@@ -114,12 +114,14 @@ final class AdamTrainer: Trainer {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
         let count = range.count, lo = range.lowerBound
-        userRows.assign(us + lo, count: count)
-        itemRows.assign(its + lo, count: count)
-        let nU = userRows.count, nI = itemRows.count
         let scale = 1 / Float(count)
         let gradOut = ratingGrad.base, errOut = ratingError.base
+        let users = userRows, items = itemRows
         team.run { t in
+            // The batch's distinct users and items get their slots on two threads at once
+            // (serially, they were a tenth of the epoch); the gradients below need them later.
+            if t == 0 { users.assign(us + lo, count: count) }
+            if t == 1 % threads { items.assign(its + lo, count: count) }
             let part = (count * t / threads)..<(count * (t + 1) / threads)
             let P = m.userFactors.base, Q = m.itemFactors.base, k = m.k
             for j in part {
@@ -133,6 +135,7 @@ final class AdamTrainer: Trainer {
                 gradOut[j] = 2 * dRaw * scale  // gradient of the batch's mean squared error
             }
         }
+        let nU = userRows.count, nI = itemRows.count
         var se = 0.0, ae = 0.0
         for j in 0..<count {
             let e = Double(errOut[j])

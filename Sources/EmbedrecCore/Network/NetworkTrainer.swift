@@ -226,8 +226,7 @@ public final class NetworkTrainer: Trainer {
         let lossKind = loss
         let us = epoch.users.base + range.lowerBound, its = epoch.items.base + range.lowerBound
         let ts = epoch.ratings.base + range.lowerBound
-        userRows.assign(us, count: size)
-        itemRows.assign(its, count: size)
+        let users = userRows, items = itemRows
         let buffers = UncheckedSendable((us, its, ts))
         partial.withUnsafeMutableBufferPointer { partialBuffer in
             let out = UncheckedSendable(partialBuffer.baseAddress!)
@@ -271,11 +270,17 @@ public final class NetworkTrainer: Trainer {
                 out.value[2 * c + 1] = absSum
             }
             if team.size == 1 || chunksUsed == 1 {
+                users.assign(us, count: size)
+                items.assign(its, count: size)
                 for c in 0..<chunksUsed { body(c) }
             } else {
-                let size = team.size
+                let threads = team.size
                 team.run { t in
-                    for c in stride(from: t, to: chunksUsed, by: size) { body(c) }
+                    // The batch's distinct users and items (for the optimiser step) get their
+                    // slots on two threads at once, beside the chunks.
+                    if t == 0 { users.assign(us, count: size) }
+                    if t == 1 % threads { items.assign(its, count: size) }
+                    for c in stride(from: t, to: chunksUsed, by: threads) { body(c) }
                 }
             }
         }
