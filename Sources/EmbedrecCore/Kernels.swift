@@ -145,13 +145,17 @@ public enum Kernels {
         }
     }
 
-    /// Hints the CPU to fetch the cache lines of p[0..<k] (for writing) ahead of their use.
+    /// Hints the CPU to fetch the cache lines of p[0..<k] (for writing) ahead of their use:
+    /// every 64-byte line the row touches, from the one holding p[0] to the one holding p[k-1]
+    /// (a row that starts mid-line spans one line more than its length suggests).
     @inline(__always)
     public static func prefetch(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
-        var j = 0
-        while j < k {
-            embedrec_prefetch_write(UnsafeRawPointer(p + j))
-            j &+= 16  // 64-byte lines
+        guard k > 0 else { return }
+        var line = UInt(bitPattern: p) & ~63
+        let last = UInt(bitPattern: p + (k - 1))
+        while line <= last {
+            embedrec_prefetch_write(UnsafeRawPointer(bitPattern: line))
+            line &+= 64
         }
     }
 
