@@ -172,14 +172,13 @@ final class AdamTrainer: Trainer {
 
         func gather(owner: Int, of owners: Int, users nU: Int, items nI: Int) {
             let m = t.model, k = m.k, biases = m.config.biases
-            let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
+            let P = m.userFactors.base, Q = m.itemFactors.base
             let us = t.data.users.base, its = t.data.items.base
             let slotU = t.userRows.slotOfExample.base, slotI = t.itemRows.slotOfExample.base
+            let firstU = t.userRows.firstExample.base, firstI = t.itemRows.firstExample.base
             let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
-            var s = owner
-            while s < nU { (gU + s &* k).update(repeating: 0, count: k); gBU[s] = 0; s += owners }
-            s = owner
-            while s < nI { (gI + s &* k).update(repeating: 0, count: k); gBI[s] = 0; s += owners }
+            // A row's first rating writes its gradient, later ones add to it: no clearing pass.
+            // (The L2 term is added once per row in `apply`, times the row's count of ratings.)
             for j in 0..<count {
                 let su = Int(slotU[j]), si = Int(slotI[j])
                 let mineU = su % owners == owner, mineI = si % owners == owner
@@ -187,14 +186,14 @@ final class AdamTrainer: Trainer {
                 let u = Int(us[lo + j]), i = Int(its[lo + j]), g = t.ratingGrad[j]
                 let p = P + u &* k, q = Q + i &* k
                 if mineU {
-                    Kernels.axpy(gU + su &* k, q, k, g)
-                    Kernels.axpy(gU + su &* k, p, k, decay)
-                    if biases { gBU[su] += g + decay * bu[u] }
+                    let first = Int(firstU[su]) == j
+                    Kernels.scale(gU + su &* k, q, k, g, accumulate: !first)
+                    if biases { gBU[su] = first ? g : gBU[su] + g }
                 }
                 if mineI {
-                    Kernels.axpy(gI + si &* k, p, k, g)
-                    Kernels.axpy(gI + si &* k, q, k, decay)
-                    if biases { gBI[si] += g + decay * bi[i] }
+                    let first = Int(firstI[si]) == j
+                    Kernels.scale(gI + si &* k, p, k, g, accumulate: !first)
+                    if biases { gBI[si] = first ? g : gBI[si] + g }
                 }
             }
         }
@@ -204,16 +203,17 @@ final class AdamTrainer: Trainer {
             let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
             let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
             let touchedU = t.userRows.touched.base, touchedI = t.itemRows.touched.base
+            let countU = t.userRows.occurrences.base, countI = t.itemRows.occurrences.base
             var s = owner
             while s < nU {
                 if s + Self.ahead * owners < nU {
                     let r = Int(touchedU[s + Self.ahead * owners]) &* k
                     Kernels.prefetch(t.mU.base + r, k); Kernels.prefetch(t.vU.base + r, k)
                 }
-                let u = Int(touchedU[s])
-                AdamTrainer.adamRow(P + u &* k, t.mU.base + u &* k, t.vU.base + u &* k, gU + s &* k, k, lr, bc1, bc2)
+                let u = Int(touchedU[s]), l2 = decay * Float(countU[s])
+                AdamTrainer.adamRow(P + u &* k, t.mU.base + u &* k, t.vU.base + u &* k, gU + s &* k, k, lr, bc1, bc2, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(P + u &* k, k) }
-                if biases { AdamTrainer.adamRow(bu + u, t.mBU.base + u, t.vBU.base + u, gBU + s, 1, lr, bc1, bc2) }
+                if biases { AdamTrainer.adamRow(bu + u, t.mBU.base + u, t.vBU.base + u, gBU + s, 1, lr, bc1, bc2, decay: l2) }
                 s += owners
             }
             s = owner
@@ -222,35 +222,39 @@ final class AdamTrainer: Trainer {
                     let r = Int(touchedI[s + Self.ahead * owners]) &* k
                     Kernels.prefetch(Q + r, k); Kernels.prefetch(t.mI.base + r, k); Kernels.prefetch(t.vI.base + r, k)
                 }
-                let i = Int(touchedI[s])
-                AdamTrainer.adamRow(Q + i &* k, t.mI.base + i &* k, t.vI.base + i &* k, gI + s &* k, k, lr, bc1, bc2)
+                let i = Int(touchedI[s]), l2 = decay * Float(countI[s])
+                AdamTrainer.adamRow(Q + i &* k, t.mI.base + i &* k, t.vI.base + i &* k, gI + s &* k, k, lr, bc1, bc2, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }
-                if biases { AdamTrainer.adamRow(bi + i, t.mBI.base + i, t.vBI.base + i, gBI + s, 1, lr, bc1, bc2) }
+                if biases { AdamTrainer.adamRow(bi + i, t.mBI.base + i, t.vBI.base + i, gBI + s, 1, lr, bc1, bc2, decay: l2) }
                 s += owners
             }
         }
     }
 
-    /// Adam update of k parameters from their gradient, with bias-corrected moments.
+    /// Adam update of k parameters from their gradient plus `decay` times their own values (an
+    /// L2 term, added here once per row rather than once per rating), with bias-corrected
+    /// moments.
     @inline(__always)
     static func adamRow(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                        _ g: UnsafePointer<Float>, _ k: Int, _ lr: Float, _ bc1: Float, _ bc2: Float) {
+                        _ g: UnsafePointer<Float>, _ k: Int, _ lr: Float, _ bc1: Float, _ bc2: Float, decay: Float = 0) {
         let vb1 = SIMD8<Float>(repeating: beta1), vb2 = SIMD8<Float>(repeating: beta2)
         let one = SIMD8<Float>(repeating: 1)
         let step = SIMD8<Float>(repeating: lr / bc1), ic2 = SIMD8<Float>(repeating: 1 / bc2)
-        let eps = SIMD8<Float>(repeating: epsilon)
+        let eps = SIMD8<Float>(repeating: epsilon), vd = SIMD8<Float>(repeating: decay)
+        let decayed = decay != 0
         var j = 0
         while j &+ 8 <= k {
-            let gj = Kernels.load8(g + j)
+            let wj = Kernels.load8(w + j)
+            let gj = decayed ? Kernels.load8(g + j) + vd * wj : Kernels.load8(g + j)
             let mj = vb1 * Kernels.load8(m + j) + (one - vb1) * gj
             let vj = vb2 * Kernels.load8(v + j) + (one - vb2) * gj * gj
             Kernels.store8(mj, m + j)
             Kernels.store8(vj, v + j)
-            Kernels.store8(Kernels.load8(w + j) - step * mj / (embedrec_sqrt8(vj * ic2) + eps), w + j)
+            Kernels.store8(wj - step * mj / (embedrec_sqrt8(vj * ic2) + eps), w + j)
             j &+= 8
         }
         while j < k {
-            let gj = g[j]
+            let gj = decayed ? g[j] + decay * w[j] : g[j]
             m[j] = beta1 * m[j] + (1 - beta1) * gj
             v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
             // The same operations as the vector lanes above (a multiply by 1 / bc2, not a

@@ -10,8 +10,9 @@ final class BatchRows {
     private let slotOfRow: Buffer<Int32>
     /// Per slot: the table row.
     let touched: Buffer<Int32>
-    /// Per slot: the first example that touched it.
+    /// Per slot: the first example that touched it, and how many examples did.
     let firstExample: Buffer<Int32>
+    let occurrences: Buffer<Int32>
     /// Per example of the batch: its row's slot.
     let slotOfExample: Buffer<Int32>
     private(set) var count = 0
@@ -24,6 +25,7 @@ final class BatchRows {
         slotOfRow = Buffer(repeating: 0, count: rows)
         touched = Buffer(repeating: 0, count: capacity)
         firstExample = Buffer(repeating: 0, count: capacity)
+        occurrences = Buffer(repeating: 0, count: capacity)
         slotOfExample = Buffer(repeating: 0, count: capacity)
     }
 
@@ -35,6 +37,7 @@ final class BatchRows {
         }
         current += 1
         let st = stamp.base, slots = slotOfRow.base, t = touched.base, f = firstExample.base, e = slotOfExample.base
+        let o = occurrences.base
         var c = 0
         for j in 0..<n {
             let row = Int(ids[j])
@@ -43,9 +46,12 @@ final class BatchRows {
                 slots[row] = Int32(c)
                 t[c] = Int32(row)
                 f[c] = Int32(j)
+                o[c] = 0
                 c += 1
             }
-            e[j] = slots[row]
+            let slot = slots[row]
+            e[j] = slot
+            o[Int(slot)] += 1
         }
         count = c
     }

@@ -40,7 +40,7 @@ final class TileKernelTests: XCTestCase {
         }
     }
 
-    /// Slots in first-touch order, each example's slot, each slot's first example; a new batch
+    /// Slots in first-touch order, each example's slot, each slot's first example and count; a new batch
     /// starts over without clearing the table-sized arrays.
     func testBatchRowsGiveSlotsInFirstTouchOrder() {
         let rows = BatchRows(rows: 10, capacity: 6)
@@ -50,10 +50,12 @@ final class TileKernelTests: XCTestCase {
         XCTAssertEqual(Array(rows.touched.buffer.prefix(4)), [4, 7, 2, 9])
         XCTAssertEqual(Array(rows.slotOfExample.buffer.prefix(6)), [0, 1, 0, 2, 1, 3])
         XCTAssertEqual(Array(rows.firstExample.buffer.prefix(4)), [0, 1, 3, 5])
+        XCTAssertEqual(Array(rows.occurrences.buffer.prefix(4)), [2, 2, 1, 1])
         let second: [Int32] = [2, 2, 5]
         rows.assign(second, count: second.count)
         XCTAssertEqual(rows.count, 2)
         XCTAssertEqual(Array(rows.touched.buffer.prefix(2)), [2, 5])
         XCTAssertEqual(Array(rows.slotOfExample.buffer.prefix(3)), [0, 0, 1])
+        XCTAssertEqual(Array(rows.occurrences.buffer.prefix(2)), [2, 1])
     }
 }

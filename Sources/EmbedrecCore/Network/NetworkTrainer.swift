@@ -320,13 +320,15 @@ public final class NetworkTrainer: Trainer {
             rowDecay = 2 * trainer.options.weightDecay * scale
         }
 
-        /// Steps `count` parameters at `p` with moments at `m`, `v` (Adam) by gradient `g`.
+        /// Steps `count` parameters at `p` with moments at `m`, `v` (Adam) by gradient `g` plus
+        /// `decay` times the parameters (the L2 term of an embedding row).
         @inline(__always)
         func step(_ p: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
-                  _ g: UnsafeMutablePointer<Float>, _ count: Int) {
+                  _ g: UnsafeMutablePointer<Float>, _ count: Int, decay: Float = 0) {
             if adam {
-                AdamTrainer.adamRow(p, m!, v!, g, count, lr, bc1, bc2)
+                AdamTrainer.adamRow(p, m!, v!, g, count, lr, bc1, bc2, decay: decay)
             } else {
+                if decay != 0 { Kernels.axpy(g, p, count, decay) }
                 Kernels.axpy(p, g, count, -lr)
             }
         }
@@ -378,17 +380,19 @@ public final class NetworkTrainer: Trainer {
             let nonNegative = tr.network.nodes[j].nonNegative
             let rows = side == 0 ? tr.userRows : tr.itemRows
             let count = rows.count, slots = rows.slotOfExample.base, touched = rows.touched.base, firsts = rows.firstExample.base
+            let occurrences = rows.occurrences.base
             let table = tr.network.weights[j]!.base
             let m = tr.moments[j]?.m.base, v = tr.moments[j]?.v.base
             let perExample = tr.exampleGradients[j]!.base
             let first = side == 0 ? tr.firstTrainableUser ?? 0 : 0
             // Each row's total gathers, in example order, in the gradient of its first example.
+            // Rows touched once (most users) need nothing here. The L2 term is added in the
+            // step, once per row, times the row's count of examples.
             for b in 0..<examples {
                 let slot = Int(slots[b])
-                guard slot % threads == t else { continue }
+                guard slot % threads == t, occurrences[slot] > 1 else { continue }
                 let total = perExample + Int(firsts[slot]) &* stride
                 if total != perExample + b &* stride { Kernels.axpy(total, perExample + b &* stride, w, 1) }
-                if rowDecay > 0 { Kernels.axpy(total, table + Int(touched[slot]) &* w, w, rowDecay) }
             }
             var s = t
             while s < count {
@@ -400,7 +404,8 @@ public final class NetworkTrainer: Trainer {
                 let row = Int(touched[s])
                 if row >= first {
                     let p = table + row &* w
-                    step(p, m.map { $0 + row &* w }, v.map { $0 + row &* w }, perExample + Int(firsts[s]) &* stride, w)
+                    step(p, m.map { $0 + row &* w }, v.map { $0 + row &* w }, perExample + Int(firsts[s]) &* stride, w,
+                         decay: rowDecay * Float(occurrences[s]))
                     if nonNegative { Kernels.clampNonNegative(p, w) }
                 }
                 s += threads
