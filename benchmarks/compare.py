@@ -3,7 +3,7 @@ tables of benchmarks/peers.py (SGD matrix factorisation vs LIBMF, cornac, Surpri
 benchmarks/neural.py (Adam MF and the neural models vs Keras and fastai), each on the same
 split for every library.
 
-    python benchmarks/compare.py            # roughly 12 minutes here with every peer installed
+    python benchmarks/compare.py            # roughly 15 minutes here with every peer installed
     python benchmarks/compare.py --quick    # skips Surprise and fastai
 
 The peers are an optional extra (``pip install ".[bench]"`` and, for fastai, a CPU build of
@@ -57,8 +57,8 @@ def main():
     print(f"machine: {machine()}")
     run("SGD matrix factorisation, goodbooks-shaped data, k=32, 10 epochs", "peers.py",
         *([] if args.quick else ["--slow"]))
-    run("Adam MF and neural models, goodbooks-shaped data (first 1 M training ratings), 2 epochs", "neural.py",
-        "--shape", "goodbooks", "--epochs", "2", "--max-train", "1000000", "--peers", "keras")
+    run("Adam MF and neural models, goodbooks-shaped data (first 1 M training ratings), 3 epochs", "neural.py",
+        "--shape", "goodbooks", "--epochs", "3", "--max-train", "1000000", "--peers", "keras")
     if (Path(args.data) / "ml-100k" / "u.data").is_file():
         run("Adam MF and neural models, ml-100k, 4 epochs", "neural.py", "--data", args.data,
             "--peers", "keras" if args.quick else "keras,fastai")
