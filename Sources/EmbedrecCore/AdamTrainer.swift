@@ -253,15 +253,22 @@ final class AdamTrainer: Trainer {
             Kernels.store8(wj - step * mj / (embedrec_sqrt8(vj * ic2) + eps), w + j)
             j &+= 8
         }
-        while j < k {
-            let gj = decayed ? g[j] + decay * w[j] : g[j]
-            m[j] = beta1 * m[j] + (1 - beta1) * gj
-            v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
-            // The same operations as the vector lanes above (a multiply by 1 / bc2, not a
-            // division), so a parameter's update does not depend on whether it falls in a lane
-            // or in this tail: the network trainer splits kernels over threads at any offset.
-            w[j] -= (lr / bc1) * m[j] / ((v[j] * (1 / bc2)).squareRoot() + epsilon)
-            j &+= 1
+        if j < k {
+            // The last k % 8 entries (6 of a 30-wide row, the whole of a 1-wide bias row): the
+            // same lane operations on a zero-padded vector, one square root and one division
+            // for all of them instead of one each. Lane by lane the results are the same bits.
+            let rest = k &- j
+            var gv = SIMD8<Float>(), wv = SIMD8<Float>(), mv = SIMD8<Float>(), vv = SIMD8<Float>()
+            for e in 0..<rest {
+                gv[e] = g[j &+ e]; wv[e] = w[j &+ e]; mv[e] = m[j &+ e]; vv[e] = v[j &+ e]
+            }
+            if decayed { gv = gv + vd * wv }
+            mv = vb1 * mv + (one - vb1) * gv
+            vv = vb2 * vv + (one - vb2) * gv * gv
+            wv = wv - step * mv / (embedrec_sqrt8(vv * ic2) + eps)
+            for e in 0..<rest {
+                m[j &+ e] = mv[e]; v[j &+ e] = vv[e]; w[j &+ e] = wv[e]
+            }
         }
     }
 }

@@ -212,6 +212,13 @@ final class TilePass {
                         var r = generators[b]
                         let mb = t.mask + b &* s
                         var k = 0
+                        while k &+ 8 <= w {  // eight entries from two draws, compared as vectors
+                            let draws = SIMD2<UInt64>(r.next(), r.next())
+                            let lanes = SIMD8<UInt32>(truncatingIfNeeded: unsafeBitCast(draws, to: SIMD8<UInt16>.self))
+                            let kept = SIMD8<Float>().replacing(with: scale, where: lanes .< SIMD8<UInt32>(repeating: UInt32(threshold)))
+                            Kernels.store8(kept, mb + k)
+                            k &+= 8
+                        }
                         while k < w {
                             var bits = r.next()
                             for e in k..<min(k + 4, w) {
