@@ -1,5 +1,3 @@
-import Dispatch
-
 public enum Loss: Int32 {
     case mse = 0
     case mae = 1
