@@ -140,7 +140,7 @@ public func embedrecNetPredict(_ h: UnsafeMutableRawPointer?, _ users: UnsafePoi
                                 allowUnknown: true, what: "predict")
         let dst = try Check.mutablePointer(out, "out", count: q.count)
         try net.useGuard.withReading {
-            net.predict(users: q.users, items: q.items, count: q.count, logistic: logistic != 0, out: dst, threads: q.threads)
+            try net.predict(users: q.users, items: q.items, count: q.count, logistic: logistic != 0, out: dst, threads: q.threads)
         }
     }
 }

@@ -156,7 +156,7 @@ final class NetworkTrainingTests: XCTestCase {
             let trainer = try NetworkTrainer(network: net, data: try data.trainSet(), loss: .mse, negatives: 0, options: o)
             for _ in 0..<30 { _ = try trainer.runEpoch() }
             var out = [Float](repeating: 0, count: data.testUsers.count)
-            net.predict(users: data.testUsers, items: data.testItems, count: out.count, logistic: false, out: &out, threads: 1)
+            try net.predict(users: data.testUsers, items: data.testItems, count: out.count, logistic: false, out: &out, threads: 1)
             var se = 0.0
             for r in 0..<out.count { se += Double((out[r] - data.testRatings[r]) * (out[r] - data.testRatings[r])) }
             let rmse = (se / Double(out.count)).squareRoot()
@@ -185,8 +185,8 @@ final class NetworkTrainingTests: XCTestCase {
         let net = try Network(nodes: Architectures.tabular(), nUsers: 3, nItems: 4, seed: 5)
         var first = [Float](repeating: 0, count: 4), second = [Float](repeating: 0, count: 4)
         let users: [Int32] = [0, 1, 2, 0], items: [Int32] = [0, 1, 2, 3]
-        net.predict(users: users, items: items, count: 4, logistic: false, out: &first, threads: 1)
-        net.predict(users: users, items: items, count: 4, logistic: false, out: &second, threads: 1)
+        try net.predict(users: users, items: items, count: 4, logistic: false, out: &first, threads: 1)
+        try net.predict(users: users, items: items, count: 4, logistic: false, out: &second, threads: 1)
         XCTAssertEqual(first, second)
         // Equal to a tile pass without dropout seeds, different from one with them.
         let tile = try TilePass(network: net, weights: PaddedWeights(network: net), capacity: 4)
@@ -221,8 +221,8 @@ final class NetworkTrainingTests: XCTestCase {
         var wins = 0
         for u in 0..<60 {
             let own: Int32 = u < 30 ? 5 : 25, other: Int32 = u < 30 ? 25 : 5
-            net.predict(users: [Int32(u)], items: [own], count: 1, logistic: true, out: &inGroup, threads: 1)
-            net.predict(users: [Int32(u)], items: [other], count: 1, logistic: true, out: &outGroup, threads: 1)
+            try net.predict(users: [Int32(u)], items: [own], count: 1, logistic: true, out: &inGroup, threads: 1)
+            try net.predict(users: [Int32(u)], items: [other], count: 1, logistic: true, out: &outGroup, threads: 1)
             XCTAssertTrue((0...1).contains(inGroup[0]))
             if inGroup[0] > outGroup[0] { wins += 1 }
         }

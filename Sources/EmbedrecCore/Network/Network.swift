@@ -121,15 +121,16 @@ public final class Network {
     }
 
     /// Predictions for validated index pairs (-1 = unknown id, read as a zero embedding).
+    /// Throws `.outOfMemory` when the tile buffers of a very wide network do not fit.
     public func predict(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, count: Int, logistic: Bool,
-                        out: UnsafeMutablePointer<Float>, threads: Int) {
+                        out: UnsafeMutablePointer<Float>, threads: Int) throws {
         let n = resolveThreads(threads, work: count, minPerThread: 20_000)
-        let ptrs = UncheckedSendable((users, items, out))
         let weights = PaddedWeights(network: self)
-        parallelChunks(count: count, chunks: n) { _, range in
+        let tiles = try (0..<n).map { _ in try TilePass(network: self, weights: weights, capacity: NetworkTrainer.tileRows) }
+        let ptrs = UncheckedSendable((users, items, out))
+        parallelChunks(count: count, chunks: n) { c, range in
             let (us, its, o) = ptrs.value
-            // Sized by `validate` (a few floats per node per example): cannot exceed the budget.
-            guard let tile = try? TilePass(network: self, weights: weights, capacity: NetworkTrainer.tileRows) else { return }
+            let tile = tiles[c]
             var at = range.lowerBound
             while at < range.upperBound {
                 let n = min(tile.capacity, range.upperBound - at)
