@@ -97,7 +97,7 @@ public final class Network {
         }
     }
 
-    /// The nodes as the per-example loops read them (pointers into `weights` / `biases`,
+    /// The nodes as the tile passes read them (pointers into `weights` / `biases`,
     /// which this object keeps alive).
     let compiled: UnsafeMutableBufferPointer<CompiledNode>
 
@@ -145,7 +145,7 @@ public final class Network {
     }
 }
 
-/// A node as the per-example loops read it: only trivial fields and raw pointers, so reading it
+/// A node as the tile passes read it: only trivial fields and raw pointers, so reading it
 /// costs no reference counting (which, done from several threads on shared objects, made the
 /// loops slower than the arithmetic in them).
 struct CompiledNode {

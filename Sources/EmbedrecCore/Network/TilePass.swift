@@ -54,13 +54,13 @@ final class PaddedWeights {
 /// rows padded to a multiple of 8 floats, so a dense layer is one blocked matrix product
 /// (`TileKernels`) instead of one matrix-vector product per example.
 ///
-/// Results match `Network.forward` per example up to float rounding (tested): the same
-/// operations, summed in a different order. Dropout draws from one generator per example,
-/// seeded by the caller, in node order, as the per-example pass does.
+/// Results match a plain one-example-at-a-time forward pass up to float rounding (the tests
+/// keep one as the reference): the same operations, summed in a different order. Dropout draws
+/// from one generator per example, seeded by the caller, in node order.
 ///
 /// The backward pass never clears the gradient matrices: the first node to pass a gradient to
-/// an input (in backward order) writes it, later ones add to it. Clearing them per tile was a
-/// tenth of the training time of the write-ups' networks.
+/// an input (in backward order) writes it, later ones add to it. Clearing them per tile took about
+/// a tenth of the training time of the write-ups' networks (profiled).
 final class TilePass {
     let network: Network
     let weights: PaddedWeights
