@@ -104,11 +104,10 @@ final class AdamTrainer: Trainer {
 
     /// One Adam step on the ratings in `range`; returns (sum of squared errors, sum of |errors|).
     ///
-    /// Three phases: (1) serially, give each distinct user and item of the batch a gradient
-    /// slot; (2) in parallel over ratings, each rating's error and gradient on the raw score
-    /// (reads only); (3) in parallel over slots, thread t owns the slots s with s % threads == t:
-    /// it adds up their gradient rows, over the ratings in batch order, and applies Adam to
-    /// them. Every row's sum runs in the same order whatever the thread count, so results are
+    /// Three parallel steps: (1) over ratings, each rating's error and gradient on the raw score
+    /// (reads only), while one thread gives the batch's distinct users their slots and another
+    /// its items; (2) over slots, thread t owns the slots s with s % threads == t and adds up
+    /// their gradient rows, over the ratings in batch order; (3) over the same slots, Adam. Every row's sum runs in the same order whatever the thread count, so results are
     /// identical for any number of threads.
     private func runBatch(_ range: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model

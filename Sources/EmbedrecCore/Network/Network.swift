@@ -8,8 +8,6 @@
 public final class Network {
     public let nodes: [NodeSpec]
     public let widths: [Int]
-    public let offsets: [Int]
-    public let activationSize: Int
     public let nUsers: Int
     public let nItems: Int
     /// Embedding table (rows × width) or dense kernel (units × inputs, row-major) per node.
@@ -25,8 +23,6 @@ public final class Network {
             throw CoreError.invalid("n_users and n_items must be in 1...\(MFConfig.maxRows), got \(nUsers) and \(nItems)")
         }
         let widths = try validate(nodes)
-        var offsets: [Int] = [], total = 0
-        for w in widths { offsets.append(total); total += w }
         // Sizes first, with overflow checks, then one memory check for parameters + Adam moments.
         var sizes: [Int] = []
         for (j, n) in nodes.enumerated() {
@@ -46,8 +42,6 @@ public final class Network {
                                what: "a network with \(parameters) parameters")
         self.nodes = nodes
         self.widths = widths
-        self.offsets = offsets
-        self.activationSize = total
         self.nUsers = nUsers
         self.nItems = nItems
         var rng = Xoshiro256(seed: seed)
@@ -83,7 +77,6 @@ public final class Network {
             if n.inputs.count > 2 { c.in2 = n.inputs[2] }
             if n.inputs.count > 3 { c.in3 = n.inputs[3] }
             c.width = widths[j]
-            c.offset = offsets[j]
             c.fanIn = n.inputs.isEmpty ? 0 : widths[n.inputs[0]]
             c.side = n.side
             c.activation = n.activation
@@ -151,7 +144,7 @@ public final class Network {
 struct CompiledNode {
     var kind: NodeKind
     var in0 = 0, in1 = 0, in2 = 0, in3 = 0, inputCount = 0
-    var width = 0, offset = 0, fanIn = 0
+    var width = 0, fanIn = 0
     var side = 0
     var activation: Activation = .linear
     var rate: Float = 0, lo: Float = 0, span: Float = 1

@@ -374,7 +374,6 @@ private func put(_ dst: UnsafeMutablePointer<Float>, _ k: Int, _ v: Float, _ ass
 private struct TileNode {
     var stride: Int
     var values, mask, grad: UnsafeMutablePointer<Float>
-    var inputCount = 0
     private var in0, in1, in2, in3: UnsafeMutablePointer<Float>?
     private var gin0, gin1, gin2, gin3: UnsafeMutablePointer<Float>?
     private var sin0 = 0, sin1 = 0, sin2 = 0, sin3 = 0
@@ -392,7 +391,6 @@ private struct TileNode {
         self.values = values
         self.mask = mask
         self.grad = grad
-        inputCount = inputs.count
         for k in 0..<inputs.count {
             switch k {
             case 0: in0 = inputs[0]; gin0 = inputGrads[0]; sin0 = inputStrides[0]
