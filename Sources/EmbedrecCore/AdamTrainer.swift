@@ -22,13 +22,18 @@ final class AdamTrainer: Trainer {
     /// Threads of each batch's parallel phases (kept awake between batches).
     private let team: WorkerTeam
 
-    // Optimiser moments, one per parameter.
-    private let mU, vU, mI, vI, mBU, vBU, mBI, vBI: Buffer<Float>
+    /// Optimiser moments, one pair per parameter, each row's pair side by side: row r's first
+    /// moments at r·2k, its second moments right after (k each; k = 1 for the biases). A
+    /// step then fetches one contiguous run of cache lines per row instead of two runs, and
+    /// a bias's two moments share a line instead of taking one each.
+    private let momentsU, momentsI, biasMomentsU, biasMomentsI: Buffer<Float>
     /// The batch's distinct users and items, and each rating's slots among them.
     private let userRows, itemRows: BatchRows
     private let gradU, gradI, gradBU, gradBI: Buffer<Float>
     // Per rating of the batch: its gradient on the raw score and its error.
     private let ratingGrad, ratingError: Buffer<Float>
+    /// Per rating of the batch: the thread that computes its error (see `AdamBatchUpdate`).
+    private let ratingThread: Buffer<UInt8>
 
     static let beta1: Float = 0.9, beta2: Float = 0.99, epsilon: Float = 1e-5
 
@@ -49,15 +54,16 @@ final class AdamTrainer: Trainer {
         // The trainer owns `data`: shuffled once, in place, then read in contiguous batches.
         data.shuffle(using: &rng)
         let nu = model.config.nUsers, ni = model.config.nItems
-        mU = Buffer(repeating: 0, count: model.userFactors.count); vU = Buffer(repeating: 0, count: model.userFactors.count)
-        mI = Buffer(repeating: 0, count: model.itemFactors.count); vI = Buffer(repeating: 0, count: model.itemFactors.count)
-        mBU = Buffer(repeating: 0, count: nu); vBU = Buffer(repeating: 0, count: nu)
-        mBI = Buffer(repeating: 0, count: ni); vBI = Buffer(repeating: 0, count: ni)
+        momentsU = Buffer(repeating: 0, count: 2 * model.userFactors.count)
+        momentsI = Buffer(repeating: 0, count: 2 * model.itemFactors.count)
+        biasMomentsU = Buffer(repeating: 0, count: 2 * nu)
+        biasMomentsI = Buffer(repeating: 0, count: 2 * ni)
         userRows = BatchRows(rows: nu, capacity: batch)
         itemRows = BatchRows(rows: ni, capacity: batch)
         gradU = Buffer(repeating: 0, count: scratch); gradI = Buffer(repeating: 0, count: scratch)
         gradBU = Buffer(repeating: 0, count: batch); gradBI = Buffer(repeating: 0, count: batch)
         ratingGrad = Buffer(repeating: 0, count: batch); ratingError = Buffer(repeating: 0, count: batch)
+        ratingThread = Buffer(repeating: 0, count: batch)
     }
 
     func runEpoch() throws -> EpochStats {
@@ -104,11 +110,15 @@ final class AdamTrainer: Trainer {
 
     /// One Adam step on the ratings in `range`; returns (sum of squared errors, sum of |errors|).
     ///
-    /// Three parallel steps: (1) over ratings, each rating's error and gradient on the raw score
-    /// (reads only), while one thread gives the batch's distinct users their slots and another
-    /// its items; (2) over slots, thread t owns the slots s with s % threads == t and adds up
-    /// their gradient rows, over the ratings in batch order; (3) over the same slots, Adam. Every row's sum runs in the same order whatever the thread count, so results are
-    /// identical for any number of threads.
+    /// Three parallel steps: (1) over ratings, each thread taking a contiguous part of the
+    /// batch, each rating's error and gradient on the raw score (reads only), while one thread
+    /// gives the batch's distinct users their slots and another its items; (2) over slots, each
+    /// row owned by the thread of its first rating, the owner adds up the row's gradient over
+    /// the ratings in batch order; (3) over the same slots, Adam. Every row's sum runs in the
+    /// same order whatever the thread count, so results are identical for any number of
+    /// threads. Owning rows by first rating (rather than by slot number, as before) keeps most
+    /// rows on the core that read them in step 1: Adam MF on two threads, goodbooks-shaped,
+    /// 0.142 -> 0.131 s per epoch.
     private func runBatch(_ range: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
@@ -116,12 +126,14 @@ final class AdamTrainer: Trainer {
         let scale = 1 / Float(count)
         let gradOut = ratingGrad.base, errOut = ratingError.base
         let users = userRows, items = itemRows
+        let owners = ratingThread.base
         team.run { t in
             // The batch's distinct users and items get their slots on two threads at once
             // (serially, they were a tenth of the epoch); the gradients below need them later.
             if t == 0 { users.assign(us + lo, count: count) }
             if t == 1 % threads { items.assign(its + lo, count: count) }
             let part = (count * t / threads)..<(count * (t + 1) / threads)
+            (owners + part.lowerBound).update(repeating: UInt8(t), count: part.count)  // each thread marks its own part
             let P = m.userFactors.base, Q = m.itemFactors.base, k = m.k
             for j in part {
                 if j + 8 < part.upperBound {  // rows of a rating a few ahead (see AdamBatchUpdate.ahead)
@@ -150,17 +162,19 @@ final class AdamTrainer: Trainer {
         return (se, ae)
     }
 
-    /// Phase 3 of a batch for the slots one thread owns: gradients gathered, then (after every
-    /// thread has gathered) Adam.
+    /// Steps 2 and 3 of a batch for the slots one thread owns: gradients gathered, then (after
+    /// every thread has gathered) Adam.
     private struct AdamBatchUpdate: @unchecked Sendable {
         let t: AdamTrainer
         let lo, count: Int
         let decay, lr, bc1, bc2: Float
+        let ratingThread: UnsafeMutablePointer<UInt8>
         /// How many of its rows ahead a thread prefetches.
         static let ahead = 4
 
         init(trainer: AdamTrainer, lo: Int, count: Int, decay: Float, lr: Float, step: Int) {
             t = trainer
+            ratingThread = trainer.ratingThread.base
             self.lo = lo
             self.count = count
             self.decay = decay
@@ -180,7 +194,8 @@ final class AdamTrainer: Trainer {
             // (The L2 term is added once per row in `apply`, times the row's count of ratings.)
             for j in 0..<count {
                 let su = Int(slotU[j]), si = Int(slotI[j])
-                let mineU = su % owners == owner, mineI = si % owners == owner
+                let mineU = thread(ofRating: Int(firstU[su])) == owner
+                let mineI = thread(ofRating: Int(firstI[si])) == owner
                 if !mineU && !mineI { continue }
                 let u = Int(us[lo + j]), i = Int(its[lo + j]), g = t.ratingGrad[j]
                 let p = P + u &* k, q = Q + i &* k
@@ -203,31 +218,41 @@ final class AdamTrainer: Trainer {
             let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base
             let touchedU = t.userRows.touched.base, touchedI = t.itemRows.touched.base
             let countU = t.userRows.occurrences.base, countI = t.itemRows.occurrences.base
-            var s = owner
-            while s < nU {
-                if s + Self.ahead * owners < nU {
-                    let r = Int(touchedU[s + Self.ahead * owners]) &* k
-                    Kernels.prefetch(t.mU.base + r, k); Kernels.prefetch(t.vU.base + r, k)
+            let mU = t.momentsU.base, mI = t.momentsI.base, mBU = t.biasMomentsU.base, mBI = t.biasMomentsI.base
+            let firstU = t.userRows.firstExample.base, firstI = t.itemRows.firstExample.base
+            let ahead = Self.ahead * owners
+            for s in 0..<nU {
+                if s + ahead < nU, thread(ofRating: Int(firstU[s + ahead])) == owner {
+                    let row = Int(touchedU[s + ahead]), r = row &* k
+                    Kernels.prefetch(mU + 2 &* r, 2 &* k)
+                    if biases { Kernels.prefetch(mBU + 2 &* row, 2) }
                 }
+                guard thread(ofRating: Int(firstU[s])) == owner else { continue }
                 let u = Int(touchedU[s]), l2 = decay * Float(countU[s])
-                AdamTrainer.adamRow(P + u &* k, t.mU.base + u &* k, t.vU.base + u &* k, gU + s &* k, k, lr, bc1, bc2, decay: l2)
+                let mu = mU + 2 &* u &* k
+                AdamTrainer.adamRow(P + u &* k, mu, mu + k, gU + s &* k, k, lr, bc1, bc2, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(P + u &* k, k) }
-                if biases { AdamTrainer.adamRow(bu + u, t.mBU.base + u, t.vBU.base + u, gBU + s, 1, lr, bc1, bc2, decay: l2) }
-                s += owners
+                if biases { AdamTrainer.adamRow(bu + u, mBU + 2 &* u, mBU + 2 &* u + 1, gBU + s, 1, lr, bc1, bc2, decay: l2) }
             }
-            s = owner
-            while s < nI {
-                if s + Self.ahead * owners < nI {
-                    let r = Int(touchedI[s + Self.ahead * owners]) &* k
-                    Kernels.prefetch(Q + r, k); Kernels.prefetch(t.mI.base + r, k); Kernels.prefetch(t.vI.base + r, k)
+            for s in 0..<nI {
+                if s + ahead < nI, thread(ofRating: Int(firstI[s + ahead])) == owner {
+                    let r = Int(touchedI[s + ahead]) &* k
+                    Kernels.prefetch(Q + r, k); Kernels.prefetch(mI + 2 &* r, 2 &* k)
                 }
+                guard thread(ofRating: Int(firstI[s])) == owner else { continue }
                 let i = Int(touchedI[s]), l2 = decay * Float(countI[s])
-                AdamTrainer.adamRow(Q + i &* k, t.mI.base + i &* k, t.vI.base + i &* k, gI + s &* k, k, lr, bc1, bc2, decay: l2)
+                let mi = mI + 2 &* i &* k
+                AdamTrainer.adamRow(Q + i &* k, mi, mi + k, gI + s &* k, k, lr, bc1, bc2, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }
-                if biases { AdamTrainer.adamRow(bi + i, t.mBI.base + i, t.vBI.base + i, gBI + s, 1, lr, bc1, bc2, decay: l2) }
-                s += owners
+                if biases { AdamTrainer.adamRow(bi + i, mBI + 2 &* i, mBI + 2 &* i + 1, gBI + s, 1, lr, bc1, bc2, decay: l2) }
             }
         }
+
+        /// The thread that computed rating j's error. A row's gradient and Adam step run on the
+        /// thread of its first rating: that thread has just read the row, so it is in its
+        /// core's cache, and most users have one rating in a batch.
+        @inline(__always)
+        private func thread(ofRating j: Int) -> Int { Int(ratingThread[j]) }
     }
 
     /// Adam update of k parameters from their gradient plus `decay` times their own values (an

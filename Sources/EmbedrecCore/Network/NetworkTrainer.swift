@@ -44,9 +44,16 @@ public final class NetworkTrainer: Trainer {
     /// row's total.
     private let exampleGradients: [Buffer<Float>?]
     private let embeddingNodes: [Int]
+    /// Per example of the batch: the thread that runs its chunk (see `BatchUpdate`).
+    private let exampleThread: Buffer<UInt8>
     /// Runs each batch's chunks and optimiser step.
     private let team: WorkerTeam
+    /// Adam's moments of each dense node's kernel.
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
+    /// Adam's moments of each embedding node's rows, a row's pair side by side: row r's first
+    /// moments at r·2w, its second moments right after (w each). A step fetches one run of
+    /// cache lines per row instead of two, and a bias row's two moments share one line.
+    private let rowMoments: [Buffer<Float>?]
     private let biasMoments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private var rng: Xoshiro256
     /// When set, only user-side embedding rows from this row on are updated; every other
@@ -97,13 +104,25 @@ public final class NetworkTrainer: Trainer {
         itemRows = BatchRows(rows: network.nItems, capacity: batch)
         exampleGradients = network.nodes.map { $0.kind == .embedding ? Buffer(repeating: 0, count: batch * TileKernels.padded($0.units)) : nil }
         embeddingNodes = network.nodes.indices.filter { network.nodes[$0].kind == .embedding }
+        exampleThread = Buffer(repeating: 0, count: batch)
         let updateThreads = options.threads == 1 ? 1 : min(8, options.threads <= 0 ? activeProcessorCount() : options.threads)
         team = WorkerTeam(size: updateThreads)
-        moments = network.weights.map { w in w.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
-        biasMoments = network.biases.map { b in b.map { (Buffer<Float>(repeating: 0, count: $0.count), Buffer<Float>(repeating: 0, count: $0.count)) } }
+        let adam = options.optimizer == .adam
+        moments = network.nodes.indices.map { j in
+            guard adam, network.nodes[j].kind == .dense, let w = network.weights[j] else { return nil }
+            return (Buffer<Float>(repeating: 0, count: w.count), Buffer<Float>(repeating: 0, count: w.count))
+        }
+        rowMoments = network.nodes.indices.map { j in
+            guard adam, network.nodes[j].kind == .embedding, let w = network.weights[j] else { return nil }
+            return Buffer<Float>(repeating: 0, count: 2 * w.count)
+        }
+        biasMoments = network.biases.map { b in
+            guard adam, let b else { return nil }
+            return (Buffer<Float>(repeating: 0, count: b.count), Buffer<Float>(repeating: 0, count: b.count))
+        }
         for tile in tiles {
             for (j, n) in network.nodes.enumerated() where n.kind == .embedding && options.optimizer == .adam {
-                tile.prefetchAlong(node: j, moments[j]!.m.base, moments[j]!.v.base)
+                tile.prefetchAlong(node: j, rowMoments[j]!.base)
             }
         }
         rng = Xoshiro256(seed: options.seed ^ 0x4E45_5457)
@@ -225,6 +244,7 @@ public final class NetworkTrainer: Trainer {
         let us = epoch.users.base + range.lowerBound, its = epoch.items.base + range.lowerBound
         let ts = epoch.ratings.base + range.lowerBound
         let users = userRows, items = itemRows
+        let owners = exampleThread.base
         let buffers = UncheckedSendable((us, its, ts))
         partial.withUnsafeMutableBufferPointer { partialBuffer in
             let out = UncheckedSendable(partialBuffer.baseAddress!)
@@ -233,6 +253,7 @@ public final class NetworkTrainer: Trainer {
                 let tile = self.tiles[c], gOut = self.outputGradients[c].base
                 tile.clearGradients()
                 let lo = size * c / chunksUsed, hi = size * (c + 1) / chunksUsed
+                (owners + lo).update(repeating: UInt8(c % self.team.size), count: hi - lo)
                 var lossSum = 0.0, absSum = 0.0
                 var at = lo
                 while at < hi {
@@ -294,7 +315,10 @@ public final class NetworkTrainer: Trainer {
     deinit { team.shutdown() }
 
     /// The optimiser step, split over the team's threads: each dense node by its units (kernel
-    /// rows and bias entries), embedding rows by slot (slot % threads). Each parameter's
+    /// rows and bias entries), each embedding row to the thread that ran its first example's
+    /// chunk (`thread(ofExample:)`; by slot number, as before, the tabular network on two
+    /// threads took 0.309 s per epoch instead of 0.266 s, rows and gradients crossing between
+    /// the cores' caches). Each parameter's
     /// gradient is summed over chunks in chunk order, or over examples in example order, and
     /// then stepped on its own, so the result does not depend on the number of threads.
     private struct BatchUpdate: @unchecked Sendable {
@@ -305,9 +329,11 @@ public final class NetworkTrainer: Trainer {
         /// Per occurrence of an embedding row: the L2 term's factor, 2 λ / batch.
         let rowDecay: Float
         let adam: Bool
+        let exampleThread: UnsafeMutablePointer<UInt8>
 
         init(trainer: NetworkTrainer, chunksUsed: Int, examples: Int, scale: Float) {
             self.trainer = trainer
+            exampleThread = trainer.exampleThread.base
             self.chunksUsed = chunksUsed
             self.examples = examples
             let step = trainer.step
@@ -380,7 +406,7 @@ public final class NetworkTrainer: Trainer {
             let count = rows.count, slots = rows.slotOfExample.base, touched = rows.touched.base, firsts = rows.firstExample.base
             let occurrences = rows.occurrences.base
             let table = tr.network.weights[j]!.base
-            let m = tr.moments[j]?.m.base, v = tr.moments[j]?.v.base
+            let moments = tr.rowMoments[j]?.base
             let perExample = tr.exampleGradients[j]!.base
             let first = side == 0 ? tr.firstTrainableUser ?? 0 : 0
             // Each row's total gathers, in example order, in the gradient of its first example.
@@ -388,26 +414,32 @@ public final class NetworkTrainer: Trainer {
             // step, once per row, times the row's count of examples.
             for b in 0..<examples {
                 let slot = Int(slots[b])
-                guard slot % threads == t, occurrences[slot] > 1 else { continue }
+                guard occurrences[slot] > 1, thread(ofExample: Int(firsts[slot])) == t else { continue }
                 let total = perExample + Int(firsts[slot]) &* stride
                 if total != perExample + b &* stride { Kernels.axpy(total, perExample + b &* stride, w, 1) }
             }
-            var s = t
-            while s < count {
-                if s + 4 * threads < count {  // rows at random: fetch a few ahead
-                    let ahead = Int(touched[s + 4 * threads]) &* w
+            for s in 0..<count {
+                if s + 8 < count, thread(ofExample: Int(firsts[s + 8])) == t {  // rows at random: fetch a few ahead
+                    let ahead = Int(touched[s + 8]) &* w
                     Kernels.prefetch(table + ahead, w)
-                    if let m, let v { Kernels.prefetch(m + ahead, w); Kernels.prefetch(v + ahead, w) }
+                    if let moments { Kernels.prefetch(moments + 2 &* ahead, 2 &* w) }
                 }
+                guard thread(ofExample: Int(firsts[s])) == t else { continue }
                 let row = Int(touched[s])
                 if row >= first {
                     let p = table + row &* w
-                    step(p, m.map { $0 + row &* w }, v.map { $0 + row &* w }, perExample + Int(firsts[s]) &* stride, w,
+                    let m = moments.map { $0 + 2 &* row &* w }
+                    step(p, m, m.map { $0 + w }, perExample + Int(firsts[s]) &* stride, w,
                          decay: rowDecay * Float(occurrences[s]))
                     if nonNegative { Kernels.clampNonNegative(p, w) }
                 }
-                s += threads
             }
         }
+
+        /// The thread that ran example `b`'s chunk in the forward and backward passes. A row is
+        /// stepped by the thread of its first example: that thread fetched the row and wrote
+        /// its gradient, so both are in its core's cache.
+        @inline(__always)
+        private func thread(ofExample b: Int) -> Int { Int(exampleThread[b]) }
     }
 }

@@ -161,12 +161,12 @@ final class TilePass {
         for (c, k) in consumers[j] { layout[c].setInputGrad(k, rows) }
     }
 
-    /// Tables laid out like embedding node `j`'s (the optimiser's moments) whose rows the
-    /// forward pass fetches into cache along with the embedding rows: the optimiser step then
-    /// finds them there instead of waiting for memory at the end of the batch.
-    func prefetchAlong(node j: Int, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
-        layout[j].companionM = m
-        layout[j].companionV = v
+    /// A table with one row per row of embedding node `j` (the optimiser's moments, two
+    /// floats per embedding entry) whose rows the forward pass fetches into cache along with
+    /// the embedding rows: the optimiser step then finds them there instead of waiting for
+    /// memory at the end of the batch.
+    func prefetchAlong(node j: Int, _ companion: UnsafeMutablePointer<Float>) {
+        layout[j].companion = companion
     }
 
     /// Forward pass over `count` examples (read `output(b)` after). With `dropoutSeeds`,
@@ -192,7 +192,7 @@ final class TilePass {
                     if b &+ 8 < n, ids[b &+ 8] >= 0 {
                         let ahead = Int(ids[b &+ 8]) &* w
                         Kernels.prefetch(table + ahead, w)
-                        if let m = t.companionM, let v = t.companionV { Kernels.prefetch(m + ahead, w); Kernels.prefetch(v + ahead, w) }
+                        if let c = t.companion { Kernels.prefetch(c + 2 &* ahead, 2 &* w) }
                     }
                     let row = Int(ids[b])
                     if row < 0 {
@@ -383,7 +383,7 @@ private struct TileNode {
     var cleared = false
     var transposed, kernelRows, bias, kernelGradient, biasGradient: UnsafeMutablePointer<Float>?
     /// Embedding nodes: tables whose rows are fetched along with the node's (`prefetchAlong`).
-    var companionM, companionV: UnsafeMutablePointer<Float>?
+    var companion: UnsafeMutablePointer<Float>?
 
     init(stride: Int, values: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>,
          inputs: [UnsafeMutablePointer<Float>], inputGrads: [UnsafeMutablePointer<Float>], inputStrides: [Int]) {
