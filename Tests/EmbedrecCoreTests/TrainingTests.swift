@@ -53,12 +53,13 @@ final class TrainingTests: XCTestCase {
     }
 
     /// Adam's batch is split over threads by rating (errors) and by row (gradient sums, Adam
-    /// steps), and every row's sum runs in batch order: 1 and 2 threads give identical weights.
-    /// (120k ratings x 32 factors is above the work at which a second thread is used.)
-    func testAdamGivesTheSameWeightsOnOneAndTwoThreads() throws {
+    /// steps, each row on the thread of its first rating), and every row's sum runs in batch
+    /// order: 1, 2 and 3 threads give identical weights. (200k ratings x 32 factors is enough
+    /// work for three threads: `resolveThreads` gives one per 2M rating-factors.)
+    func testAdamGivesTheSameWeightsWhateverTheThreadCount() throws {
         var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
         var rng = Xoshiro256(seed: 9)
-        for _ in 0..<120_000 {
+        for _ in 0..<200_000 {
             users.append(Int32(rng.nextIndex(below: 2_000)))
             items.append(Int32(rng.nextIndex(below: 300)))
             ratings.append(Float(1 + rng.nextIndex(below: 5)))
@@ -72,9 +73,13 @@ final class TrainingTests: XCTestCase {
             options.threads = threads
             options.epochs = 2
             try train(model, data, options)
-            return Array(model.userFactors.buffer) + Array(model.itemFactors.buffer) + Array(model.itemBias.buffer)
+            return Array(model.userFactors.buffer) + Array(model.itemFactors.buffer) + Array(model.userBias.buffer)
+                + Array(model.itemBias.buffer)
         }
-        XCTAssertEqual(try run(threads: 1), try run(threads: 2))
+        XCTAssertEqual(resolveThreads(3, work: 200_000 * 32, minPerThread: 2_000_000), 3)  // the runs below do use them
+        let one = try run(threads: 1)
+        XCTAssertEqual(one, try run(threads: 2))
+        XCTAssertEqual(one, try run(threads: 3))  // 512 ratings split 170/171/171: uneven parts
     }
 
     func testNonNegativeModelStaysNonNegative() throws {
