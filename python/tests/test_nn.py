@@ -51,6 +51,23 @@ def test_each_model_learns_the_planted_structure(name):
     assert model.count_params() == sum(w.size for w in model.get_weights().values())
 
 
+def test_plain_sgd_trains_a_network_too():
+    # SGD networks keep no Adam moments at all; they must still learn, the same on any thread count.
+    df = embedrec.datasets.synthetic(n_users=500, n_items=120, ratings_per_user=30, seed=6)
+    train, test = embedrec.train_test_split(df, test_size=0.1, seed=0)
+    def fit(threads):
+        model = embedrec.EmbeddingNN(8, 8, layers=(16,), optimizer="sgd", lr=0.5, weight_decay=0.001, batch_size=256,
+                                     epochs=20, n_threads=threads, seed=1)
+        history = model.fit(train)
+        return model, history
+    model, history = fit(1)
+    assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+    rmse = embedrec.rmse(test["rating"], model.predict(test, unknown="mean"))
+    baseline = embedrec.rmse(test["rating"], np.full(len(test), train["rating"].mean()))
+    assert rmse < 0.95 * baseline, (rmse, baseline)
+    np.testing.assert_array_equal(model.predict(test, unknown="mean"), fit(2)[0].predict(test, unknown="mean"))
+
+
 def test_dropout_is_off_at_predict_time(ratings):
     model = embedrec.EmbeddingNN(8, 8, layers=(16,), dropout=0.5, emb_dropout=0.5, epochs=2)
     model.fit(ratings)
