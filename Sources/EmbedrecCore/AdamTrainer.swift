@@ -37,7 +37,8 @@ final class AdamTrainer: Trainer {
     // Per rating of the batch: its gradient on the raw score and its error.
     private let ratingGrad, ratingError: Buffer<Float>
     /// Per rating of the batch: the thread that computes its error (see `AdamBatchUpdate`).
-    private let ratingThread: Buffer<UInt8>
+    /// 16 bits: `n_threads` may be up to 1,024.
+    private let ratingThread: Buffer<UInt16>
 
     static let beta1: Float = 0.9, beta2: Float = 0.99, epsilon: Float = 1e-5
 
@@ -144,7 +145,7 @@ final class AdamTrainer: Trainer {
             if t == 0 { users.assign(us + lo, count: count) }
             if t == 1 % threads { items.assign(its + lo, count: count) }
             let part = (count * t / threads)..<(count * (t + 1) / threads)
-            (owners + part.lowerBound).update(repeating: UInt8(t), count: part.count)  // each thread marks its own part
+            (owners + part.lowerBound).update(repeating: UInt16(t), count: part.count)  // each thread marks its own part
             let P = m.userFactors.base, Q = m.itemFactors.base, k = m.k
             for j in part {
                 if j + 8 < part.upperBound {  // rows of a rating a few ahead (see AdamBatchUpdate.ahead)
@@ -183,7 +184,7 @@ final class AdamTrainer: Trainer {
         let t: AdamTrainer
         let count: Int
         let decay, lr, bc1, bc2: Float
-        let ratingThread: UnsafeMutablePointer<UInt8>
+        let ratingThread: UnsafeMutablePointer<UInt16>
         /// How many of its rows ahead a thread prefetches.
         static let ahead = 4
 

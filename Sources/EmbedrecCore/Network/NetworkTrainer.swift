@@ -44,7 +44,8 @@ public final class NetworkTrainer: Trainer {
     /// row's total.
     private let exampleGradients: [Buffer<Float>?]
     private let embeddingNodes: [Int]
-    /// Per example of the batch: the thread that runs its chunk (see `BatchUpdate`).
+    /// Per example of the batch: the thread that runs its chunk (see `BatchUpdate`); the team
+    /// has at most 8 threads.
     private let exampleThread: Buffer<UInt8>
     /// Runs each batch's chunks and optimiser step.
     private let team: WorkerTeam
