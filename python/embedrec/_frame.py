@@ -40,12 +40,22 @@ def check_ratings_column(column, name):
         raise InvalidArgumentError(
             f"rating column {name!r} must be numeric, got dtype {column.dtype}; convert it with "
             f"pd.to_numeric first")
-    missing = column.isna()
-    if missing.any():
-        bad = np.flatnonzero(missing.to_numpy())
+    missing = missing_rows(column)
+    if missing:
+        count, first = missing
         raise InvalidArgumentError(
-            f"rating column {name!r} has {bad.size} missing value(s) (first at row {int(bad[0])}); "
+            f"rating column {name!r} has {count} missing value(s) (first at row {first}); "
             f"drop or fill them before fitting")
+
+
+def missing_rows(column):
+    """(how many, first position) of the column's missing entries, or None when it has none:
+    what every missing-value error names."""
+    missing = column.isna()
+    if not missing.any():
+        return None
+    bad = np.flatnonzero(missing.to_numpy())
+    return bad.size, int(bad[0])
 
 
 def _finite_float32(values, name, whole):

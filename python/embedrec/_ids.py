@@ -9,6 +9,7 @@ order), otherwise kept in order of first appearance.
 import numpy as np
 import pandas as pd
 
+from ._frame import missing_rows
 from .errors import InvalidArgumentError, UnknownIdError
 
 
@@ -25,11 +26,11 @@ class IdMap:
         """Builds the map from a Series of raw ids; returns (map, rows) where ``rows(a, b)`` gives
         the int32 rows of ``column``'s entries a..b-1. Converting in slices keeps the
         conversion's memory to one slice: the caller never needs every row at once."""
-        missing = column.isna()
-        if missing.any():
-            bad = np.flatnonzero(missing.to_numpy())
+        missing = missing_rows(column)
+        if missing:
+            count, first = missing
             raise InvalidArgumentError(
-                f"the {what} column has {bad.size} missing id(s) (first at row {int(bad[0])}); "
+                f"the {what} column has {count} missing id(s) (first at row {first}); "
                 f"every rating needs a {what} id")
         values = None
         if column.dtype.kind in "iu":  # NumPy ints, and nullable ones (Int64 ...) as their NumPy type

@@ -364,7 +364,7 @@ public final class NetworkTrainer: Trainer {
                 if tr.firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
                 switch node.kind {
                 case .dense: stepDense(node: j, thread: t, of: threads)
-                case .embedding: stepEmbedding(node: j, thread: t, of: threads)
+                case .embedding: stepEmbedding(node: j, thread: t)
                 default: break
                 }
             }
@@ -398,7 +398,7 @@ public final class NetworkTrainer: Trainer {
             tr.paddedWeights.refresh(node: j, units: mine)
         }
 
-        private func stepEmbedding(node j: Int, thread t: Int, of threads: Int) {
+        private func stepEmbedding(node j: Int, thread t: Int) {
             // Raw pointers only from here on: this runs on every thread at once, and reference
             // counting the shared buffers per row made the threads fight over their counts.
             let tr = trainer, w = tr.network.widths[j], stride = TileKernels.padded(w), side = tr.network.nodes[j].side
