@@ -61,55 +61,51 @@ public enum Kernels {
     @inline(__always)
     public static func axpy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Int, _ s: Float) {
         let vs = SIMD8<Float>(repeating: s)
+        elementwise(dst, k) { j in load8(dst + j) + vs * load8(src + j) } scalar: { j in dst[j] + s * src[j] }
+    }
+
+    /// dst[j] = f(j) for j in 0..<k, eight entries at a time; `f` reads entries j..<j+8 of its
+    /// inputs (dst among them, or not), `scalar` entry j alone with the same operations.
+    ///
+    /// Rows of k ≥ 8 whose length is not a multiple of 8 end with one overlapping vector, the
+    /// row's last eight entries, computed before anything is stored and stored last: the
+    /// entries it shares with the last full vector get the same value twice, each computed
+    /// from the old inputs. One vector instead of up to seven scalar steps (a 30-wide embedding
+    /// row's 6). Shorter rows go entry by entry. Same bits either way: lane j of a vector
+    /// operation is the scalar operation on entry j. `dst` may be one of the inputs, but may
+    /// not overlap one at an offset.
+    @inline(__always)
+    static func elementwise(_ dst: UnsafeMutablePointer<Float>, _ k: Int, _ f: (Int) -> SIMD8<Float>,
+                            scalar: (Int) -> Float) {
+        if k < 8 {
+            for j in 0..<k { dst[j] = scalar(j) }
+            return
+        }
+        let full = k & ~7
+        let tail = full < k ? f(k &- 8) : nil
         var j = 0
-        while j &+ 8 <= k {
-            store8(load8(dst + j) + vs * load8(src + j), dst + j)
+        while j < full {
+            store8(f(j), dst + j)
             j &+= 8
         }
-        while j < k {
-            dst[j] += s * src[j]
-            j &+= 1
-        }
+        if let tail { store8(tail, dst + (k &- 8)) }
     }
 
     /// dst = src over k entries. Inline, for the short rows of the tile passes, where a call to
     /// memmove per row cost more than the copy.
     @inline(__always)
     public static func copy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Int) {
-        var j = 0
-        while j &+ 8 <= k {
-            store8(load8(src + j), dst + j)
-            j &+= 8
-        }
-        while j < k {
-            dst[j] = src[j]
-            j &+= 1
-        }
+        elementwise(dst, k) { j in load8(src + j) } scalar: { j in src[j] }
     }
 
     /// dst = a ⊙ b, or dst += a ⊙ b with `accumulate` (elementwise, k entries).
     @inline(__always)
     public static func multiply(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                 _ k: Int, accumulate: Bool) {
-        var j = 0
         if accumulate {
-            while j &+ 8 <= k {
-                store8(load8(dst + j) + load8(a + j) * load8(b + j), dst + j)
-                j &+= 8
-            }
-            while j < k {
-                dst[j] += a[j] * b[j]
-                j &+= 1
-            }
+            elementwise(dst, k) { j in load8(dst + j) + load8(a + j) * load8(b + j) } scalar: { j in dst[j] + a[j] * b[j] }
         } else {
-            while j &+ 8 <= k {
-                store8(load8(a + j) * load8(b + j), dst + j)
-                j &+= 8
-            }
-            while j < k {
-                dst[j] = a[j] * b[j]
-                j &+= 1
-            }
+            elementwise(dst, k) { j in load8(a + j) * load8(b + j) } scalar: { j in a[j] * b[j] }
         }
     }
 
@@ -122,14 +118,18 @@ public enum Kernels {
             return
         }
         let vs = SIMD8<Float>(repeating: s)
+        elementwise(dst, k) { j in vs * load8(src + j) } scalar: { j in s * src[j] }
+    }
+
+    /// x = max(x, 0) over k entries, k a multiple of 8, as a vector select. Zero where x ≤ 0
+    /// (so -0 becomes +0) and NaN stays NaN: Swift's `max(x, 0)` exactly.
+    @inline(__always)
+    public static func relu(_ x: UnsafeMutablePointer<Float>, _ k: Int) {
         var j = 0
         while j &+ 8 <= k {
-            store8(vs * load8(src + j), dst + j)
+            let v = load8(x + j)
+            store8(v.replacing(with: 0, where: v .<= 0), x + j)
             j &+= 8
-        }
-        while j < k {
-            dst[j] = s * src[j]
-            j &+= 1
         }
     }
 

@@ -40,6 +40,28 @@ final class TileKernelTests: XCTestCase {
         }
     }
 
+    /// Starting every row of C from one row (a dense layer's bias) gives the same bits as
+    /// copying that row into each row of C and accumulating.
+    func testRowStartMatchesCopyThenAccumulate() {
+        var rng = Xoshiro256(seed: 4)
+        for (rows, inner, cols8) in [(7, 5, 24), (4, 13, 16), (9, 1, 8), (12, 50, 56)] {
+            let a = (0..<(rows * inner)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let b = (0..<(inner * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let bias = (0..<cols8).map { _ in rng.nextUnitFloat() - 0.5 }
+            var started = [Float](repeating: .nan, count: rows * cols8)  // never read
+            var copied = (0..<rows).flatMap { _ in bias }
+            started.withUnsafeMutableBufferPointer { cp in
+                TileKernels.multiplyAccumulate(rows: rows, inner: inner, cols8: cols8, a: a, aRowStride: inner, aColStride: 1,
+                                               b: b, bStride: cols8, c: cp.baseAddress!, cStride: cols8, rowStart: bias)
+            }
+            copied.withUnsafeMutableBufferPointer { cp in
+                TileKernels.multiplyAccumulate(rows: rows, inner: inner, cols8: cols8, a: a, aRowStride: inner, aColStride: 1,
+                                               b: b, bStride: cols8, c: cp.baseAddress!, cStride: cols8)
+            }
+            XCTAssertEqual(started.map(\.bitPattern), copied.map(\.bitPattern), "\(rows)×\(inner)×\(cols8)")
+        }
+    }
+
     /// Slots in first-touch order, each example's slot, each slot's first example and count; a new batch
     /// starts over without clearing the table-sized arrays.
     func testBatchRowsGiveSlotsInFirstTouchOrder() {

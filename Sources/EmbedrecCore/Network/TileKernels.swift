@@ -9,6 +9,8 @@
 enum TileKernels {
     /// C[r, 0..<cols8] (+)= Σ_i A[r, i] · B[i, 0..<cols8] for r in 0..<rows, i in 0..<inner:
     /// added to C with `accumulate`, written over it without (C's old values are not read).
+    /// With `rowStart`, every row of C starts from that row (a dense layer's bias) instead:
+    /// the same sums as copying it into each row of C first and accumulating, without the copy.
     ///
     /// A's entry (r, i) is at `a + r * aRowStride + i * aColStride`, so the same kernel reads A
     /// or its transpose. `cols8` is a multiple of 8; B's and C's rows hold at least that many
@@ -18,9 +20,11 @@ enum TileKernels {
     static func multiplyAccumulate(rows: Int, inner: Int, cols8: Int,
                                    a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
                                    b: UnsafePointer<Float>, bStride: Int,
-                                   c: UnsafeMutablePointer<Float>, cStride: Int, accumulate: Bool = true) {
-        @inline(__always) func start(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
-            accumulate ? Kernels.load8(p) : SIMD8<Float>()
+                                   c: UnsafeMutablePointer<Float>, cStride: Int, accumulate: Bool = true,
+                                   rowStart: UnsafePointer<Float>? = nil) {
+        @inline(__always) func start(_ p: UnsafeMutablePointer<Float>, _ col: Int) -> SIMD8<Float> {
+            if let rowStart { return Kernels.load8(rowStart + col) }
+            return accumulate ? Kernels.load8(p) : SIMD8<Float>()
         }
         var r = 0
         while r &+ 4 <= rows {
@@ -28,10 +32,10 @@ enum TileKernels {
             let c0 = c + r &* cStride, c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride
             var col = 0
             while col &+ 16 <= cols8 {
-                var x00 = start(c0 + col), x01 = start(c0 + col + 8)
-                var x10 = start(c1 + col), x11 = start(c1 + col + 8)
-                var x20 = start(c2 + col), x21 = start(c2 + col + 8)
-                var x30 = start(c3 + col), x31 = start(c3 + col + 8)
+                var x00 = start(c0 + col, col), x01 = start(c0 + col + 8, col + 8)
+                var x10 = start(c1 + col, col), x11 = start(c1 + col + 8, col + 8)
+                var x20 = start(c2 + col, col), x21 = start(c2 + col + 8, col + 8)
+                var x30 = start(c3 + col, col), x31 = start(c3 + col + 8, col + 8)
                 var bp = b + col, ai = 0
                 for _ in 0..<inner {
                     let b0 = Kernels.load8(bp), b1 = Kernels.load8(bp + 8)
@@ -51,8 +55,8 @@ enum TileKernels {
                 col &+= 16
             }
             if col < cols8 {  // one vector of columns left
-                var x0 = start(c0 + col), x1 = start(c1 + col)
-                var x2 = start(c2 + col), x3 = start(c3 + col)
+                var x0 = start(c0 + col, col), x1 = start(c1 + col, col)
+                var x2 = start(c2 + col, col), x3 = start(c3 + col, col)
                 var bp = b + col, ai = 0
                 for _ in 0..<inner {
                     let b0 = Kernels.load8(bp)
@@ -72,7 +76,7 @@ enum TileKernels {
             let ar = a + r &* aRowStride, cr = c + r &* cStride
             var col = 0
             while col < cols8 {
-                var x = start(cr + col)
+                var x = start(cr + col, col)
                 var bp = b + col, ai = 0
                 for _ in 0..<inner {
                     x += SIMD8<Float>(repeating: ar[ai]) * Kernels.load8(bp)

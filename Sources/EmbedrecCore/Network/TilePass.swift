@@ -247,17 +247,13 @@ final class TilePass {
                     at += width
                 }
             case .dense:
-                let sx = t.inputStride(0), x = t.input(0), bias = t.bias!
-                for b in 0..<n { Kernels.copy(out + b &* s, bias, s) }
+                let sx = t.inputStride(0), x = t.input(0)
                 TileKernels.multiplyAccumulate(rows: n, inner: node.fanIn, cols8: s, a: x, aRowStride: sx, aColStride: 1,
-                                               b: t.transposed!, bStride: s, c: out, cStride: s)
+                                               b: t.transposed!, bStride: s, c: out, cStride: s, rowStart: t.bias!)
                 switch node.activation {
                 case .linear: break
                 case .relu:
-                    for b in 0..<n {
-                        let ob = out + b &* s
-                        for u in 0..<w { ob[u] = max(ob[u], 0) }
-                    }
+                    Kernels.relu(out, n &* s)  // padded entries are 0 and stay 0
                 case .sigmoid:
                     for b in 0..<n {
                         let ob = out + b &* s
