@@ -3,6 +3,7 @@
 when they already are), and return caller-allocated NumPy outputs."""
 
 import ctypes
+import signal
 import threading
 from ctypes import c_double, c_int32, c_int64
 
@@ -203,10 +204,13 @@ class CoreTrainer:
             finally:
                 done.set()
 
-        threading.Thread(target=work, name="embedrec-epoch", daemon=True).start()
+        deferred = _start_deferring_ctrl_c(threading.Thread(target=work, name="embedrec-epoch", daemon=True))
         interrupted = False
         while True:
             try:
+                if deferred is not None:
+                    handler, deferred = deferred, None
+                    handler(signal.SIGINT, None)  # a Ctrl-C that came while the worker started
                 if done.wait(0.1):
                     break
                 if on_progress is not None and not interrupted:
@@ -222,6 +226,30 @@ class CoreTrainer:
             cls = _lib._ERROR_CLASSES.get(status, _lib.errors.EmbedrecError)
             raise cls(result.get("message") or f"embedrec core returned status {status}", code=status)
         return loss.value, mae.value, seconds.value
+
+
+def _start_deferring_ctrl_c(thread):
+    """Starts ``thread`` with Ctrl-C held back until it has started. Returns None, or the
+    SIGINT handler to call in its place when a Ctrl-C came meanwhile.
+
+    Why: ``Thread.start`` waits for the new thread to run. A KeyboardInterrupt raised in that
+    wait left the worker training, unseen, while the caller went on as if the epoch had stopped
+    (restoring the weights then failed with ModelBusyError). Signal handlers run only in the
+    main thread, so elsewhere there is nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        thread.start()  # (None: a handler Python did not install, which it could not put back)
+        return None
+    came = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        thread.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not came or previous is signal.SIG_IGN:
+        return None
+    if callable(previous):
+        return previous
+    return signal.default_int_handler  # SIG_DFL, or a handler set outside Python: stop as Ctrl-C does
 
 
 class CoreNet(_CoreModel):

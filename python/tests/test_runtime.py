@@ -56,6 +56,40 @@ def test_ctrl_c_stops_fit_within_a_second_and_keeps_a_usable_model():
     assert int(fields["epochs"]) >= 1 and fields["last_complete_epoch"] == "True", out
 
 
+CTRL_C_WHILE_STARTING = r"""
+import os, signal, threading, time
+import numpy as np, pandas as pd
+import embedrec
+
+rng = np.random.default_rng(0)
+n = 200_000
+df = pd.DataFrame({"user": rng.integers(0, 5_000, n), "item": rng.integers(0, 500, n),
+                   "rating": rng.integers(1, 6, n).astype(float)})
+model = embedrec.MatrixFactorization(n_factors=16, epochs=3, n_threads=1)
+start = threading.Thread.start
+def start_then_ctrl_c(thread):
+    start(thread)
+    if thread.name == "embedrec-epoch" and len(model.history or ()) == 1:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second epoch's worker is starting
+        time.sleep(0.2)
+threading.Thread.start = start_then_ctrl_c
+try:
+    model.fit(df)
+    print("NOT INTERRUPTED")
+except KeyboardInterrupt:
+    print(f"interrupted={model.history.interrupted} epochs={len(model.history)} "
+          f"finite={np.isfinite(model.predict(df.head(100))).all()}")
+"""
+
+
+def test_ctrl_c_while_the_epoch_worker_starts_stops_cleanly():
+    # Thread.start waits for the new thread; a KeyboardInterrupt in that wait used to escape
+    # with the worker still training (then restoring the weights failed: ModelBusyError).
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_STARTING], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["interrupted=True", "epochs=1", "finite=True"], result.stdout
+
+
 def test_concurrent_predictions_agree_with_serial(fitted, ratings):
     expected = fitted.predict(ratings)
     results, errors = [None] * 6, []
