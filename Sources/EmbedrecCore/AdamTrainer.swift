@@ -7,7 +7,8 @@ import CEmbedrecShims
 /// The gradient of a batch is the mean over its ratings of the squared-error gradient plus the
 /// per-rating L2 term, computed from the weights as they were before the batch. Gradients are
 /// kept per rating in a scratch area of batch size × k and summed per touched row there, not in
-/// full-size tables.
+/// full-size tables. The rows train in the trainer's own records (`Records`: a row's factors,
+/// bias and moments together), copied into the model after every epoch.
 final class AdamTrainer: Trainer {
     let model: MFModel
     public let data: RatingSet
@@ -23,11 +24,8 @@ final class AdamTrainer: Trainer {
     /// Threads of each batch's parallel phases (kept awake between batches).
     private let team: WorkerTeam
 
-    /// Optimiser moments, one pair per parameter, each row's pair side by side: row r's first
-    /// moments at r·2k, its second moments right after (k each; k = 1 for the biases). A
-    /// step then fetches one contiguous run of cache lines per row instead of two runs, and
-    /// a bias's two moments share a line instead of taking one each.
-    private let momentsU, momentsI, biasMomentsU, biasMomentsI: Buffer<Float>
+    /// Each user's and each item's whole training state, one record per row (see `Records`).
+    let userRecords, itemRecords: Records
     /// The batch's distinct users and items, and each rating's slots among them.
     private let userRows, itemRows: BatchRows
     /// Per rating of the batch (batch × k): its gradient on its user's row and on its item's
@@ -50,7 +48,7 @@ final class AdamTrainer: Trainer {
         self.batch = batch
         let k = model.k
         let scratch = try MemoryBudget.product([batch, k], what: "Adam scratch")
-        let moments = try MemoryBudget.product([model.userFactors.count + model.itemFactors.count, 2 * 4], what: "Adam moments")
+        let moments = try MemoryBudget.product([model.config.nUsers + model.config.nItems, Records.stride(k: k), 4], what: "Adam moments")
         try MemoryBudget.check(bytes: moments + scratch * 8, what: "Adam optimiser state")
         // One batch more than n / batch: each epoch's batches start at a random offset.
         totalSteps = options.epochs * (data.count / batch + 1)
@@ -59,10 +57,10 @@ final class AdamTrainer: Trainer {
         // The trainer owns `data`: shuffled once, in place, then read in contiguous batches.
         data.shuffle(using: &rng)
         let nu = model.config.nUsers, ni = model.config.nItems
-        momentsU = Buffer(repeating: 0, count: 2 * model.userFactors.count)
-        momentsI = Buffer(repeating: 0, count: 2 * model.itemFactors.count)
-        biasMomentsU = Buffer(repeating: 0, count: 2 * nu)
-        biasMomentsI = Buffer(repeating: 0, count: 2 * ni)
+        userRecords = Records(rows: nu, k: k)
+        itemRecords = Records(rows: ni, k: k)
+        userRecords.load(factors: model.userFactors.base, biases: model.userBias.base)
+        itemRecords.load(factors: model.itemFactors.base, biases: model.itemBias.base)
         userRows = BatchRows(rows: nu, capacity: batch)
         itemRows = BatchRows(rows: ni, capacity: batch)
         gradU = Buffer(repeating: 0, count: scratch); gradI = Buffer(repeating: 0, count: scratch)
@@ -95,6 +93,7 @@ final class AdamTrainer: Trainer {
 
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
+        defer { storeRecords() }  // also after an interruption: the model holds every step taken
         let n = data.count
         let threads = team.size
         progress.start(total: n)
@@ -111,6 +110,18 @@ final class AdamTrainer: Trainer {
         }
         epochsDone += 1
         return EpochStats(loss: se / Double(max(seen, 1)), mae: ae / Double(max(seen, 1)), seconds: monotonicSeconds() - start)
+    }
+
+    /// Copies the trained factors and biases from the records into the model, each thread a
+    /// share of the rows.
+    private func storeRecords() {
+        let m = model, users = userRecords, items = itemRecords, threads = team.size
+        team.run { t in
+            users.store(factors: m.userFactors.base, biases: m.userBias.base,
+                        rows: (users.rows * t / threads)..<(users.rows * (t + 1) / threads))
+            items.store(factors: m.itemFactors.base, biases: m.itemBias.base,
+                        rows: (items.rows * t / threads)..<(items.rows * (t + 1) / threads))
+        }
     }
 
     /// One Adam step on the ratings in `range`; returns (sum of squared errors, sum of |errors|).
@@ -130,6 +141,10 @@ final class AdamTrainer: Trainer {
     /// (rather than by slot number) keeps most rows on the core that read them in step 1,
     /// 0.142 -> 0.131 s per epoch; gradients written in step 1 instead of gathered from the
     /// weights in a separate step, 0.108 -> 0.104 s (best of 18 epochs; median 0.115 -> 0.109).
+    /// Stepping the rows that only one rating touches (most users) right in step 1 instead, while
+    /// they are in cache, was slower (0.101 -> 0.113 s): step 2's loop over rows keeps more
+    /// rows' lines in flight than step 1's loop over ratings, whose Adam arithmetic then sits
+    /// between one rating's loads and the next.
     private func runBatch(_ range: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
@@ -139,6 +154,7 @@ final class AdamTrainer: Trainer {
         let gU = gradU.base, gI = gradI.base
         let users = userRows, items = itemRows
         let owners = ratingThread.base
+        let userRecords = userRecords, itemRecords = itemRecords, k = m.k, g0 = m.globalBias, bias = userRecords.bias
         team.run { t in
             // The batch's distinct users and items get their slots on two threads at once
             // (serially, they were a tenth of the epoch); step 2 needs them.
@@ -146,22 +162,31 @@ final class AdamTrainer: Trainer {
             if t == 1 % threads { items.assign(its + lo, count: count) }
             let part = (count * t / threads)..<(count * (t + 1) / threads)
             (owners + part.lowerBound).update(repeating: UInt16(t), count: part.count)  // each thread marks its own part
-            let P = m.userFactors.base, Q = m.itemFactors.base, k = m.k
             for j in part {
-                if j + 8 < part.upperBound {  // rows of a rating a few ahead (see AdamBatchUpdate.ahead)
-                    Kernels.prefetch(P + Int(us[lo + j + 8]) &* k, k)
-                    Kernels.prefetch(Q + Int(its[lo + j + 8]) &* k, k)
+                if j + 8 < part.upperBound {
+                    // Records of a rating a few ahead: the factors and biases this step reads,
+                    // and the user's moments into L2 for step 2 (the items', mostly in L3, are
+                    // fetched by step 2 itself). Fetching whole records into L1 here was 2%
+                    // slower: more lines than L1 has misses in flight.
+                    let u = userRecords.record(Int(us[lo + j + 8])), i = itemRecords.record(Int(its[lo + j + 8]))
+                    Kernels.prefetch(u, k); Kernels.prefetch(u + bias, 1)
+                    Kernels.prefetch(i, k); Kernels.prefetch(i + bias, 1)
+                    Kernels.prefetchL2(u + k, 2 &* k)
                 }
-                let u = Int(us[lo + j]), i = Int(its[lo + j])
-                let (pred, dRaw) = m.lossGradient(raw: m.rawScore(user: u, item: i), rating: rs[lo + j])
+                let p = userRecords.record(Int(us[lo + j])), q = itemRecords.record(Int(its[lo + j]))
+                // The model's rawScore, term by term in the same order, from the records.
+                var raw = g0
+                raw += p[bias]
+                raw += q[bias]
+                raw += Kernels.dot(p, q, k)
+                let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[lo + j])
                 errOut[j] = pred - rs[lo + j]
                 let g = 2 * dRaw * scale  // gradient of the batch's mean squared error
                 gradOut[j] = g
-                Kernels.scale(gU + j &* k, Q + i &* k, k, g, accumulate: false)
-                Kernels.scale(gI + j &* k, P + u &* k, k, g, accumulate: false)
+                Kernels.scale(gU + j &* k, q, k, g, accumulate: false)
+                Kernels.scale(gI + j &* k, p, k, g, accumulate: false)
             }
         }
-        let nU = userRows.count, nI = itemRows.count
         var se = 0.0, ae = 0.0
         for j in 0..<count {
             let e = Double(errOut[j])
@@ -173,7 +198,7 @@ final class AdamTrainer: Trainer {
                                      lr: options.learningRate(step: step - 1, totalSteps: totalSteps), step: step)
         team.run { t in
             update.sum(owner: t)
-            update.apply(owner: t, of: threads, users: nU, items: nI)
+            update.apply(owner: t, of: threads)
         }
         return (se, ae)
     }
@@ -222,46 +247,30 @@ final class AdamTrainer: Trainer {
             }
         }
 
-        func apply(owner: Int, of owners: Int, users nU: Int, items nI: Int) {
+        func apply(owner: Int, of owners: Int) {
+            apply(owner: owner, of: owners, t.userRows, t.userRecords, t.gradU.base, t.gradBU.base)
+            apply(owner: owner, of: owners, t.itemRows, t.itemRecords, t.gradI.base, t.gradBI.base)
+        }
+
+        /// Adam on the rows of one table that `owner` steps: each row's factors, then its bias.
+        private func apply(owner: Int, of owners: Int, _ rows: BatchRows, _ records: Records,
+                           _ grads: UnsafeMutablePointer<Float>, _ biasGrads: UnsafeMutablePointer<Float>) {
             let m = t.model, k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
-            let P = m.userFactors.base, Q = m.itemFactors.base, bu = m.userBias.base, bi = m.itemBias.base
-            let gU = t.gradU.base, gI = t.gradI.base, gBU = t.gradBU.base, gBI = t.gradBI.base, g = t.ratingGrad.base
-            let touchedU = t.userRows.touched.base, touchedI = t.itemRows.touched.base
-            let countU = t.userRows.occurrences.base, countI = t.itemRows.occurrences.base
-            let mU = t.momentsU.base, mI = t.momentsI.base, mBU = t.biasMomentsU.base, mBI = t.biasMomentsI.base
-            let firstU = t.userRows.firstExample.base, firstI = t.itemRows.firstExample.base
-            let ahead = Self.ahead * owners
-            for s in 0..<nU {
-                if s + ahead < nU, thread(ofRating: Int(firstU[s + ahead])) == owner {
-                    let row = Int(touchedU[s + ahead]), r = row &* k
-                    Kernels.prefetch(mU + 2 &* r, 2 &* k)
-                    if biases { Kernels.prefetch(mBU + 2 &* row, 2) }
+            let g = t.ratingGrad.base, ahead = Self.ahead * owners
+            let n = rows.count, touched = rows.touched.base, counts = rows.occurrences.base, firsts = rows.firstExample.base
+            let m1 = records.firstMoments, m2 = records.secondMoments, b = records.bias
+            for s in 0..<n {
+                if s + ahead < n, thread(ofRating: Int(firsts[s + ahead])) == owner {
+                    Kernels.prefetch(records.record(Int(touched[s + ahead])), records.stride)
                 }
-                let first = Int(firstU[s])
+                let first = Int(firsts[s])
                 guard thread(ofRating: first) == owner else { continue }
-                let u = Int(touchedU[s]), l2 = decay * Float(countU[s])
-                let mu = mU + 2 &* u &* k
-                AdamTrainer.adamRow(P + u &* k, mu, mu + k, gU + first &* k, k, lr, bc1, bc2, decay: l2)
-                if nonNegative { Kernels.clampNonNegative(P + u &* k, k) }
+                let r = records.record(Int(touched[s])), l2 = decay * Float(counts[s])
+                AdamTrainer.adamRow(r, r + m1, r + m2, grads + first &* k, k, lr, bc1, bc2, decay: l2)
+                if nonNegative { Kernels.clampNonNegative(r, k) }
                 if biases {
-                    let gb = countU[s] > 1 ? gBU + s : g + first
-                    AdamTrainer.adamRow(bu + u, mBU + 2 &* u, mBU + 2 &* u + 1, gb, 1, lr, bc1, bc2, decay: l2)
-                }
-            }
-            for s in 0..<nI {
-                if s + ahead < nI, thread(ofRating: Int(firstI[s + ahead])) == owner {
-                    let r = Int(touchedI[s + ahead]) &* k
-                    Kernels.prefetch(Q + r, k); Kernels.prefetch(mI + 2 &* r, 2 &* k)
-                }
-                let first = Int(firstI[s])
-                guard thread(ofRating: first) == owner else { continue }
-                let i = Int(touchedI[s]), l2 = decay * Float(countI[s])
-                let mi = mI + 2 &* i &* k
-                AdamTrainer.adamRow(Q + i &* k, mi, mi + k, gI + first &* k, k, lr, bc1, bc2, decay: l2)
-                if nonNegative { Kernels.clampNonNegative(Q + i &* k, k) }
-                if biases {
-                    let gb = countI[s] > 1 ? gBI + s : g + first
-                    AdamTrainer.adamRow(bi + i, mBI + 2 &* i, mBI + 2 &* i + 1, gb, 1, lr, bc1, bc2, decay: l2)
+                    let gb = counts[s] > 1 ? biasGrads + s : g + first
+                    AdamTrainer.adamRow(r + b, r + b + 1, r + b + 2, gb, 1, lr, bc1, bc2, decay: l2)
                 }
             }
         }

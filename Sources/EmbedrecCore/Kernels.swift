@@ -159,6 +159,19 @@ public enum Kernels {
         }
     }
 
+    /// Like `prefetch`, into the core's L2 cache only: for lines needed a while later, which
+    /// would crowd L1 and its few outstanding misses.
+    @inline(__always)
+    public static func prefetchL2(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
+        guard k > 0 else { return }
+        var line = UInt(bitPattern: p) & ~63
+        let last = UInt(bitPattern: p + (k - 1))
+        while line <= last {
+            embedrec_prefetch_l2(UnsafeRawPointer(bitPattern: line))
+            line &+= 64
+        }
+    }
+
     /// Clamps every entry to ≥ 0 (projection for non-negative factorisation).
     @inline(__always)
     public static func clampNonNegative(_ p: UnsafeMutablePointer<Float>, _ k: Int) {

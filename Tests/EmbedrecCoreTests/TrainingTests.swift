@@ -122,6 +122,62 @@ final class TrainingTests: XCTestCase {
         XCTAssertNoThrow(try trainer.runEpoch())
     }
 
+    /// Adam trains rows in its own records (`Records`) and copies them into the model after each
+    /// epoch. An epoch interrupted half-way must copy them too: the model then holds every step
+    /// taken, as it did when Adam stepped the model's tables directly.
+    func testAdamModelHoldsEveryStepAfterAnInterruptedEpoch() throws {
+        var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
+        var rng = Xoshiro256(seed: 21)
+        for _ in 0..<300_000 {
+            users.append(Int32(rng.nextIndex(below: 3_000)))
+            items.append(Int32(rng.nextIndex(below: 500)))
+            ratings.append(Float(1 + rng.nextIndex(below: 5)))
+        }
+        let data = try RatingSet(users: users, items: items, ratings: ratings, count: users.count, nUsers: 3_000, nItems: 500)
+        let model = try MFModel(config: MFConfig(nUsers: 3_000, nItems: 500, nFactors: 12), initStd: 0.1, seed: 1)
+        var options = TrainOptions()
+        options.optimizer = .adam
+        options.batchSize = 64
+        options.threads = 1
+        let trainer = try XCTUnwrap(try makeTrainer(model: model, data: data, options: options) as? AdamTrainer)
+        func modelMatchesRecords() -> Bool {
+            for (records, factors, biases) in [(trainer.userRecords, model.userFactors, model.userBias),
+                                               (trainer.itemRecords, model.itemFactors, model.itemBias)] {
+                for r in 0..<records.rows {
+                    let rec = records.record(r)
+                    if rec[records.bias] != biases[r] { return false }
+                    for j in 0..<records.k where rec[j] != factors[r * records.k + j] { return false }
+                }
+            }
+            return true
+        }
+        let before = Array(model.userFactors.buffer)
+        _ = try trainer.runEpoch()
+        XCTAssertTrue(Array(model.userFactors.buffer) != before, "the epoch's steps reached the model")
+        XCTAssertTrue(modelMatchesRecords())
+        // Interrupt the next epoch once some batches have run.
+        var interrupted = false
+        for _ in 0..<20 where !interrupted {
+            let afterLast = Array(model.userFactors.buffer)
+            let watcher = Thread {
+                while trainer.progress.snapshot.done == 0 {}
+                trainer.cancel.set()
+            }
+            watcher.start()
+            do {
+                _ = try trainer.runEpoch()
+                while !trainer.cancel.isSet {}  // the watcher was late: the epoch ended first
+            } catch let error as CoreError where error.kind == .cancelled {
+                let (done, total, _) = trainer.progress.snapshot
+                interrupted = done > 0 && done < total
+                if interrupted { XCTAssertTrue(Array(model.userFactors.buffer) != afterLast, "the partial epoch's steps reached the model") }
+            }
+            trainer.cancel.clear()
+            XCTAssertTrue(modelMatchesRecords())
+        }
+        XCTAssertTrue(interrupted, "no epoch was interrupted half-way")
+    }
+
     func testOneCycleScheduleShape() {
         var options = TrainOptions()
         options.learningRate = 1

@@ -9,6 +9,9 @@
 /* Asks the CPU to start loading the cache line at p for writing (a hint, never a fault). */
 static inline void embedrec_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 
+/* Asks the CPU to start loading the cache line at p into the core's L2 but not L1 (a hint). */
+static inline void embedrec_prefetch_l2(const void *p) { __builtin_prefetch(p, 0, 2); }
+
 typedef float embedrec_float8 __attribute__((ext_vector_type(8)));
 
 /*

@@ -1,0 +1,62 @@
+/// One table's rows as Adam trains them (`AdamTrainer`): row r's record, `stride` floats from
+/// a 64-byte boundary, holds its k factors, their first and second moments (k each), its bias
+/// and the bias's two moments.
+///
+/// Why: a rating's user is a row at random among tens of thousands, rarely in any cache, and a
+/// step reads and writes all of that row's state. Kept in the model's tables and two moment
+/// tables, that state was four places in memory per row (factors, moments, bias, bias
+/// moments), each a separate fetch; in a record it is one run of cache lines, fetched once.
+/// Adam MF on two threads, goodbooks-shaped, 1 M ratings, best of 56 epochs: 0.106 -> 0.093 s
+/// per epoch (median 0.131 -> 0.107 s); one thread 0.186 -> 0.158 s.
+///
+/// The model's tables are copied in when training starts and out after every epoch (an
+/// interrupted one too), so between epochs the model is what it would have been without the
+/// records. Costs k + 1 floats per row more than the moments alone (the factors are held
+/// twice while training) plus padding to whole cache lines.
+final class Records {
+    let k: Int
+    let rows: Int
+    /// Floats from one record to the next.
+    let stride: Int
+    private let storage: Buffer<Float>
+    /// Row 0's record.
+    let base: UnsafeMutablePointer<Float>
+
+    /// Floats per record: 3k + 3 rounded up to whole 64-byte lines.
+    static func stride(k: Int) -> Int { (3 * k + 3 + 15) & ~15 }
+
+    init(rows: Int, k: Int) {
+        self.k = k
+        self.rows = rows
+        stride = Records.stride(k: k)
+        storage = Buffer(repeating: 0, count: rows * stride + 16)  // 16 spare floats to align
+        let skip = (64 - Int(bitPattern: storage.base) & 63) & 63
+        base = storage.base + skip / MemoryLayout<Float>.stride
+    }
+
+    /// Row r's record.
+    @inline(__always) func record(_ r: Int) -> UnsafeMutablePointer<Float> { base + r &* stride }
+
+    /// Offsets within a record.
+    @inline(__always) var firstMoments: Int { k }
+    @inline(__always) var secondMoments: Int { 2 &* k }
+    @inline(__always) var bias: Int { 3 &* k }
+
+    /// Copies factors (rows × k) and biases (rows) in.
+    func load(factors: UnsafePointer<Float>, biases: UnsafePointer<Float>) {
+        for r in 0..<rows {
+            let rec = record(r)
+            rec.update(from: factors + r &* k, count: k)
+            rec[bias] = biases[r]
+        }
+    }
+
+    /// Copies rows `part` of the factors and biases out.
+    func store(factors: UnsafeMutablePointer<Float>, biases: UnsafeMutablePointer<Float>, rows part: Range<Int>) {
+        for r in part {
+            let rec = record(r)
+            (factors + r &* k).update(from: rec, count: k)
+            biases[r] = rec[bias]
+        }
+    }
+}
