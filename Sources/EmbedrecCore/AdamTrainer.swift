@@ -321,7 +321,11 @@ final class AdamTrainer: Trainer {
             return (wj - vstep * mj / (embedrec_sqrt8(vj * vic2) + eps), mj, vj)
         }
         let full = k & ~7
-        let tail = full < k ? update(k &- 8) : nil
+        // The tail in plain vector variables: held as an optional tuple across the loop, it
+        // went through general-purpose registers lane by lane.
+        let hasTail = full < k
+        var tailW = SIMD8<Float>(), tailM = SIMD8<Float>(), tailV = SIMD8<Float>()
+        if hasTail { (tailW, tailM, tailV) = update(k &- 8) }
         var j = 0
         while j < full {
             let (wj, mj, vj) = update(j)
@@ -330,10 +334,10 @@ final class AdamTrainer: Trainer {
             Kernels.store8(wj, w + j)
             j &+= 8
         }
-        if let tail {
-            Kernels.store8(tail.m, m + (k &- 8))
-            Kernels.store8(tail.v, v + (k &- 8))
-            Kernels.store8(tail.w, w + (k &- 8))
+        if hasTail {
+            Kernels.store8(tailM, m + (k &- 8))
+            Kernels.store8(tailV, v + (k &- 8))
+            Kernels.store8(tailW, w + (k &- 8))
         }
     }
 }

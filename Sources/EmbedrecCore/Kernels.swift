@@ -82,13 +82,14 @@ public enum Kernels {
             return
         }
         let full = k & ~7
-        let tail = full < k ? f(k &- 8) : nil
+        let hasTail = full < k
+        let tail = hasTail ? f(k &- 8) : SIMD8<Float>()
         var j = 0
         while j < full {
             store8(f(j), dst + j)
             j &+= 8
         }
-        if let tail { store8(tail, dst + (k &- 8)) }
+        if hasTail { store8(tail, dst + (k &- 8)) }
     }
 
     /// dst = src over k entries. Inline, for the short rows of the tile passes, where a call to
