@@ -308,11 +308,26 @@ final class AdamTrainer: Trainer {
             }
             return
         }
+        // Two copies of the vector loop, with and without the L2 term: with the choice made
+        // per vector inside one loop, the compiler split each row vector into lanes and put
+        // it back together around the division (Adam MF on 2 threads, 42 epochs each: best
+        // 0.090 -> 0.088 s, median 0.111 -> 0.101 s).
+        if decay != 0 {
+            adamVectors(w, m, v, g, k, step: step, ic2: ic2, decay: decay, decayed: true)
+        } else {
+            adamVectors(w, m, v, g, k, step: step, ic2: ic2, decay: 0, decayed: false)
+        }
+    }
+
+    /// `adamRow` for k ≥ 8, eight entries at a time, the last k % 8 as described there.
+    @inline(__always)
+    private static func adamVectors(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                                    _ v: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ k: Int,
+                                    step: Float, ic2: Float, decay: Float, decayed: Bool) {
         let vb1 = SIMD8<Float>(repeating: beta1), vb2 = SIMD8<Float>(repeating: beta2)
         let one = SIMD8<Float>(repeating: 1)
         let vstep = SIMD8<Float>(repeating: step), vic2 = SIMD8<Float>(repeating: ic2)
         let eps = SIMD8<Float>(repeating: epsilon), vd = SIMD8<Float>(repeating: decay)
-        let decayed = decay != 0
         @inline(__always) func update(_ j: Int) -> (w: SIMD8<Float>, m: SIMD8<Float>, v: SIMD8<Float>) {
             let wj = Kernels.load8(w + j)
             let gj = decayed ? Kernels.load8(g + j) + vd * wj : Kernels.load8(g + j)
