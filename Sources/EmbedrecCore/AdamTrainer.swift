@@ -228,21 +228,23 @@ final class AdamTrainer: Trainer {
         /// row's slot of `gradBU` / `gradBI`. Rows with one rating are left as they are.
         /// (The L2 term is added once per row in `apply`, times the row's count of ratings.)
         func sum(owner: Int) {
-            let k = t.model.k, biases = t.model.config.biases
-            let g = t.ratingGrad.base
-            for (rows, grads, biasGrads) in [(t.userRows, t.gradU.base, t.gradBU.base), (t.itemRows, t.gradI.base, t.gradBI.base)] {
-                let slots = rows.slotOfExample.base, firsts = rows.firstExample.base, occurrences = rows.occurrences.base
-                for j in 0..<count {
-                    let slot = Int(slots[j])
-                    guard occurrences[slot] > 1 else { continue }
-                    let first = Int(firsts[slot])
-                    guard thread(ofRating: first) == owner else { continue }
-                    if first == j {
-                        if biases { biasGrads[slot] = g[j] }
-                    } else {
-                        Kernels.axpy(grads + first &* k, grads + j &* k, k, 1)
-                        if biases { biasGrads[slot] += g[j] }
-                    }
+            sum(owner: owner, t.userRows, t.gradU.base, t.gradBU.base)
+            sum(owner: owner, t.itemRows, t.gradI.base, t.gradBI.base)
+        }
+
+        private func sum(owner: Int, _ rows: BatchRows, _ grads: UnsafeMutablePointer<Float>,
+                         _ biasGrads: UnsafeMutablePointer<Float>) {
+            let k = t.model.k, biases = t.model.config.biases, g = t.ratingGrad.base
+            let slots = rows.slotOfExample.base, firsts = rows.firstExample.base
+            let repeats = rows.repeats.base, second = rows.repeatIsSecond.base
+            for r in 0..<rows.repeatCount {
+                let j = Int(repeats[r]), slot = Int(slots[j]), first = Int(firsts[slot])
+                guard thread(ofRating: first) == owner else { continue }
+                Kernels.axpy(grads + first &* k, grads + j &* k, k, 1)
+                if biases {
+                    // The first rating's gradient, then each later one's, in batch order.
+                    if second[r] { biasGrads[slot] = g[first] }
+                    biasGrads[slot] += g[j]
                 }
             }
         }

@@ -15,6 +15,13 @@ final class BatchRows {
     let occurrences: Buffer<Int32>
     /// Per example of the batch: its row's slot.
     let slotOfExample: Buffer<Int32>
+    /// The examples whose row an earlier example of the batch touched already, in batch order
+    /// (`repeatCount` of them), and whether each is its row's second example. A row's gradient
+    /// total is its first example's plus these: summing over them instead of over the whole
+    /// batch skips the examples of the rows touched once (most users).
+    let repeats: Buffer<Int32>
+    let repeatIsSecond: Buffer<Bool>
+    private(set) var repeatCount = 0
     private(set) var count = 0
     /// Stamp of the current batch. It runs on across batches and epochs: restarting it would
     /// make a row touched by an earlier batch with the same number look touched already.
@@ -27,6 +34,8 @@ final class BatchRows {
         firstExample = Buffer(repeating: 0, count: capacity)
         occurrences = Buffer(repeating: 0, count: capacity)
         slotOfExample = Buffer(repeating: 0, count: capacity)
+        repeats = Buffer(repeating: 0, count: capacity)
+        repeatIsSecond = Buffer(repeating: false, count: capacity)
     }
 
     /// Gives the rows `ids[0..<n]` (valid, n ≤ capacity) their slots for a new batch.
@@ -37,8 +46,8 @@ final class BatchRows {
         }
         current += 1
         let st = stamp.base, slots = slotOfRow.base, t = touched.base, f = firstExample.base, e = slotOfExample.base
-        let o = occurrences.base
-        var c = 0
+        let o = occurrences.base, reps = repeats.base, second = repeatIsSecond.base
+        var c = 0, r = 0
         for j in 0..<n {
             let row = Int(ids[j])
             if st[row] != current {
@@ -49,10 +58,16 @@ final class BatchRows {
                 o[c] = 0
                 c += 1
             }
-            let slot = slots[row]
-            e[j] = slot
-            o[Int(slot)] += 1
+            let slot = Int(slots[row])
+            e[j] = Int32(slot)
+            if o[slot] > 0 {
+                reps[r] = Int32(j)
+                second[r] = o[slot] == 1
+                r += 1
+            }
+            o[slot] += 1
         }
         count = c
+        repeatCount = r
     }
 }

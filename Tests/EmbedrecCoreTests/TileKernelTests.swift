@@ -62,8 +62,8 @@ final class TileKernelTests: XCTestCase {
         }
     }
 
-    /// Slots in first-touch order, each example's slot, each slot's first example and count; a new batch
-    /// starts over without clearing the table-sized arrays.
+    /// Slots in first-touch order, each example's slot, each slot's first example and count, the
+    /// repeated examples; a new batch starts over without clearing the table-sized arrays.
     func testBatchRowsGiveSlotsInFirstTouchOrder() {
         let rows = BatchRows(rows: 10, capacity: 6)
         let first: [Int32] = [4, 7, 4, 2, 7, 9]
@@ -73,11 +73,20 @@ final class TileKernelTests: XCTestCase {
         XCTAssertEqual(Array(rows.slotOfExample.buffer.prefix(6)), [0, 1, 0, 2, 1, 3])
         XCTAssertEqual(Array(rows.firstExample.buffer.prefix(4)), [0, 1, 3, 5])
         XCTAssertEqual(Array(rows.occurrences.buffer.prefix(4)), [2, 2, 1, 1])
+        XCTAssertEqual(rows.repeatCount, 2)
+        XCTAssertEqual(Array(rows.repeats.buffer.prefix(2)), [2, 4])
+        XCTAssertEqual(Array(rows.repeatIsSecond.buffer.prefix(2)), [true, true])
         let second: [Int32] = [2, 2, 5]
         rows.assign(second, count: second.count)
         XCTAssertEqual(rows.count, 2)
         XCTAssertEqual(Array(rows.touched.buffer.prefix(2)), [2, 5])
         XCTAssertEqual(Array(rows.slotOfExample.buffer.prefix(3)), [0, 0, 1])
         XCTAssertEqual(Array(rows.occurrences.buffer.prefix(2)), [2, 1])
+        XCTAssertEqual(rows.repeatCount, 1)
+        let third: [Int32] = [3, 3, 3, 1, 3]
+        rows.assign(third, count: third.count)
+        XCTAssertEqual(rows.repeatCount, 3)
+        XCTAssertEqual(Array(rows.repeats.buffer.prefix(3)), [1, 2, 4])
+        XCTAssertEqual(Array(rows.repeatIsSecond.buffer.prefix(3)), [true, false, false])
     }
 }

@@ -413,11 +413,11 @@ public final class NetworkTrainer: Trainer {
             // Each row's total gathers, in example order, in the gradient of its first example.
             // Rows touched once (most users) need nothing here. The L2 term is added in the
             // step, once per row, times the row's count of examples.
-            for b in 0..<examples {
-                let slot = Int(slots[b])
-                guard occurrences[slot] > 1, thread(ofExample: Int(firsts[slot])) == t else { continue }
-                let total = perExample + Int(firsts[slot]) &* stride
-                if total != perExample + b &* stride { Kernels.axpy(total, perExample + b &* stride, w, 1) }
+            let repeats = rows.repeats.base
+            for r in 0..<rows.repeatCount {
+                let b = Int(repeats[r]), first = Int(firsts[Int(slots[b])])
+                guard thread(ofExample: first) == t else { continue }
+                Kernels.axpy(perExample + first &* stride, perExample + b &* stride, w, 1)
             }
             for s in 0..<count {
                 if s + 8 < count, thread(ofExample: Int(firsts[s + 8])) == t {  // rows at random: fetch a few ahead
