@@ -178,6 +178,22 @@ final class TrainingTests: XCTestCase {
         XCTAssertTrue(interrupted, "no epoch was interrupted half-way")
     }
 
+    /// Adam's step-1 parts tile the batch in order, thread 0's a little shorter than the rest.
+    func testAdamBatchPartsTileTheBatch() {
+        for threads in 1...5 {
+            for count in [1, 7, 256, 1_000, 1_024] {
+                let starts = (0...threads).map { AdamTrainer.partStart($0, of: threads, count: count) }
+                XCTAssertEqual(starts.first, 0)
+                XCTAssertEqual(starts.last, count)
+                XCTAssertEqual(starts, starts.sorted(), "\(threads) threads, \(count) ratings")
+                if threads > 1 && count >= 256 {
+                    XCTAssertLessThan(starts[1], count / threads)
+                    XCTAssertGreaterThan(starts[1], count / threads * 8 / 10)
+                }
+            }
+        }
+    }
+
     func testOneCycleScheduleShape() {
         var options = TrainOptions()
         options.learningRate = 1
