@@ -29,7 +29,7 @@ final class Records {
         self.k = k
         self.rows = rows
         stride = Records.stride(k: k)
-        storage = Buffer(repeating: 0, count: rows * stride + 16)  // 16 spare floats to align
+        storage = Buffer(repeating: 0, count: rows * stride + 16, hugePages: true)  // 16 spare floats to align
         let skip = (64 - Int(bitPattern: storage.base) & 63) & 63
         base = storage.base + skip / MemoryLayout<Float>.stride
     }
