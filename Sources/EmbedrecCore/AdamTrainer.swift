@@ -162,16 +162,20 @@ final class AdamTrainer: Trainer {
             if t == 1 % threads { items.assign(its + lo, count: count) }
             let part = AdamTrainer.partStart(t, of: threads, count: count)..<AdamTrainer.partStart(t + 1, of: threads, count: count)
             (owners + part.lowerBound).update(repeating: UInt16(t), count: part.count)  // each thread marks its own part
+            @inline(__always) func fetch(_ j: Int) {
+                let u = userRecords.record(Int(us[lo + j])), i = itemRecords.record(Int(its[lo + j]))
+                Kernels.prefetch(u, k); Kernels.prefetch(u + bias, 1)
+                Kernels.prefetch(i, k); Kernels.prefetch(i + bias, 1)
+                Kernels.prefetchL2(u + k, 2 &* k)
+            }
+            for j in part.prefix(8) { fetch(j) }  // the part's first ratings, which no rating before fetched
             for j in part {
                 if j + 8 < part.upperBound {
                     // Records of a rating a few ahead: the factors and biases this step reads,
                     // and the user's moments into L2 for step 2 (the items', mostly in L3, are
                     // fetched by step 2 itself). Fetching whole records into L1 here was 2%
                     // slower: more lines than L1 has misses in flight.
-                    let u = userRecords.record(Int(us[lo + j + 8])), i = itemRecords.record(Int(its[lo + j + 8]))
-                    Kernels.prefetch(u, k); Kernels.prefetch(u + bias, 1)
-                    Kernels.prefetch(i, k); Kernels.prefetch(i + bias, 1)
-                    Kernels.prefetchL2(u + k, 2 &* k)
+                    fetch(j + 8)
                 }
                 let p = userRecords.record(Int(us[lo + j])), q = itemRecords.record(Int(its[lo + j]))
                 // The model's rawScore, term by term in the same order, from the records.
