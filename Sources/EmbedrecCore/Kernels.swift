@@ -146,29 +146,29 @@ public enum Kernels {
         }
     }
 
-    /// Hints the CPU to fetch the cache lines of p[0..<k] (for writing) ahead of their use:
-    /// every 64-byte line the row touches, from the one holding p[0] to the one holding p[k-1]
-    /// (a row that starts mid-line spans one line more than its length suggests).
+    /// Hints the CPU to fetch the cache lines of p[0..<k] (for writing) ahead of their use.
     @inline(__always)
     public static func prefetch(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
-        guard k > 0 else { return }
-        var line = UInt(bitPattern: p) & ~63
-        let last = UInt(bitPattern: p + (k - 1))
-        while line <= last {
-            embedrec_prefetch_write(UnsafeRawPointer(bitPattern: line))
-            line &+= 64
-        }
+        forEachLine(p, k) { embedrec_prefetch_write($0) }
     }
 
     /// Like `prefetch`, into the core's L2 cache only: for lines needed a while later, which
     /// would crowd L1 and its few outstanding misses.
     @inline(__always)
     public static func prefetchL2(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
+        forEachLine(p, k) { embedrec_prefetch_l2($0) }
+    }
+
+    /// Calls `body` with every 64-byte line p[0..<k] touches, from the one holding p[0] to the
+    /// one holding p[k-1] (a row that starts mid-line spans one line more than its length
+    /// suggests).
+    @inline(__always)
+    static func forEachLine(_ p: UnsafeMutablePointer<Float>, _ k: Int, _ body: (UnsafeRawPointer?) -> Void) {
         guard k > 0 else { return }
         var line = UInt(bitPattern: p) & ~63
         let last = UInt(bitPattern: p + (k - 1))
         while line <= last {
-            embedrec_prefetch_l2(UnsafeRawPointer(bitPattern: line))
+            body(UnsafeRawPointer(bitPattern: line))
             line &+= 64
         }
     }

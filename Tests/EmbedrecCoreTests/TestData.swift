@@ -36,6 +36,29 @@ struct LowRankData {
     }
 }
 
+/// `count` ratings from 1 to 5 of users and items drawn uniformly: enough work for several
+/// threads without any structure to learn. Arrays, since a trainer reorders the set it gets.
+struct UniformRatings {
+    var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
+    let nUsers: Int, nItems: Int
+
+    init(count: Int, nUsers: Int, nItems: Int, seed: UInt64) {
+        self.nUsers = nUsers
+        self.nItems = nItems
+        var rng = Xoshiro256(seed: seed)
+        for _ in 0..<count {
+            users.append(Int32(rng.nextIndex(below: nUsers)))
+            items.append(Int32(rng.nextIndex(below: nItems)))
+            ratings.append(Float(1 + rng.nextIndex(below: 5)))
+        }
+    }
+
+    /// A fresh set of these ratings.
+    func set() throws -> RatingSet {
+        try RatingSet(users: users, items: items, ratings: ratings, count: users.count, nUsers: nUsers, nItems: nItems)
+    }
+}
+
 func train(_ model: MFModel, _ data: RatingSet, _ options: TrainOptions) throws {
     let trainer = try makeTrainer(model: model, data: data, options: options)
     for _ in 0..<options.epochs { _ = try trainer.runEpoch() }

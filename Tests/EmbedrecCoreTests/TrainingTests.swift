@@ -57,15 +57,9 @@ final class TrainingTests: XCTestCase {
     /// order: 1, 2 and 3 threads give identical weights. (200k ratings x 32 factors is enough
     /// work for three threads: `resolveThreads` gives one per 2M rating-factors.)
     func testAdamGivesTheSameWeightsWhateverTheThreadCount() throws {
-        var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
-        var rng = Xoshiro256(seed: 9)
-        for _ in 0..<200_000 {
-            users.append(Int32(rng.nextIndex(below: 2_000)))
-            items.append(Int32(rng.nextIndex(below: 300)))
-            ratings.append(Float(1 + rng.nextIndex(below: 5)))
-        }
+        let ratings = UniformRatings(count: 200_000, nUsers: 2_000, nItems: 300, seed: 9)
         func run(threads: Int) throws -> [Float] {
-            let data = try RatingSet(users: users, items: items, ratings: ratings, count: users.count, nUsers: 2_000, nItems: 300)
+            let data = try ratings.set()
             let model = try MFModel(config: MFConfig(nUsers: 2_000, nItems: 300, nFactors: 32), initStd: 0.1, seed: 1)
             var options = TrainOptions()
             options.optimizer = .adam
@@ -126,14 +120,7 @@ final class TrainingTests: XCTestCase {
     /// epoch. An epoch interrupted half-way must copy them too: the model then holds every step
     /// taken, as it did when Adam stepped the model's tables directly.
     func testAdamModelHoldsEveryStepAfterAnInterruptedEpoch() throws {
-        var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
-        var rng = Xoshiro256(seed: 21)
-        for _ in 0..<300_000 {
-            users.append(Int32(rng.nextIndex(below: 3_000)))
-            items.append(Int32(rng.nextIndex(below: 500)))
-            ratings.append(Float(1 + rng.nextIndex(below: 5)))
-        }
-        let data = try RatingSet(users: users, items: items, ratings: ratings, count: users.count, nUsers: 3_000, nItems: 500)
+        let data = try UniformRatings(count: 300_000, nUsers: 3_000, nItems: 500, seed: 21).set()
         let model = try MFModel(config: MFConfig(nUsers: 3_000, nItems: 500, nFactors: 12), initStd: 0.1, seed: 1)
         var options = TrainOptions()
         options.optimizer = .adam
@@ -224,15 +211,9 @@ final class ProgressTests: XCTestCase {
 
 final class BlockScheduleTests: XCTestCase {
     func testBlockScheduleIsRepeatableAndSortsRatingsIntoBands() throws {
-        var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
-        var rng = Xoshiro256(seed: 4)
-        for _ in 0..<450_000 {
-            users.append(Int32(rng.nextIndex(below: 3_000)))
-            items.append(Int32(rng.nextIndex(below: 500)))
-            ratings.append(Float(1 + rng.nextIndex(below: 5)))
-        }
+        let ratings = UniformRatings(count: 450_000, nUsers: 3_000, nItems: 500, seed: 4)
         func run() throws -> ([Float], BlockGrid?, [Int32], [Int32], [Float]) {
-            let data = try RatingSet(users: users, items: items, ratings: ratings, count: users.count, nUsers: 3_000, nItems: 500)
+            let data = try ratings.set()
             let model = try MFModel(config: MFConfig(nUsers: 3_000, nItems: 500, nFactors: 4), initStd: 0.1, seed: 1)
             var options = TrainOptions()
             options.threads = 2
@@ -250,10 +231,10 @@ final class BlockScheduleTests: XCTestCase {
         func triples(_ u: [Int32], _ i: [Int32], _ r: [Float]) -> [[Float]] {
             (0..<u.count).map { [Float(u[$0]), Float(i[$0]), r[$0]] }.sorted { $0.lexicographicallyPrecedes($1) }
         }
-        XCTAssertEqual(triples(us, its, rs), triples(users, items, ratings))
+        XCTAssertEqual(triples(us, its, rs), triples(ratings.users, ratings.items, ratings.ratings))
         let g = try XCTUnwrap(grid)
         XCTAssertEqual(g.bands, 2)
-        XCTAssertEqual(g.starts.last, users.count)
+        XCTAssertEqual(g.starts.last, ratings.users.count)
         // Every rating of block b lies in b's user band and item band.
         for b in 0..<4 {
             for r in g.starts[b]..<g.starts[b + 1] {

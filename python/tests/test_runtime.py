@@ -12,15 +12,22 @@ import pytest
 
 import embedrec
 
-INTERRUPT_SCRIPT = r"""
+def ratings_script(n, users, items):
+    """The start of a script that a test runs in its own process: imports, and a DataFrame
+    ``df`` of ``n`` uniform random ratings."""
+    return f"""
 import os, signal, threading, time
 import numpy as np, pandas as pd
 import embedrec
 
 rng = np.random.default_rng(0)
-n = 2_000_000
-df = pd.DataFrame({"user": rng.integers(0, 50_000, n), "item": rng.integers(0, 5_000, n),
-                   "rating": rng.integers(1, 6, n).astype(float)})
+n = {n}
+df = pd.DataFrame({{"user": rng.integers(0, {users}, n), "item": rng.integers(0, {items}, n),
+                   "rating": rng.integers(1, 6, n).astype(float)}})
+"""
+
+
+INTERRUPT_SCRIPT = ratings_script(2_000_000, 50_000, 5_000) + r"""
 model = embedrec.MatrixFactorization(n_factors=64, epochs=10_000, n_threads=1)
 sent = {}
 def interrupt():
@@ -56,15 +63,7 @@ def test_ctrl_c_stops_fit_within_a_second_and_keeps_a_usable_model():
     assert int(fields["epochs"]) >= 1 and fields["last_complete_epoch"] == "True", out
 
 
-CTRL_C_WHILE_STARTING = r"""
-import os, signal, threading, time
-import numpy as np, pandas as pd
-import embedrec
-
-rng = np.random.default_rng(0)
-n = 200_000
-df = pd.DataFrame({"user": rng.integers(0, 5_000, n), "item": rng.integers(0, 500, n),
-                   "rating": rng.integers(1, 6, n).astype(float)})
+CTRL_C_WHILE_STARTING = ratings_script(200_000, 5_000, 500) + r"""
 model = embedrec.MatrixFactorization(n_factors=16, epochs=3, n_threads=1)
 start = threading.Thread.start
 def start_then_ctrl_c(thread):
