@@ -142,9 +142,9 @@ final class AdamTrainer: Trainer {
     /// 0.142 -> 0.131 s per epoch; gradients written in step 1 instead of gathered from the
     /// weights in a separate step, 0.108 -> 0.104 s (best of 18 epochs; median 0.115 -> 0.109).
     /// Stepping the rows that only one rating touches (most users) right in step 1 instead, while
-    /// they are in cache, was slower (0.101 -> 0.113 s): step 2's loop over rows keeps more
-    /// rows' lines in flight than step 1's loop over ratings, whose Adam arithmetic then sits
-    /// between one rating's loads and the next.
+    /// they are in cache, was slower, twice (0.101 -> 0.113 s; with `Records`, 0.092 -> 0.098 s):
+    /// step 2's loop over rows keeps more rows' lines in flight than step 1's loop over ratings,
+    /// whose Adam arithmetic then sits between one rating's loads and the next.
     private func runBatch(_ range: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
