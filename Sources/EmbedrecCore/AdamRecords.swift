@@ -18,9 +18,8 @@ final class Records {
     let rows: Int
     /// Floats from one record to the next.
     let stride: Int
+    /// All records, from a cache-line boundary (on huge pages when large).
     private let storage: Buffer<Float>
-    /// Row 0's record.
-    let base: UnsafeMutablePointer<Float>
 
     /// Floats per record: 3k + 3 rounded up to whole 64-byte lines.
     static func stride(k: Int) -> Int { (3 * k + 3 + 15) & ~15 }
@@ -29,13 +28,11 @@ final class Records {
         self.k = k
         self.rows = rows
         stride = Records.stride(k: k)
-        storage = Buffer(repeating: 0, count: rows * stride + 16, hugePages: true)  // 16 spare floats to align
-        let skip = (64 - Int(bitPattern: storage.base) & 63) & 63
-        base = storage.base + skip / MemoryLayout<Float>.stride
+        storage = Buffer(repeating: 0, count: rows * stride, hugePages: true)
     }
 
     /// Row r's record.
-    @inline(__always) func record(_ r: Int) -> UnsafeMutablePointer<Float> { base + r &* stride }
+    @inline(__always) func record(_ r: Int) -> UnsafeMutablePointer<Float> { storage.base + r &* stride }
 
     /// Offsets within a record.
     @inline(__always) var firstMoments: Int { k }

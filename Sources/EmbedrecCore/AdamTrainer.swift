@@ -154,7 +154,8 @@ final class AdamTrainer: Trainer {
         let gU = gradU.base, gI = gradI.base
         let users = userRows, items = itemRows
         let owners = ratingThread.base
-        let userRecords = userRecords, itemRecords = itemRecords, k = m.k, g0 = m.globalBias, bias = userRecords.bias
+        let userRecords = userRecords, itemRecords = itemRecords, k = m.k, g0 = m.globalBias
+        let bias = userRecords.bias  // the bias's offset, the same in both tables' records (same k)
         team.run { t in
             // The batch's distinct users and items get their slots on two threads at once
             // (serially, they were a tenth of the epoch); step 2 needs them.
