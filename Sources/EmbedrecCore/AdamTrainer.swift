@@ -99,12 +99,13 @@ final class AdamTrainer: Trainer {
         progress.start(total: n)
         var se = 0.0, ae = 0.0, seen = 0
         var sinceCheck = cancelPollInterval  // look at the flag before the first batch too
-        for range in epochBatches() {
+        let batches = epochBatches()
+        for (b, range) in batches.enumerated() {
             if sinceCheck >= cancelPollInterval {
                 if cancel.isSet { throw CoreError(.cancelled, "training was interrupted") }
                 sinceCheck = 0
             }
-            let (s, a) = runBatch(range, threads: threads)
+            let (s, a) = runBatch(range, next: b + 1 < batches.count ? batches[b + 1] : 0..<0, threads: threads)
             se += s; ae += a; seen += range.count; sinceCheck += range.count
             progress.add(range.count, loss: s)
         }
@@ -145,7 +146,7 @@ final class AdamTrainer: Trainer {
     /// they are in cache, was slower, twice (0.101 -> 0.113 s; with `Records`, 0.092 -> 0.098 s):
     /// step 2's loop over rows keeps more rows' lines in flight than step 1's loop over ratings,
     /// whose Adam arithmetic then sits between one rating's loads and the next.
-    private func runBatch(_ range: Range<Int>, threads: Int) -> (Double, Double) {
+    private func runBatch(_ range: Range<Int>, next: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
         let count = range.count, lo = range.lowerBound
@@ -204,8 +205,12 @@ final class AdamTrainer: Trainer {
                     ae += abs(e)
                 }
             }
+            let nextPart = AdamTrainer.partStart(t, of: threads, count: next.count)..<AdamTrainer.partStart(t + 1, of: threads, count: next.count)
+            var ahead = NextBatchFetch(users: userRecords, items: itemRecords, userIds: us + next.lowerBound,
+                                       itemIds: its + next.lowerBound, part: nextPart)
             update.sum(owner: t)
-            update.apply(owner: t, of: threads)
+            update.apply(owner: t, of: threads, ahead: &ahead)
+            while ahead.fetchOne() {}
         }
         return (se, ae)
     }
@@ -226,12 +231,40 @@ final class AdamTrainer: Trainer {
         return first + (count - first) * (t - 1) / (threads - 1)
     }
 
+    /// The next batch's records that a thread reads in its part of step 1, fetched into its
+    /// core's L2 cache one rating at a time during step 2 of the batch before.
+    struct NextBatchFetch {
+        let users, items: Records
+        let userIds, itemIds: UnsafeMutablePointer<Int32>
+        var j: Int
+        let end: Int
+
+        init(users: Records, items: Records, userIds: UnsafeMutablePointer<Int32>, itemIds: UnsafeMutablePointer<Int32>, part: Range<Int>) {
+            self.users = users; self.items = items
+            self.userIds = userIds; self.itemIds = itemIds
+            j = part.lowerBound; end = part.upperBound
+        }
+
+        /// Fetches one rating's user record and item factors; false when none are left.
+        @inline(__always)
+        mutating func fetchOne() -> Bool {
+            guard j < end else { return false }
+            Kernels.prefetchL2(users.record(Int(userIds[j])), users.stride)
+            let i = items.record(Int(itemIds[j]))
+            Kernels.prefetchL2(i, users.k)
+            Kernels.prefetchL2(i + users.bias, 1)
+            j &+= 1
+            return true
+        }
+    }
+
     /// Step 2 of a batch for the rows one thread owns: gradients of rows with several ratings
     /// summed, then Adam.
     private struct AdamBatchUpdate: @unchecked Sendable {
         let t: AdamTrainer
         let count: Int
-        let decay, lr, bc1, bc2: Float
+        let decay: Float
+        let factors: AdamFactors
         let ratingThread: UnsafeMutablePointer<UInt16>
         /// How many of its rows ahead a thread prefetches.
         static let ahead = 4
@@ -241,9 +274,7 @@ final class AdamTrainer: Trainer {
             ratingThread = trainer.ratingThread.base
             self.count = count
             self.decay = decay
-            self.lr = lr
-            bc1 = 1 - Float(_pow(Double(AdamTrainer.beta1), Double(step)))
-            bc2 = 1 - Float(_pow(Double(AdamTrainer.beta2), Double(step)))
+            factors = AdamFactors(lr: lr, step: step)
         }
 
         /// Adds each owned row's later ratings' gradients to its first rating's, in batch
@@ -272,14 +303,15 @@ final class AdamTrainer: Trainer {
             }
         }
 
-        func apply(owner: Int, of owners: Int) {
-            apply(owner: owner, of: owners, t.userRows, t.userRecords, t.gradU.base, t.gradBU.base)
-            apply(owner: owner, of: owners, t.itemRows, t.itemRecords, t.gradI.base, t.gradBI.base)
+        func apply(owner: Int, of owners: Int, ahead: inout NextBatchFetch) {
+            apply(owner: owner, of: owners, t.userRows, t.userRecords, t.gradU.base, t.gradBU.base, ahead: &ahead)
+            apply(owner: owner, of: owners, t.itemRows, t.itemRecords, t.gradI.base, t.gradBI.base, ahead: &ahead)
         }
 
         /// Adam on the rows of one table that `owner` steps: each row's factors, then its bias.
         private func apply(owner: Int, of owners: Int, _ rows: BatchRows, _ records: Records,
-                           _ grads: UnsafeMutablePointer<Float>, _ biasGrads: UnsafeMutablePointer<Float>) {
+                           _ grads: UnsafeMutablePointer<Float>, _ biasGrads: UnsafeMutablePointer<Float>,
+                           ahead next: inout NextBatchFetch) {
             let m = t.model, k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
             let g = t.ratingGrad.base, ahead = Self.ahead * owners
             let n = rows.count, touched = rows.touched.base, counts = rows.occurrences.base, firsts = rows.firstExample.base
@@ -291,12 +323,13 @@ final class AdamTrainer: Trainer {
                 let first = Int(firsts[s])
                 guard thread(ofRating: first) == owner else { continue }
                 let r = records.record(Int(touched[s])), l2 = decay * Float(counts[s])
-                AdamTrainer.adamRow(r, r + m1, r + m2, grads + first &* k, k, lr, bc1, bc2, decay: l2)
+                AdamTrainer.adamRow(r, r + m1, r + m2, grads + first &* k, k, factors, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(r, k) }
                 if biases {
                     let gb = counts[s] > 1 ? biasGrads + s : g + first
-                    AdamTrainer.adamRow(r + b, r + b + 1, r + b + 2, gb, 1, lr, bc1, bc2, decay: l2)
+                    AdamTrainer.adamRow(r + b, r + b + 1, r + b + 2, gb, 1, factors, decay: l2)
                 }
+                _ = next.fetchOne(); _ = next.fetchOne()
             }
         }
 
@@ -305,6 +338,23 @@ final class AdamTrainer: Trainer {
         /// gradient, so both are in its core's cache, and most users have one rating in a batch.
         @inline(__always)
         private func thread(ofRating j: Int) -> Int { Int(ratingThread[j]) }
+    }
+
+    /// The factors of one batch's Adam steps, with bias correction: worked out once per batch.
+    /// Worked out in each row's step, they were four scalar divisions per row (factors and
+    /// bias), on the divider that the rows' square roots and divisions keep busy.
+    struct AdamFactors {
+        /// lr / (1 - β1^t) and 1 / (1 - β2^t) at step t (from 1).
+        let step, ic2: Float
+
+        init(lr: Float, bc1: Float, bc2: Float) {
+            step = lr / bc1
+            ic2 = 1 / bc2
+        }
+
+        init(lr: Float, step t: Int) {
+            self.init(lr: lr, bc1: 1 - Float(_pow(Double(beta1), Double(t))), bc2: 1 - Float(_pow(Double(beta2), Double(t))))
+        }
     }
 
     /// Adam update of k parameters from their gradient plus `decay` times their own values (an
@@ -319,8 +369,8 @@ final class AdamTrainer: Trainer {
     /// arithmetic: the same IEEE operations as one lane of the vector code, so the same bits.
     @inline(__always)
     static func adamRow(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                        _ g: UnsafePointer<Float>, _ k: Int, _ lr: Float, _ bc1: Float, _ bc2: Float, decay: Float = 0) {
-        let step = lr / bc1, ic2 = 1 / bc2
+                        _ g: UnsafePointer<Float>, _ k: Int, _ factors: AdamFactors, decay: Float = 0) {
+        let step = factors.step, ic2 = factors.ic2
         if k < 8 {
             for j in 0..<k {
                 let wj = w[j]

@@ -1,3 +1,5 @@
+import CEmbedrecShims
+
 /// The distinct rows of one table (users or items) that a mini-batch touches, each given a
 /// slot in first-touch order, and every example's slot.
 ///
@@ -6,8 +8,9 @@
 /// slot is valid while its stamp equals the current batch stamp, so starting a batch costs
 /// nothing however large the table is.
 final class BatchRows {
-    private let stamp: Buffer<Int32>
-    private let slotOfRow: Buffer<Int32>
+    /// Per table row: the stamp of the last batch that touched it (high 32 bits) and its slot
+    /// in that batch (low 32 bits): one load per example where two tables took two misses.
+    private let tag: Buffer<UInt64>
     /// Per slot: the table row.
     let touched: Buffer<Int32>
     /// Per slot: the first example that touched it, and how many examples did.
@@ -28,8 +31,7 @@ final class BatchRows {
     private var current: Int32 = -1
 
     init(rows: Int, capacity: Int) {
-        stamp = Buffer(repeating: -1, count: rows)
-        slotOfRow = Buffer(repeating: 0, count: rows)
+        tag = Buffer(repeating: BatchRows.tag(stamp: -1, slot: 0), count: rows)
         touched = Buffer(repeating: 0, count: capacity)
         firstExample = Buffer(repeating: 0, count: capacity)
         occurrences = Buffer(repeating: 0, count: capacity)
@@ -41,24 +43,27 @@ final class BatchRows {
     /// Gives the rows `ids[0..<n]` (valid, n ≤ capacity) their slots for a new batch.
     func assign(_ ids: UnsafePointer<Int32>, count n: Int) {
         if current == Int32.max {  // after 2^31 batches: forget every stamp and start over
-            stamp.base.update(repeating: -1, count: stamp.count)
+            tag.base.update(repeating: BatchRows.tag(stamp: -1, slot: 0), count: tag.count)
             current = -1
         }
         current += 1
-        let st = stamp.base, slots = slotOfRow.base, t = touched.base, f = firstExample.base, e = slotOfExample.base
+        let tags = tag.base, t = touched.base, f = firstExample.base, e = slotOfExample.base
         let o = occurrences.base, reps = repeats.base, second = repeatIsSecond.base
         var c = 0, r = 0
+        let stamped = BatchRows.tag(stamp: current, slot: 0), slotBits: UInt64 = 0xFFFF_FFFF
         for j in 0..<n {
+            // The row a few examples ahead: the tables' rows are at random in a table-sized array.
+            if j &+ 16 < n { embedrec_prefetch_write(tags + Int(ids[j &+ 16])) }
             let row = Int(ids[j])
-            if st[row] != current {
-                st[row] = current
-                slots[row] = Int32(c)
+            var slot = Int(tags[row] & slotBits)
+            if tags[row] & ~slotBits != stamped {
+                slot = c
+                tags[row] = stamped | UInt64(c)
                 t[c] = Int32(row)
                 f[c] = Int32(j)
                 o[c] = 0
                 c += 1
             }
-            let slot = Int(slots[row])
             e[j] = Int32(slot)
             if o[slot] > 0 {
                 reps[r] = Int32(j)
@@ -69,5 +74,9 @@ final class BatchRows {
         }
         count = c
         repeatCount = r
+    }
+
+    private static func tag(stamp: Int32, slot: Int) -> UInt64 {
+        UInt64(UInt32(bitPattern: stamp)) << 32 | UInt64(slot)
     }
 }

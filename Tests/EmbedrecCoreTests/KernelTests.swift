@@ -67,7 +67,7 @@ final class KernelTests: XCTestCase {
                 w.withUnsafeMutableBufferPointer { wp in
                     m.withUnsafeMutableBufferPointer { mp in
                         v.withUnsafeMutableBufferPointer { vp in
-                            AdamTrainer.adamRow(wp.baseAddress!, mp.baseAddress!, vp.baseAddress!, g, k, lr, bc1, bc2, decay: decay)
+                            AdamTrainer.adamRow(wp.baseAddress!, mp.baseAddress!, vp.baseAddress!, g, k, AdamTrainer.AdamFactors(lr: lr, bc1: bc1, bc2: bc2), decay: decay)
                         }
                     }
                 }

@@ -326,7 +326,8 @@ public final class NetworkTrainer: Trainer {
         let trainer: NetworkTrainer
         let chunksUsed: Int
         let examples: Int
-        let lr, bc1, bc2: Float
+        let lr: Float
+        let factors: AdamTrainer.AdamFactors
         /// Per occurrence of an embedding row: the L2 term's factor, 2 λ / batch.
         let rowDecay: Float
         let adam: Bool
@@ -340,8 +341,7 @@ public final class NetworkTrainer: Trainer {
             let step = trainer.step
             lr = trainer.options.learningRate(step: step - 1, totalSteps: trainer.totalSteps)
             adam = trainer.options.optimizer == .adam
-            bc1 = 1 - Float(_pow(Double(AdamTrainer.beta1), Double(step)))
-            bc2 = 1 - Float(_pow(Double(AdamTrainer.beta2), Double(step)))
+            factors = AdamTrainer.AdamFactors(lr: lr, step: step)
             rowDecay = 2 * trainer.options.weightDecay * scale
         }
 
@@ -351,7 +351,7 @@ public final class NetworkTrainer: Trainer {
         func step(_ p: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>?, _ v: UnsafeMutablePointer<Float>?,
                   _ g: UnsafeMutablePointer<Float>, _ count: Int, decay: Float = 0) {
             if adam {
-                AdamTrainer.adamRow(p, m!, v!, g, count, lr, bc1, bc2, decay: decay)
+                AdamTrainer.adamRow(p, m!, v!, g, count, factors, decay: decay)
             } else {
                 if decay != 0 { Kernels.axpy(g, p, count, decay) }
                 Kernels.axpy(p, g, count, -lr)
