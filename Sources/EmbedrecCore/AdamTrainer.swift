@@ -6,7 +6,7 @@ import CEmbedrecShims
 ///
 /// The gradient of a batch is the mean over its ratings of the squared-error gradient plus the
 /// per-rating L2 term, computed from the weights as they were before the batch. Gradients are
-/// kept per rating in a scratch area of batch size × k and summed per touched row there, not in
+/// kept per rating in a scratch area of batch size × (k + 1) and summed per touched row there, not in
 /// full-size tables. The rows train in the trainer's own records (`Records`: a row's factors,
 /// bias and moments together), copied into the model after every epoch.
 final class AdamTrainer: Trainer {
@@ -28,12 +28,12 @@ final class AdamTrainer: Trainer {
     let userRecords, itemRecords: Records
     /// The batch's distinct users and items, and each rating's slots among them.
     private let userRows, itemRows: BatchRows
-    /// Per rating of the batch (batch × k): its gradient on its user's row and on its item's
-    /// row; a row's total gathers in its first rating's. Per slot: bias gradients of rows with
-    /// several ratings.
-    private let gradU, gradI, gradBU, gradBI: Buffer<Float>
-    // Per rating of the batch: its gradient on the raw score and its error.
-    private let ratingGrad, ratingError: Buffer<Float>
+    /// Per rating of the batch (batch × (k + 1)): its gradient on its user's row and on its
+    /// item's row, factors then bias, as the records lay them out; a row's total gathers in its
+    /// first rating's.
+    private let gradU, gradI: Buffer<Float>
+    /// Per rating of the batch: its error.
+    private let ratingError: Buffer<Float>
     /// Per rating of the batch: the thread that computes its error (see `AdamBatchUpdate`).
     /// 16 bits: `n_threads` may be up to 1,024.
     private let ratingThread: Buffer<UInt16>
@@ -47,7 +47,7 @@ final class AdamTrainer: Trainer {
         let batch = min(options.batchSize, data.count)
         self.batch = batch
         let k = model.k
-        let scratch = try MemoryBudget.product([batch, k], what: "Adam scratch")
+        let scratch = try MemoryBudget.product([batch, k + 1], what: "Adam scratch")
         let moments = try MemoryBudget.product([model.config.nUsers + model.config.nItems, Records.stride(k: k), 4], what: "Adam moments")
         try MemoryBudget.check(bytes: moments + scratch * 8, what: "Adam optimiser state")
         // One batch more than n / batch: each epoch's batches start at a random offset.
@@ -64,8 +64,7 @@ final class AdamTrainer: Trainer {
         userRows = BatchRows(rows: nu, capacity: batch)
         itemRows = BatchRows(rows: ni, capacity: batch)
         gradU = Buffer(repeating: 0, count: scratch); gradI = Buffer(repeating: 0, count: scratch)
-        gradBU = Buffer(repeating: 0, count: batch); gradBI = Buffer(repeating: 0, count: batch)
-        ratingGrad = Buffer(repeating: 0, count: batch); ratingError = Buffer(repeating: 0, count: batch)
+        ratingError = Buffer(repeating: 0, count: batch)
         ratingThread = Buffer(repeating: 0, count: batch)
     }
 
@@ -151,12 +150,12 @@ final class AdamTrainer: Trainer {
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
         let count = range.count, lo = range.lowerBound
         let scale = 1 / Float(count)
-        let gradOut = ratingGrad.base, errOut = ratingError.base
+        let errOut = ratingError.base
         let gU = gradU.base, gI = gradI.base
         let users = userRows, items = itemRows
         let owners = ratingThread.base
         let userRecords = userRecords, itemRecords = itemRecords, k = m.k, g0 = m.globalBias
-        let bias = userRecords.bias  // the bias's offset, the same in both tables' records (same k)
+        let bias = k, gk = k + 1  // the bias follows the factors, in records and in gradients
         team.run { t in
             // The batch's distinct users and items get their slots on two threads at once
             // (serially, they were a tenth of the epoch); step 2 needs them.
@@ -166,9 +165,9 @@ final class AdamTrainer: Trainer {
             (owners + part.lowerBound).update(repeating: UInt16(t), count: part.count)  // each thread marks its own part
             @inline(__always) func fetch(_ j: Int) {
                 let u = userRecords.record(Int(us[lo + j])), i = itemRecords.record(Int(its[lo + j]))
-                Kernels.prefetch(u, k); Kernels.prefetch(u + bias, 1)
-                Kernels.prefetch(i, k); Kernels.prefetch(i + bias, 1)
-                Kernels.prefetchL2(u + k, 2 &* k)
+                Kernels.prefetch(u, gk)
+                Kernels.prefetch(i, gk)
+                Kernels.prefetchL2(u + userRecords.firstMoments, 2 &* gk)
             }
             for j in part.prefix(8) { fetch(j) }  // the part's first ratings, which no rating before fetched
             for j in part {
@@ -188,9 +187,10 @@ final class AdamTrainer: Trainer {
                 let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[lo + j])
                 errOut[j] = pred - rs[lo + j]
                 let g = 2 * dRaw * scale  // gradient of the batch's mean squared error
-                gradOut[j] = g
-                Kernels.scale(gU + j &* k, q, k, g, accumulate: false)
-                Kernels.scale(gI + j &* k, p, k, g, accumulate: false)
+                Kernels.scale(gU + j &* gk, q, k, g, accumulate: false)
+                Kernels.scale(gI + j &* gk, p, k, g, accumulate: false)
+                gU[j &* gk &+ k] = g  // on the biases
+                gI[j &* gk &+ k] = g
             }
         }
         step += 1
@@ -250,9 +250,7 @@ final class AdamTrainer: Trainer {
         mutating func fetchOne() -> Bool {
             guard j < end else { return false }
             Kernels.prefetchL2(users.record(Int(userIds[j])), users.stride)
-            let i = items.record(Int(itemIds[j]))
-            Kernels.prefetchL2(i, users.k)
-            Kernels.prefetchL2(i + users.bias, 1)
+            Kernels.prefetchL2(items.record(Int(itemIds[j])), users.k &+ 1)
             j &+= 1
             return true
         }
@@ -277,45 +275,42 @@ final class AdamTrainer: Trainer {
             factors = AdamFactors(lr: lr, step: step)
         }
 
-        /// Adds each owned row's later ratings' gradients to its first rating's, in batch
-        /// order, and the bias gradients (each rating's gradient on the raw score) into the
-        /// row's slot of `gradBU` / `gradBI`. Rows with one rating are left as they are.
-        /// (The L2 term is added once per row in `apply`, times the row's count of ratings.)
+        /// Adds each owned row's later ratings' gradients (factors and bias) to its first
+        /// rating's, in batch order. Rows with one rating are left as they are. (The L2 term is
+        /// added once per row in `apply`, times the row's count of ratings.)
         func sum(owner: Int) {
-            sum(owner: owner, t.userRows, t.gradU.base, t.gradBU.base)
-            sum(owner: owner, t.itemRows, t.gradI.base, t.gradBI.base)
+            sum(owner: owner, t.userRows, t.gradU.base)
+            sum(owner: owner, t.itemRows, t.gradI.base)
         }
 
-        private func sum(owner: Int, _ rows: BatchRows, _ grads: UnsafeMutablePointer<Float>,
-                         _ biasGrads: UnsafeMutablePointer<Float>) {
-            let k = t.model.k, biases = t.model.config.biases, g = t.ratingGrad.base
+        private func sum(owner: Int, _ rows: BatchRows, _ grads: UnsafeMutablePointer<Float>) {
+            let gk = t.model.k + 1, width = trained
             let slots = rows.slotOfExample.base, firsts = rows.firstExample.base
-            let repeats = rows.repeats.base, second = rows.repeatIsSecond.base
+            let repeats = rows.repeats.base
             for r in 0..<rows.repeatCount {
-                let j = Int(repeats[r]), slot = Int(slots[j]), first = Int(firsts[slot])
+                let j = Int(repeats[r]), first = Int(firsts[Int(slots[j])])
                 guard thread(ofRating: first) == owner else { continue }
-                Kernels.axpy(grads + first &* k, grads + j &* k, k, 1)
-                if biases {
-                    // The first rating's gradient, then each later one's, in batch order.
-                    if second[r] { biasGrads[slot] = g[first] }
-                    biasGrads[slot] += g[j]
-                }
+                Kernels.axpy(grads + first &* gk, grads + j &* gk, width, 1)
             }
         }
 
+        /// Entries of a row that Adam steps: its k factors, and its bias when the model has
+        /// biases (the record's entry after the factors).
+        private var trained: Int { t.model.k + (t.model.config.biases ? 1 : 0) }
+
         func apply(owner: Int, of owners: Int, ahead: inout NextBatchFetch) {
-            apply(owner: owner, of: owners, t.userRows, t.userRecords, t.gradU.base, t.gradBU.base, ahead: &ahead)
-            apply(owner: owner, of: owners, t.itemRows, t.itemRecords, t.gradI.base, t.gradBI.base, ahead: &ahead)
+            apply(owner: owner, of: owners, t.userRows, t.userRecords, t.gradU.base, ahead: &ahead)
+            apply(owner: owner, of: owners, t.itemRows, t.itemRecords, t.gradI.base, ahead: &ahead)
         }
 
-        /// Adam on the rows of one table that `owner` steps: each row's factors, then its bias.
+        /// Adam on the rows of one table that `owner` steps: each row's factors and bias at
+        /// once (the bias is the row's entry k in the record, its moments' and its gradient's).
         private func apply(owner: Int, of owners: Int, _ rows: BatchRows, _ records: Records,
-                           _ grads: UnsafeMutablePointer<Float>, _ biasGrads: UnsafeMutablePointer<Float>,
-                           ahead next: inout NextBatchFetch) {
-            let m = t.model, k = m.k, biases = m.config.biases, nonNegative = m.config.nonNegative
-            let g = t.ratingGrad.base, ahead = Self.ahead * owners
+                           _ grads: UnsafeMutablePointer<Float>, ahead next: inout NextBatchFetch) {
+            let m = t.model, k = m.k, gk = k + 1, width = trained, nonNegative = m.config.nonNegative
+            let ahead = Self.ahead * owners
             let n = rows.count, touched = rows.touched.base, counts = rows.occurrences.base, firsts = rows.firstExample.base
-            let m1 = records.firstMoments, m2 = records.secondMoments, b = records.bias
+            let m1 = records.firstMoments, m2 = records.secondMoments
             for s in 0..<n {
                 if s + ahead < n, thread(ofRating: Int(firsts[s + ahead])) == owner {
                     Kernels.prefetch(records.record(Int(touched[s + ahead])), records.stride)
@@ -323,12 +318,8 @@ final class AdamTrainer: Trainer {
                 let first = Int(firsts[s])
                 guard thread(ofRating: first) == owner else { continue }
                 let r = records.record(Int(touched[s])), l2 = decay * Float(counts[s])
-                AdamTrainer.adamRow(r, r + m1, r + m2, grads + first &* k, k, factors, decay: l2)
+                AdamTrainer.adamRow(r, r + m1, r + m2, grads + first &* gk, width, factors, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(r, k) }
-                if biases {
-                    let gb = counts[s] > 1 ? biasGrads + s : g + first
-                    AdamTrainer.adamRow(r + b, r + b + 1, r + b + 2, gb, 1, factors, decay: l2)
-                }
                 _ = next.fetchOne(); _ = next.fetchOne()
             }
         }
