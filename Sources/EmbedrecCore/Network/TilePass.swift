@@ -43,8 +43,14 @@ final class PaddedWeights {
         let su = TileKernels.padded(network.nodes[j].units), sf = TileKernels.padded(fanIn)
         for u in units {
             (wr + u * sf).update(from: W + u * fanIn, count: fanIn)
-            for i in 0..<fanIn { wt[i * su + u] = W[u * fanIn + i] }
             b[u] = B[u]
+        }
+        // Wᵀ row by row: a thread's units of one input are adjacent in Wᵀ, and a line that
+        // both threads' units share (they split the units) changes core once per row rather
+        // than once per unit.
+        for i in 0..<fanIn {
+            let row = wt + i * su
+            for u in units { row[u] = W[u * fanIn + i] }
         }
     }
 }
