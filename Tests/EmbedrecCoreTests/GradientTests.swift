@@ -92,5 +92,10 @@ final class GradientTests: XCTestCase {
             let step = Double(m.itemFactors[i * k + f]) - Double(q0.pointee)
             XCTAssertEqual(step, g > 0 ? -0.01 : 0.01, accuracy: 1e-3)
         }
+        // The biases too: Adam steps a row's bias as the entry after its factors.
+        for (after, start) in [(m.userBias.base + u, before.userBias.base + u), (m.itemBias.base + i, before.itemBias.base + i)] {
+            let g = numeric(before, start, u, i, r)
+            XCTAssertEqual(Double(after.pointee) - Double(start.pointee), g > 0 ? -0.01 : 0.01, accuracy: 1e-3)
+        }
     }
 }
