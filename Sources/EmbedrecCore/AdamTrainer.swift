@@ -200,7 +200,7 @@ final class AdamTrainer: Trainer {
             }
         }
         step += 1
-        let update = AdamBatchUpdate(trainer: self, count: count, decay: 2 * options.weightDecay * scale,
+        let update = AdamBatchUpdate(trainer: self, decay: 2 * options.weightDecay * scale,
                                      lr: options.learningRate(step: step - 1, totalSteps: totalSteps), step: step)
         var se = 0.0, ae = 0.0
         team.run { t in
@@ -258,7 +258,7 @@ final class AdamTrainer: Trainer {
         mutating func fetchOne() -> Bool {
             guard j < end else { return false }
             Kernels.prefetchL2(users.record(Int(userIds[j])), users.stride)
-            Kernels.prefetchL2(items.record(Int(itemIds[j])), users.k &+ 1)
+            Kernels.prefetchL2(items.record(Int(itemIds[j])), items.firstMoments)  // all before the moments
             j &+= 1
             return true
         }
@@ -268,17 +268,15 @@ final class AdamTrainer: Trainer {
     /// summed, then Adam.
     private struct AdamBatchUpdate: @unchecked Sendable {
         let t: AdamTrainer
-        let count: Int
         let decay: Float
         let factors: AdamFactors
         let ratingThread: UnsafeMutablePointer<UInt16>
         /// How many of its rows ahead a thread prefetches.
         static let ahead = 4
 
-        init(trainer: AdamTrainer, count: Int, decay: Float, lr: Float, step: Int) {
+        init(trainer: AdamTrainer, decay: Float, lr: Float, step: Int) {
             t = trainer
             ratingThread = trainer.ratingThread.base
-            self.count = count
             self.decay = decay
             factors = AdamFactors(lr: lr, step: step)
         }
@@ -364,8 +362,9 @@ final class AdamTrainer: Trainer {
     /// from the old values before any of the row is stored and stored last: the entries it
     /// shares with the last full vector get the same bits twice, since every entry's update
     /// reads only that entry. (Built lane by lane, the padded tail cost a fifth of a 30-wide
-    /// row's step.) Rows of fewer than 8 (the biases) are stepped entry by entry with scalar
-    /// arithmetic: the same IEEE operations as one lane of the vector code, so the same bits.
+    /// row's step.) Rows of fewer than 8 (the networks' bias rows) are stepped entry by entry
+    /// with scalar arithmetic: the same IEEE operations as one lane of the vector code, so the
+    /// same bits.
     @inline(__always)
     static func adamRow(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
                         _ g: UnsafePointer<Float>, _ k: Int, _ factors: AdamFactors, decay: Float = 0) {

@@ -19,11 +19,10 @@ final class BatchRows {
     /// Per example of the batch: its row's slot.
     let slotOfExample: Buffer<Int32>
     /// The examples whose row an earlier example of the batch touched already, in batch order
-    /// (`repeatCount` of them), and whether each is its row's second example. A row's gradient
+    /// (`repeatCount` of them). A row's gradient
     /// total is its first example's plus these: summing over them instead of over the whole
     /// batch skips the examples of the rows touched once (most users).
     let repeats: Buffer<Int32>
-    let repeatIsSecond: Buffer<Bool>
     private(set) var repeatCount = 0
     private(set) var count = 0
     /// Stamp of the current batch. It runs on across batches and epochs: restarting it would
@@ -37,7 +36,6 @@ final class BatchRows {
         occurrences = Buffer(repeating: 0, count: capacity)
         slotOfExample = Buffer(repeating: 0, count: capacity)
         repeats = Buffer(repeating: 0, count: capacity)
-        repeatIsSecond = Buffer(repeating: false, count: capacity)
     }
 
     /// Gives the rows `ids[0..<n]` (valid, n ≤ capacity) their slots for a new batch.
@@ -48,7 +46,7 @@ final class BatchRows {
         }
         current += 1
         let tags = tag.base, t = touched.base, f = firstExample.base, e = slotOfExample.base
-        let o = occurrences.base, reps = repeats.base, second = repeatIsSecond.base
+        let o = occurrences.base, reps = repeats.base
         var c = 0, r = 0
         let stamped = BatchRows.tag(stamp: current, slot: 0), slotBits: UInt64 = 0xFFFF_FFFF
         for j in 0..<n {
@@ -67,7 +65,6 @@ final class BatchRows {
             e[j] = Int32(slot)
             if o[slot] > 0 {
                 reps[r] = Int32(j)
-                second[r] = o[slot] == 1
                 r += 1
             }
             o[slot] += 1

@@ -75,7 +75,6 @@ final class TileKernelTests: XCTestCase {
         XCTAssertEqual(Array(rows.occurrences.buffer.prefix(4)), [2, 2, 1, 1])
         XCTAssertEqual(rows.repeatCount, 2)
         XCTAssertEqual(Array(rows.repeats.buffer.prefix(2)), [2, 4])
-        XCTAssertEqual(Array(rows.repeatIsSecond.buffer.prefix(2)), [true, true])
         let second: [Int32] = [2, 2, 5]
         rows.assign(second, count: second.count)
         XCTAssertEqual(rows.count, 2)
@@ -87,6 +86,5 @@ final class TileKernelTests: XCTestCase {
         rows.assign(third, count: third.count)
         XCTAssertEqual(rows.repeatCount, 3)
         XCTAssertEqual(Array(rows.repeats.buffer.prefix(3)), [1, 2, 4])
-        XCTAssertEqual(Array(rows.repeatIsSecond.buffer.prefix(3)), [true, false, false])
     }
 }
