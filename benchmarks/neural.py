@@ -23,8 +23,8 @@ embedrec's sparse steps barely change with the batch size.
 Seconds per epoch are the fastest epoch after the first when there are two or more (the first
 Keras epoch includes tracing the graph; on a shared machine, noise only ever adds time), the
 same rule for Keras and embedrec; embedrec's fits, a second or two each, run ``--repeat`` times
-(default 3) and the fastest counts (fastai: its whole fit divided by the epochs). The ratio
-column is peer seconds per epoch / embedrec seconds per epoch.
+(default 3), in rounds over the models, and the fastest counts (fastai: its whole fit divided
+by the epochs). The ratio column is peer seconds per epoch / embedrec seconds per epoch.
 """
 
 import argparse
@@ -79,9 +79,18 @@ def ours(train, test, epochs):
     ]
 
 
-def run_embedrec(model, train, test, repeat=1):
-    seconds = min(per_epoch(model.fit(train)["seconds"]) for _ in range(max(1, repeat)))
-    return seconds, embedrec.rmse(test["rating"], model.predict(test, unknown="mean"))
+def run_embedrec(models, train, test, repeat=1):
+    """Fits every (label, model) ``repeat`` times, round by round (each model once per round),
+    and returns (label, fastest seconds per epoch, RMSE) per model. Round by round, a slow spell
+    of this shared machine (they last seconds to minutes, and made one model's five back-to-back
+    fits 3x slower in one run) falls on a round of every model instead of on all the fits of one."""
+    fastest = {}
+    for _ in range(max(1, repeat)):
+        for label, model in models:
+            seconds = per_epoch(model.fit(train)["seconds"])
+            fastest[label] = min(fastest.get(label, seconds), seconds)
+    return [(label, fastest[label], embedrec.rmse(test["rating"], model.predict(test, unknown="mean")))
+            for label, model in models]
 
 
 def keras_models(n_users, n_items):
@@ -189,8 +198,7 @@ def main():
     # embedrec's fits all run first, before any peer is imported: TensorFlow's and torch's
     # worker threads keep spinning for a while after each of their fits, and interleaved they
     # slowed embedrec's next fit by up to 2x on this 2-core machine.
-    ours_results = [(label, *run_embedrec(model, train, test[known], args.repeat))
-                    for label, model in ours(train, test, args.epochs)]
+    ours_results = run_embedrec(ours(train, test, args.epochs), train, test[known], args.repeat)
 
     try:
         if "keras" not in wanted:
