@@ -428,10 +428,16 @@ public final class NetworkTrainer: Trainer {
                 guard thread(ofExample: Int(firsts[s])) == t else { continue }
                 let row = Int(touched[s])
                 if row >= first {
-                    let p = table + row &* w
-                    let m = moments.map { $0 + 2 &* row &* w }
-                    step(p, m, m.map { $0 + w }, perExample + Int(firsts[s]) &* stride, w,
-                         decay: rowDecay * Float(occurrences[s]))
+                    let p = table + row &* w, g = perExample + Int(firsts[s]) &* stride
+                    let decay = rowDecay * Float(occurrences[s])
+                    if let moments {  // Adam, called here rather than through `step`, which the
+                        // compiler kept as a call per row (MF network, 2 threads, best of 20
+                        // epochs twice: 0.274 -> 0.267 s and 0.278 -> 0.274 s)
+                        let m = moments + 2 &* row &* w
+                        AdamTrainer.adamRow(p, m, m + w, g, w, factors, decay: decay)
+                    } else {
+                        step(p, nil, nil, g, w, decay: decay)
+                    }
                     if nonNegative { Kernels.clampNonNegative(p, w) }
                 }
             }
