@@ -430,9 +430,10 @@ public final class NetworkTrainer: Trainer {
                 if row >= first {
                     let p = table + row &* w, g = perExample + Int(firsts[s]) &* stride
                     let decay = rowDecay * Float(occurrences[s])
-                    if let moments {  // Adam, called here rather than through `step`, which the
-                        // compiler kept as a call per row (MF network, 2 threads, best of 20
-                        // epochs twice: 0.274 -> 0.267 s and 0.278 -> 0.274 s)
+                    // Adam's row step called here rather than through `step`, which the compiler
+                    // kept as a call per row (MF network, 2 threads, best of 20 epochs, twice:
+                    // 0.274 -> 0.267 s and 0.278 -> 0.274 s). Moments exist only with Adam.
+                    if let moments {
                         let m = moments + 2 &* row &* w
                         AdamTrainer.adamRow(p, m, m + w, g, w, factors, decay: decay)
                     } else {
