@@ -19,9 +19,9 @@ final class BatchRows {
     /// Per example of the batch: its row's slot.
     let slotOfExample: Buffer<Int32>
     /// The examples whose row an earlier example of the batch touched already, in batch order
-    /// (`repeatCount` of them). A row's gradient
-    /// total is its first example's plus these: summing over them instead of over the whole
-    /// batch skips the examples of the rows touched once (most users).
+    /// (`repeatCount` of them). A row's gradient total is its first example's plus these:
+    /// summing over them instead of over the whole batch skips the examples of the rows
+    /// touched once (most users).
     let repeats: Buffer<Int32>
     private(set) var repeatCount = 0
     private(set) var count = 0
@@ -52,9 +52,9 @@ final class BatchRows {
         for j in 0..<n {
             // The row a few examples ahead: the tables' rows are at random in a table-sized array.
             if j &+ 16 < n { embedrec_prefetch_write(tags + Int(ids[j &+ 16])) }
-            let row = Int(ids[j])
-            var slot = Int(tags[row] & slotBits)
-            if tags[row] & ~slotBits != stamped {
+            let row = Int(ids[j]), old = tags[row]
+            var slot = Int(old & slotBits)
+            if old & ~slotBits != stamped {
                 slot = c
                 tags[row] = stamped | UInt64(c)
                 t[c] = Int32(row)
