@@ -54,7 +54,7 @@ public final class Buffer<Element> {
         precondition(count >= 0)
         self.count = count
         let bytes = max(count, 1) * MemoryLayout<Element>.stride
-        let huge = bytes >= 2 * HugePages.size
+        let huge = bytes >= HugePages.size
         var raw: UnsafeMutableRawPointer? = nil
         if hugePages, posix_memalign(&raw, huge ? HugePages.size : 64, bytes) == 0, let raw {
             if huge { _ = madvise(raw, bytes & ~(HugePages.size - 1), HugePages.advice) }

@@ -178,6 +178,8 @@ final class NetworkTrainingTests: XCTestCase {
         XCTAssertEqual(one, try trainedWeights(threads: 0, seed: 4))
         XCTAssertEqual(one, try trainedWeights(threads: 2, seed: 4))
         XCTAssertEqual(one, try trainedWeights(threads: 3, seed: 4))  // uneven split of rows and kernels
+        // More threads than chunks: every half of the chunks' dense gradients spans two threads.
+        XCTAssertEqual(one, try trainedWeights(threads: 8, seed: 4))
         XCTAssertNotEqual(one, try trainedWeights(threads: 1, seed: 5))
     }
 

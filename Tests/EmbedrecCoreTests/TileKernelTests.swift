@@ -40,6 +40,33 @@ final class TileKernelTests: XCTestCase {
         }
     }
 
+    /// Every path of the blocked product (blocks of 4 rows and their last 1-3 rows, 32- and
+    /// 16-column runs of those rows, a last vector of columns in blocks of 8 rows and single
+    /// rows) sums each entry's terms in order of i, as a plain float loop does: the same bits.
+    func testBlockedProductSumsInOrderOfTheInnerIndex() {
+        var rng = Xoshiro256(seed: 5)
+        for (rows, inner, cols8) in [(50, 64, 32), (1, 64, 24), (64, 20, 8), (11, 7, 56), (3, 9, 48), (17, 3, 40)] {
+            let a = (0..<(rows * inner)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let b = (0..<(inner * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let c0 = (0..<(rows * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
+            var c = c0
+            c.withUnsafeMutableBufferPointer { cp in
+                TileKernels.multiplyAccumulate(rows: rows, inner: inner, cols8: cols8, a: a, aRowStride: inner, aColStride: 1,
+                                               b: b, bStride: cols8, c: cp.baseAddress!, cStride: cols8)
+            }
+            for r in 0..<rows {
+                for col in 0..<cols8 {
+                    var expected = c0[r * cols8 + col]
+                    for i in 0..<inner {
+                        let term = a[r * inner + i] * b[i * cols8 + col]
+                        expected = expected + term
+                    }
+                    XCTAssertEqual(c[r * cols8 + col].bitPattern, expected.bitPattern, "\(rows)×\(inner)×\(cols8) at (\(r), \(col))")
+                }
+            }
+        }
+    }
+
     /// Starting every row of C from one row (a dense layer's bias) gives the same bits as
     /// copying that row into each row of C and accumulating.
     func testRowStartMatchesCopyThenAccumulate() {

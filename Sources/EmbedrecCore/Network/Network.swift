@@ -49,7 +49,7 @@ public final class Network {
         for (j, n) in nodes.enumerated() {
             switch n.kind {
             case .embedding:
-                let table = Buffer<Float>(repeating: 0, count: sizes[j])
+                let table = Buffer<Float>(repeating: 0, count: sizes[j], hugePages: true)
                 for r in 0..<table.count {
                     var v = n.uniformInit ? Float(n.a + (n.b - n.a) * Double(rng.nextUnitFloat())) : rng.nextNormal() * Float(n.a)
                     if n.nonNegative { v = abs(v) }

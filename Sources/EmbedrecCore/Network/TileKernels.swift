@@ -26,12 +26,18 @@ enum TileKernels {
             if let rowStart { return Kernels.load8(rowStart + col) }
             return accumulate ? Kernels.load8(p) : SIMD8<Float>()
         }
+        @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { a + r &* aRowStride }
+        @inline(__always) func out(_ r: Int) -> UnsafeMutablePointer<Float> { c + r &* cStride }
+
+        // Columns in pairs of vectors (16), with blocks of 4 rows: a loaded vector of B feeds
+        // four rows, a broadcast entry of A two vectors.
+        let paired = cols8 & ~15
         var r = 0
         while r &+ 4 <= rows {
-            let a0 = a + r &* aRowStride, a1 = a0 + aRowStride, a2 = a1 + aRowStride, a3 = a2 + aRowStride
-            let c0 = c + r &* cStride, c1 = c0 + cStride, c2 = c1 + cStride, c3 = c2 + cStride
+            let a0 = row(r), a1 = row(r &+ 1), a2 = row(r &+ 2), a3 = row(r &+ 3)
+            let c0 = out(r), c1 = out(r &+ 1), c2 = out(r &+ 2), c3 = out(r &+ 3)
             var col = 0
-            while col &+ 16 <= cols8 {
+            while col < paired {
                 var x00 = start(c0 + col, col), x01 = start(c0 + col + 8, col + 8)
                 var x10 = start(c1 + col, col), x11 = start(c1 + col + 8, col + 8)
                 var x20 = start(c2 + col, col), x21 = start(c2 + col + 8, col + 8)
@@ -54,38 +60,78 @@ enum TileKernels {
                 Kernels.store8(x30, c3 + col); Kernels.store8(x31, c3 + col + 8)
                 col &+= 16
             }
-            if col < cols8 {  // one vector of columns left
-                var x0 = start(c0 + col, col), x1 = start(c1 + col, col)
-                var x2 = start(c2 + col, col), x3 = start(c3 + col, col)
-                var bp = b + col, ai = 0
-                for _ in 0..<inner {
-                    let b0 = Kernels.load8(bp)
-                    x0 += SIMD8<Float>(repeating: a0[ai]) * b0
-                    x1 += SIMD8<Float>(repeating: a1[ai]) * b0
-                    x2 += SIMD8<Float>(repeating: a2[ai]) * b0
-                    x3 += SIMD8<Float>(repeating: a3[ai]) * b0
-                    bp += bStride
-                    ai &+= aColStride
-                }
-                Kernels.store8(x0, c0 + col); Kernels.store8(x1, c1 + col)
-                Kernels.store8(x2, c2 + col); Kernels.store8(x3, c3 + col)
-            }
             r &+= 4
         }
-        while r < rows {  // the last rows, one at a time
-            let ar = a + r &* aRowStride, cr = c + r &* cStride
+        // The last rows (fewer than 4) of the paired columns, one row at a time, four vectors
+        // at once where there are: with one vector, each step waited for the previous add
+        // (the 50-unit layer's kernel gradient spent a fifth of its time on its last 2 rows).
+        while r < rows {
+            let ar = row(r), cr = out(r)
             var col = 0
-            while col < cols8 {
-                var x = start(cr + col, col)
+            while col &+ 32 <= paired {
+                var x0 = start(cr + col, col), x1 = start(cr + col + 8, col + 8)
+                var x2 = start(cr + col + 16, col + 16), x3 = start(cr + col + 24, col + 24)
                 var bp = b + col, ai = 0
                 for _ in 0..<inner {
-                    x += SIMD8<Float>(repeating: ar[ai]) * Kernels.load8(bp)
+                    let s = SIMD8<Float>(repeating: ar[ai])
+                    x0 += s * Kernels.load8(bp); x1 += s * Kernels.load8(bp + 8)
+                    x2 += s * Kernels.load8(bp + 16); x3 += s * Kernels.load8(bp + 24)
                     bp += bStride
                     ai &+= aColStride
                 }
-                Kernels.store8(x, cr + col)
-                col &+= 8
+                Kernels.store8(x0, cr + col); Kernels.store8(x1, cr + col + 8)
+                Kernels.store8(x2, cr + col + 16); Kernels.store8(x3, cr + col + 24)
+                col &+= 32
             }
+            if col < paired {
+                var x0 = start(cr + col, col), x1 = start(cr + col + 8, col + 8)
+                var bp = b + col, ai = 0
+                for _ in 0..<inner {
+                    let s = SIMD8<Float>(repeating: ar[ai])
+                    x0 += s * Kernels.load8(bp); x1 += s * Kernels.load8(bp + 8)
+                    bp += bStride
+                    ai &+= aColStride
+                }
+                Kernels.store8(x0, cr + col); Kernels.store8(x1, cr + col + 8)
+            }
+            r &+= 1
+        }
+        guard paired < cols8 else { return }
+        // A last single vector of columns, in blocks of 8 rows: eight independent sums per
+        // step instead of four, whose adds each waited for the one before.
+        let col = paired
+        r = 0
+        while r &+ 8 <= rows {
+            let a0 = row(r), a1 = row(r &+ 1), a2 = row(r &+ 2), a3 = row(r &+ 3)
+            let a4 = row(r &+ 4), a5 = row(r &+ 5), a6 = row(r &+ 6), a7 = row(r &+ 7)
+            let c0 = out(r) + col, c1 = out(r &+ 1) + col, c2 = out(r &+ 2) + col, c3 = out(r &+ 3) + col
+            let c4 = out(r &+ 4) + col, c5 = out(r &+ 5) + col, c6 = out(r &+ 6) + col, c7 = out(r &+ 7) + col
+            var x0 = start(c0, col), x1 = start(c1, col), x2 = start(c2, col), x3 = start(c3, col)
+            var x4 = start(c4, col), x5 = start(c5, col), x6 = start(c6, col), x7 = start(c7, col)
+            var bp = b + col, ai = 0
+            for _ in 0..<inner {
+                let b0 = Kernels.load8(bp)
+                x0 += SIMD8<Float>(repeating: a0[ai]) * b0; x1 += SIMD8<Float>(repeating: a1[ai]) * b0
+                x2 += SIMD8<Float>(repeating: a2[ai]) * b0; x3 += SIMD8<Float>(repeating: a3[ai]) * b0
+                x4 += SIMD8<Float>(repeating: a4[ai]) * b0; x5 += SIMD8<Float>(repeating: a5[ai]) * b0
+                x6 += SIMD8<Float>(repeating: a6[ai]) * b0; x7 += SIMD8<Float>(repeating: a7[ai]) * b0
+                bp += bStride
+                ai &+= aColStride
+            }
+            Kernels.store8(x0, c0); Kernels.store8(x1, c1); Kernels.store8(x2, c2); Kernels.store8(x3, c3)
+            Kernels.store8(x4, c4); Kernels.store8(x5, c5); Kernels.store8(x6, c6); Kernels.store8(x7, c7)
+            r &+= 8
+        }
+        while r < rows {  // the last rows of that vector, one at a time
+            let ar = row(r), cr = out(r) + col
+            var x = start(cr, col)
+            var bp = b + col, ai = 0
+            for _ in 0..<inner {
+                x += SIMD8<Float>(repeating: ar[ai]) * Kernels.load8(bp)
+                bp += bStride
+                ai &+= aColStride
+            }
+            Kernels.store8(x, cr)
             r &+= 1
         }
     }

@@ -55,14 +55,50 @@ final class PaddedWeights {
     }
 }
 
+/// The per-tile working matrices of a `TilePass`: every node's values, dropout masks and
+/// gradients for up to `capacity` examples, and the examples' dropout generators. Only
+/// needed while a tile is in flight, so the tile passes of chunks that run one after another
+/// on the same thread share one: each chunk keeping its own put four sets per thread through
+/// the core's L2 every batch (about 0.5 MB for the MF network), crowding out the embedding
+/// rows and moments the optimiser step reads next.
+final class TileScratch {
+    let capacity: Int
+    let strides: [Int]
+    let starts: [Int]
+    let act, mask, grad: Buffer<Float>
+    /// Per example of the tile: its dropout seed (used only with dropout).
+    let seeds: UnsafeMutablePointer<UInt64>
+
+    init(network: Network, capacity: Int) throws {
+        self.capacity = capacity
+        var strides: [Int] = [], starts: [Int] = [], total = 0
+        for w in network.widths {
+            let s = TileKernels.padded(w)
+            strides.append(s)
+            starts.append(total)
+            total += s * capacity
+        }
+        try MemoryBudget.check(bytes: try MemoryBudget.product([total, 12], what: "tile buffers"), what: "the network's tile buffers")
+        self.strides = strides
+        self.starts = starts
+        act = Buffer(repeating: 0, count: total)
+        mask = Buffer(repeating: 0, count: total)
+        grad = Buffer(repeating: 0, count: total)
+        seeds = .allocate(capacity: capacity)
+        seeds.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit { seeds.deallocate() }
+}
+
 /// Forward and backward passes of a `Network` over a tile of up to `capacity` examples at
 /// once, node by node. Each node's values for the tile form a matrix with one row per example,
 /// rows padded to a multiple of 8 floats, so a dense layer is one blocked matrix product
 /// (`TileKernels`) instead of one matrix-vector product per example.
 ///
 /// Results match a plain one-example-at-a-time forward pass up to float rounding (the tests
-/// keep one as the reference): the same operations, summed in a different order. Dropout draws
-/// from one generator per example, seeded by the caller, in node order.
+/// keep one as the reference): the same operations, summed in a different order. Dropout masks
+/// are hashes of each example's seed (from the caller), the node and the entry (`DropoutMask`).
 ///
 /// The backward pass never clears the gradient matrices: the first node to pass a gradient to
 /// an input (in backward order) writes it, later ones add to it. Clearing them per tile took about
@@ -74,9 +110,9 @@ final class TilePass {
     /// Per node, what the per-tile loops read, as raw pointers and plain values (no
     /// reference counting: tiles run on several threads at once).
     private let layout: UnsafeMutableBufferPointer<TileNode>
-    private let act, mask, grad: Buffer<Float>
-    /// Per example of the tile: its dropout generator (used only with dropout).
-    private let generators: UnsafeMutableBufferPointer<Xoshiro256>
+    /// The tile's matrices; shared with other tile passes that never run at the same time.
+    private let scratch: TileScratch
+    private var seeds: UnsafeMutablePointer<UInt64> { scratch.seeds }
     let hasDropout: Bool
     /// Per dense node: this tile owner's kernel and bias gradients, in the padded layout
     /// (units × padded inputs, padded units); accumulated over every tile until `clearGradients`.
@@ -85,24 +121,19 @@ final class TilePass {
     /// Per node: (consumer, input slot) pairs that read it.
     private let consumers: [[(Int, Int)]]
 
-    init(network: Network, weights: PaddedWeights, capacity: Int) throws {
+    /// `scratch`: the tile's matrices, from `TileScratch(network:capacity:)` with at least
+    /// `capacity`; shared only between tile passes that never run at the same time. Without
+    /// it the pass allocates its own.
+    init(network: Network, weights: PaddedWeights, capacity: Int, scratch: TileScratch? = nil) throws {
         self.network = network
         self.weights = weights
         self.capacity = capacity
         let count = network.nodes.count
-        var strides: [Int] = [], starts: [Int] = [], total = 0
-        for w in network.widths {
-            let s = TileKernels.padded(w)
-            strides.append(s)
-            starts.append(total)
-            total += s * capacity
-        }
-        try MemoryBudget.check(bytes: try MemoryBudget.product([total, 12], what: "tile buffers"), what: "the network's tile buffers")
-        act = Buffer(repeating: 0, count: total)
-        mask = Buffer(repeating: 0, count: total)
-        grad = Buffer(repeating: 0, count: total)
-        generators = .allocate(capacity: capacity)
-        generators.initialize(repeating: Xoshiro256(seed: 0))
+        let scratch = try scratch ?? TileScratch(network: network, capacity: capacity)
+        precondition(scratch.capacity >= capacity)
+        self.scratch = scratch
+        let strides = scratch.strides, starts = scratch.starts
+        let act = scratch.act, mask = scratch.mask, grad = scratch.grad
         hasDropout = network.nodes.contains { $0.kind == .dropout && $0.rate > 0 }
         kernelGradients = network.nodes.map { n in
             n.kind == .dense ? Buffer(repeating: 0, count: n.units * TileKernels.padded(network.widths[n.inputs[0]])) : nil
@@ -138,10 +169,7 @@ final class TilePass {
         }
     }
 
-    deinit {
-        generators.deallocate()
-        layout.deallocate()
-    }
+    deinit { layout.deallocate() }
 
     func clearGradients() {
         for case let g? in kernelGradients { g.base.update(repeating: 0, count: g.count) }
@@ -180,13 +208,13 @@ final class TilePass {
     }
 
     /// Forward pass over `count` examples (read `output(b)` after). With `dropoutSeeds`,
-    /// example b's dropout generator is seeded by `dropoutSeeds(b)`; without, dropout is the
+    /// example b's dropout masks are keyed by `dropoutSeeds(b)`; without, dropout is the
     /// identity (prediction).
     func forward(users: UnsafePointer<Int32>, items: UnsafePointer<Int32>, count n: Int, dropoutSeeds: ((Int) -> UInt64)?) {
         precondition(n <= capacity)
         let training = dropoutSeeds != nil && hasDropout
-        if training, let seeds = dropoutSeeds {
-            for b in 0..<n { generators[b] = Xoshiro256(seed: seeds(b)) }
+        if training, let seedOf = dropoutSeeds {
+            for b in 0..<n { seeds[b] = seedOf(b) }
         }
         let nodes = network.compiled
         for j in 0..<nodes.count {
@@ -214,30 +242,11 @@ final class TilePass {
             case .dropout:
                 let sx = t.inputStride(0), x = t.input(0)
                 if training && node.rate > 0 {
-                    // Each 64-bit draw decides four entries, 16 bits each: keep when below
-                    // keep · 2^16 (the rate rounded to 1/65536).
                     let keep = 1 - node.rate, scale = 1 / keep
-                    let threshold = UInt64((Double(keep) * 65_536).rounded())
+                    let threshold = DropoutMask.threshold(keep: keep)
                     for b in 0..<n {
-                        var r = generators[b]
                         let mb = t.mask + b &* s
-                        var k = 0
-                        while k &+ 8 <= w {  // eight entries from two draws, compared as vectors
-                            let draws = SIMD2<UInt64>(r.next(), r.next())
-                            let lanes = SIMD8<UInt32>(truncatingIfNeeded: unsafeBitCast(draws, to: SIMD8<UInt16>.self))
-                            let kept = SIMD8<Float>().replacing(with: scale, where: lanes .< SIMD8<UInt32>(repeating: UInt32(threshold)))
-                            Kernels.store8(kept, mb + k)
-                            k &+= 8
-                        }
-                        while k < w {
-                            var bits = r.next()
-                            for e in k..<min(k + 4, w) {
-                                mb[e] = bits & 0xFFFF < threshold ? scale : 0
-                                bits >>= 16
-                            }
-                            k += 4
-                        }
-                        generators[b] = r
+                        DropoutMask.fill(mb, width: w, key: DropoutMask.key(seed: seeds[b], node: j), threshold: threshold, scale: scale)
                         Kernels.multiply(out + b &* s, x + b &* sx, mb, w, accumulate: false)
                     }
                 } else {
@@ -287,8 +296,10 @@ final class TilePass {
     /// Backward pass after `forward` over the same `count` examples: `gOut[b]` is dL/d(output b).
     /// Leaves every node's gradient rows in place (the embedding nodes' are the gradients of
     /// their table rows, read by the trainer) and adds the dense nodes' parameter gradients to
-    /// `kernelGradients` / `biasGradients`.
-    func backward(count n: Int, gOut: UnsafePointer<Float>) {
+    /// `kernelGradients` / `biasGradients`, or with `fresh` writes them there (the first tile
+    /// of a batch: the same sums as clearing them first, without a pass over them that, after
+    /// the other thread read them in the optimiser step, took each line back from its core).
+    func backward(count n: Int, gOut: UnsafePointer<Float>, fresh: Bool = false) {
         let nodes = network.compiled
         let last = nodes.count - 1
         for j in 0..<nodes.count where layout[j].cleared { layout[j].grad.update(repeating: 0, count: n &* layout[j].stride) }
@@ -348,10 +359,13 @@ final class TilePass {
                     }
                 }
                 let db = t.biasGradient!
-                for b in 0..<n { Kernels.axpy(db, g + b &* s, s, 1) }
-                // dW (units × padded inputs) += gᵀ x;  gx (+)= g W.
+                if fresh {
+                    if n > 0 { Kernels.copy(db, g, s) } else { db.update(repeating: 0, count: s) }
+                }
+                for b in min(fresh ? 1 : 0, n)..<n { Kernels.axpy(db, g + b &* s, s, 1) }
+                // dW (units × padded inputs) (+)= gᵀ x;  gx (+)= g W.
                 TileKernels.multiplyAccumulate(rows: w, inner: n, cols8: sx, a: g, aRowStride: 1, aColStride: s,
-                                               b: x, bStride: sx, c: t.kernelGradient!, cStride: sx)
+                                               b: x, bStride: sx, c: t.kernelGradient!, cStride: sx, accumulate: !fresh)
                 TileKernels.multiplyAccumulate(rows: n, inner: w, cols8: sx, a: g, aRowStride: s, aColStride: 1,
                                                b: t.kernelRows!, bStride: sx, c: gx, cStride: sx, accumulate: !t.assigns(0))
             case .scaledSigmoid:
