@@ -46,7 +46,7 @@ public final class Buffer<Element> {
     private let pageAligned: Bool
 
     /// `hugePages`: for tables read at random, where each access would otherwise be a TLB
-    /// miss. The buffer starts on a 64-byte cache line; from 4 MiB on, it starts on a 2 MiB
+    /// miss. The buffer starts on a 64-byte cache line; from 2 MiB on, it starts on a 2 MiB
     /// boundary and its whole 2 MiB pages are offered to the kernel as transparent huge pages
     /// (`madvise`; a hint the kernel may ignore). Only whole pages inside the buffer: a huge
     /// page over its end would count in the process's memory without being used.
