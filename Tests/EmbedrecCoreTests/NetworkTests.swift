@@ -173,6 +173,25 @@ final class NetworkTrainingTests: XCTestCase {
         return net.weights.compactMap { $0 }.flatMap { Array($0.buffer) }
     }
 
+    /// Dense layers go whole to the least-loaded thread, largest first, unless one is larger
+    /// than 1.25 times an even share of them all (then every thread steps a share of its units).
+    func testDenseLayersGoWholeToThreadsUnlessOneDominates() throws {
+        let mfNetwork: [NodeSpec] = [
+            .embedding(side: 0, dim: 30), .embedding(side: 1, dim: 30), .op(.product, 0, 1), .dropout(2, rate: 0.2),
+            .embedding(side: 0, dim: 1), .embedding(side: 1, dim: 1), .op(.concat, 3, 4, 5),
+            .dense(6, units: 50, activation: .relu), .dense(7, units: 20, activation: .relu), .dense(8, units: 1, activation: .linear)]
+        let mf = try Network(nodes: mfNetwork, nUsers: 3, nItems: 3, seed: 1)
+        // Kernels of 1,600, 1,000 and 20 floats: the first to thread 0, the others to thread 1.
+        XCTAssertEqual(NetworkTrainer.denseStepOwners(network: mf, threads: 2), [nil, nil, nil, nil, nil, nil, nil, 0, 1, 1])
+        XCTAssertEqual(NetworkTrainer.denseStepOwners(network: mf, threads: 1), [nil, nil, nil, nil, nil, nil, nil, 0, 0, 0])
+        let tabular: [NodeSpec] = [
+            .embedding(side: 0, dim: 50), .embedding(side: 1, dim: 50), .op(.concat, 0, 1),
+            .dense(2, units: 20, activation: .relu), .dense(3, units: 1, activation: .linear)]
+        let tab = try Network(nodes: tabular, nUsers: 3, nItems: 3, seed: 1)
+        // One kernel of 2,000 floats against 20: split between the threads.
+        XCTAssertEqual(NetworkTrainer.denseStepOwners(network: tab, threads: 2), [nil, nil, nil, nil, 0])
+    }
+
     func testSameSeedSameWeightsWhateverTheThreadCount() throws {
         let one = try trainedWeights(threads: 1, seed: 4)
         XCTAssertEqual(one, try trainedWeights(threads: 0, seed: 4))

@@ -45,6 +45,9 @@ public final class NetworkTrainer: Trainer {
     private let exampleGradients: [Buffer<Float>?]
     private let embeddingNodes: [Int]
     private let denseNodes: [Int]
+    /// Per dense node: the thread that steps all of it, or nil when every thread steps a
+    /// share of its units (`denseStepOwners`).
+    private let denseOwners: [Int?]
     /// Per example of the batch: the thread that runs its chunk (see `BatchUpdate`); the team
     /// has at most 8 threads.
     private let exampleThread: Buffer<UInt8>
@@ -117,6 +120,7 @@ public final class NetworkTrainer: Trainer {
         denseNodes = network.nodes.indices.filter { network.nodes[$0].kind == .dense }
         exampleThread = Buffer(repeating: 0, count: batch)
         team = WorkerTeam(size: updateThreads)
+        denseOwners = Self.denseStepOwners(network: network, threads: updateThreads)
         let adam = options.optimizer == .adam
         moments = network.nodes.indices.map { j in
             guard adam, network.nodes[j].kind == .dense, let w = network.weights[j] else { return nil }
@@ -325,6 +329,29 @@ public final class NetworkTrainer: Trainer {
 
     deinit { team.shutdown() }
 
+    /// Which thread steps each dense layer. A layer split by units between the threads had
+    /// them share, in every row of its transposed kernel, the line at the boundary of their
+    /// units, and each read the other's share of it in the next forward pass (MF network, 2
+    /// threads: its two hidden layers took 8-9 ms of each thread's epoch). So layers go whole
+    /// to the least-loaded thread (by kernel size), largest first; a layer larger than 1.25
+    /// times an even share of all of them (the tabular network's one hidden layer) is still
+    /// split, as the threads would otherwise wait for its owner.
+    static func denseStepOwners(network: Network, threads: Int) -> [Int?] {
+        let size = network.nodes.enumerated().map { j, n in n.kind == .dense ? n.units * network.widths[n.inputs[0]] : 0 }
+        let total = size.reduce(0, +)
+        var owners = [Int?](repeating: nil, count: network.nodes.count)
+        guard threads > 1 else { return network.nodes.map { $0.kind == .dense ? 0 : nil } }
+        var load = [Int](repeating: 0, count: threads)
+        let split = size.indices.filter { size[$0] > 0 && 4 * size[$0] * threads > 5 * total }
+        for j in split { for t in 0..<threads { load[t] += size[j] / threads } }
+        for j in size.indices.filter({ size[$0] > 0 && !split.contains($0) }).sorted(by: { (size[$0], $1) > (size[$1], $0) }) {
+            let t = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
+            owners[j] = t
+            load[t] += size[j]
+        }
+        return owners
+    }
+
     /// The thread that runs chunk `c`: each thread a contiguous run of chunks (so a thread's
     /// tile passes can share one `TileScratch`, and one thread runs a whole half below).
     /// Counted against `chunkCount`, not the chunks a short last batch uses, so the mapping
@@ -366,13 +393,14 @@ public final class NetworkTrainer: Trainer {
         }
     }
 
-    /// The optimiser step, split over the team's threads: each dense node by its units (kernel
-    /// rows and bias entries), each embedding row to the thread that ran its first example's
-    /// chunk (`thread(ofExample:)`; by slot number, as before, the tabular network on two
-    /// threads took 0.309 s per epoch instead of 0.266 s, rows and gradients crossing between
-    /// the cores' caches). Each parameter's
-    /// gradient is summed over chunks in chunk order, or over examples in example order, and
-    /// then stepped on its own, so the result does not depend on the number of threads.
+    /// The optimiser step, split over the team's threads: each dense node whole to one thread,
+    /// or by its units (kernel rows and bias entries) when it dominates (`denseStepOwners`);
+    /// each embedding row to the thread that ran its first example's chunk
+    /// (`thread(ofExample:)`; by slot number, as before, the tabular network on two threads
+    /// took 0.309 s per epoch instead of 0.266 s, rows and gradients crossing between the
+    /// cores' caches). Each parameter's gradient is summed over chunks in a fixed order, or
+    /// over examples in example order, and then stepped on its own, so the result does not
+    /// depend on the number of threads.
     private struct BatchUpdate: @unchecked Sendable {
         let trainer: NetworkTrainer
         let chunksUsed: Int
@@ -426,7 +454,12 @@ public final class NetworkTrainer: Trainer {
             let fanIn = network.widths[network.nodes[j].inputs[0]], stride = TileKernels.padded(fanIn)
             let W = network.weights[j]!.base, B = network.biases[j]!.base
             let gW = tr.tiles[0].kernelGradients[j]!.base, gB = tr.tiles[0].biasGradients[j]!.base
-            let mine = (units * t / threads)..<(units * (t + 1) / threads)
+            let mine: Range<Int>
+            if let owner = tr.denseOwners[j] {
+                mine = owner == t ? 0..<units : 0..<0
+            } else {
+                mine = (units * t / threads)..<(units * (t + 1) / threads)
+            }
             guard !mine.isEmpty else { return }
             // Each half of the chunks summed (unless the one thread that ran it already did),
             // then the second half's sum added to the first's, which is chunk 0's buffer.
