@@ -337,10 +337,10 @@ public final class NetworkTrainer: Trainer {
     /// times an even share of all of them (the tabular network's one hidden layer) is still
     /// split, as the threads would otherwise wait for its owner.
     static func denseStepOwners(network: Network, threads: Int) -> [Int?] {
-        let size = network.nodes.enumerated().map { j, n in n.kind == .dense ? n.units * network.widths[n.inputs[0]] : 0 }
+        guard threads > 1 else { return network.nodes.map { $0.kind == .dense ? 0 : nil } }
+        let size = network.nodes.map { n in n.kind == .dense ? n.units * network.widths[n.inputs[0]] : 0 }
         let total = size.reduce(0, +)
         var owners = [Int?](repeating: nil, count: network.nodes.count)
-        guard threads > 1 else { return network.nodes.map { $0.kind == .dense ? 0 : nil } }
         var load = [Int](repeating: 0, count: threads)
         let split = size.indices.filter { size[$0] > 0 && 4 * size[$0] * threads > 5 * total }
         for j in split { for t in 0..<threads { load[t] += size[j] / threads } }

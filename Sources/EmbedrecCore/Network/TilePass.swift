@@ -115,7 +115,8 @@ final class TilePass {
     private var seeds: UnsafeMutablePointer<UInt64> { scratch.seeds }
     let hasDropout: Bool
     /// Per dense node: this tile owner's kernel and bias gradients, in the padded layout
-    /// (units × padded inputs, padded units); accumulated over every tile until `clearGradients`.
+    /// (units × padded inputs, padded units); written by a chunk's first tile (`backward(fresh:)`)
+    /// and added to by the rest.
     let kernelGradients: [Buffer<Float>?]
     let biasGradients: [Buffer<Float>?]
     /// Per node: (consumer, input slot) pairs that read it.
@@ -170,11 +171,6 @@ final class TilePass {
     }
 
     deinit { layout.deallocate() }
-
-    func clearGradients() {
-        for case let g? in kernelGradients { g.base.update(repeating: 0, count: g.count) }
-        for case let g? in biasGradients { g.base.update(repeating: 0, count: g.count) }
-    }
 
     /// Padded row length of node `j`'s matrices.
     func rowStride(_ j: Int) -> Int { layout[j].stride }
