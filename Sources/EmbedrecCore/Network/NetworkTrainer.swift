@@ -10,9 +10,10 @@ public enum Loss: Int32 {
 /// A batch is cut into a fixed number of chunks that depends only on the batch size; chunks run
 /// in parallel, each through its own `TilePass` (forward and backward over up to `tileRows`
 /// examples at a time, dense layers as matrix products) with its own dense gradients, which are
-/// added up in chunk order. Embedding gradients are kept per example and summed per touched row
-/// in example order. The result is therefore the same for any thread count. Dropout masks come
-/// from a generator seeded by (seed, step, position), for the same reason.
+/// added up in a fixed order (`denseGradientHalves`). Embedding gradients are kept per example
+/// and summed per touched row in example order. The result is therefore the same for any thread
+/// count. Dropout masks are hashes of (seed, step, position, node, entry) (`DropoutMask`), for
+/// the same reason.
 ///
 /// With `negatives > 0` (implicit data, BCE) every training pair is a positive, and each epoch
 /// draws that many negatives per positive uniformly from the items the user has not interacted

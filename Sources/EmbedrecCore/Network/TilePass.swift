@@ -56,7 +56,7 @@ final class PaddedWeights {
 }
 
 /// The per-tile working matrices of a `TilePass`: every node's values, dropout masks and
-/// gradients for up to `capacity` examples, and the examples' dropout generators. Only
+/// gradients for up to `capacity` examples, and the examples' dropout seeds. Only
 /// needed while a tile is in flight, so the tile passes of chunks that run one after another
 /// on the same thread share one: each chunk keeping its own put four sets per thread through
 /// the core's L2 every batch (about 0.5 MB for the MF network), crowding out the embedding
