@@ -383,15 +383,21 @@ public final class NetworkTrainer: Trainer {
     private func sumDenseGradients(ranBy t: Int, chunksUsed: Int) {
         let (low, high) = denseGradientHalves(chunksUsed: chunksUsed)
         for half in [low, high] where half.count > 1 && oneThreadRan(half) && thread(ofChunk: half.lowerBound) == t {
-            let first = tiles[half.lowerBound]
             for j in denseNodes {
-                let gW = first.kernelGradients[j]!, gB = first.biasGradients[j]!
-                for c in half.dropFirst() {
-                    Kernels.axpy(gW.base, tiles[c].kernelGradients[j]!.base, gW.count, 1)
-                    Kernels.axpy(gB.base, tiles[c].biasGradients[j]!.base, gB.count, 1)
-                }
+                for c in half.dropFirst() { addDenseGradients(node: j, units: 0..<network.nodes[j].units, from: c, to: half.lowerBound) }
             }
         }
+    }
+
+    /// Adds chunk `c`'s gradients of dense node `j` for `units` (kernel rows and bias entries)
+    /// to chunk `c0`'s.
+    @inline(__always)
+    private func addDenseGradients(node j: Int, units: Range<Int>, from c: Int, to c0: Int) {
+        let stride = TileKernels.padded(network.widths[network.nodes[j].inputs[0]])
+        let w = tiles[c].kernelGradients[j]!.base, b = tiles[c].biasGradients[j]!.base
+        let w0 = tiles[c0].kernelGradients[j]!.base, b0 = tiles[c0].biasGradients[j]!.base
+        Kernels.axpy(w0 + units.lowerBound * stride, w + units.lowerBound * stride, units.count * stride, 1)
+        Kernels.axpy(b0 + units.lowerBound, b + units.lowerBound, units.count, 1)
     }
 
     /// The optimiser step, split over the team's threads: each dense node whole to one thread,
@@ -464,17 +470,11 @@ public final class NetworkTrainer: Trainer {
             guard !mine.isEmpty else { return }
             // Each half of the chunks summed (unless the one thread that ran it already did),
             // then the second half's sum added to the first's, which is chunk 0's buffer.
-            func add(to c0: Int, from c: Int) {
-                let w = tr.tiles[c].kernelGradients[j]!.base, b = tr.tiles[c].biasGradients[j]!.base
-                let w0 = tr.tiles[c0].kernelGradients[j]!.base, b0 = tr.tiles[c0].biasGradients[j]!.base
-                Kernels.axpy(w0 + mine.lowerBound * stride, w + mine.lowerBound * stride, mine.count * stride, 1)
-                Kernels.axpy(b0 + mine.lowerBound, b + mine.lowerBound, mine.count, 1)
-            }
             let (low, high) = tr.denseGradientHalves(chunksUsed: chunksUsed)
             for half in [low, high] where half.count > 1 && !tr.oneThreadRan(half) {
-                for c in half.dropFirst() { add(to: half.lowerBound, from: c) }
+                for c in half.dropFirst() { tr.addDenseGradients(node: j, units: mine, from: c, to: half.lowerBound) }
             }
-            if !high.isEmpty { add(to: 0, from: high.lowerBound) }
+            if !high.isEmpty { tr.addDenseGradients(node: j, units: mine, from: high.lowerBound, to: 0) }
             let decay = tr.options.weightDecay
             let mW = tr.moments[j]?.m.base, vW = tr.moments[j]?.v.base
             let mB = tr.biasMoments[j]?.m.base, vB = tr.biasMoments[j]?.v.base

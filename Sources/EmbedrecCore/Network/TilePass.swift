@@ -292,9 +292,9 @@ final class TilePass {
     /// Backward pass after `forward` over the same `count` examples: `gOut[b]` is dL/d(output b).
     /// Leaves every node's gradient rows in place (the embedding nodes' are the gradients of
     /// their table rows, read by the trainer) and adds the dense nodes' parameter gradients to
-    /// `kernelGradients` / `biasGradients`, or with `fresh` writes them there (the first tile
-    /// of a batch: the same sums as clearing them first, without a pass over them that, after
-    /// the other thread read them in the optimiser step, took each line back from its core).
+    /// `kernelGradients` / `biasGradients`, or with `fresh` writes them there (a chunk's first
+    /// tile of a batch: the same sums as clearing them first, without a pass over them that,
+    /// after the other thread read them in the optimiser step, took each line back from its core).
     func backward(count n: Int, gOut: UnsafePointer<Float>, fresh: Bool = false) {
         let nodes = network.compiled
         let last = nodes.count - 1
