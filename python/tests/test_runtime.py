@@ -1,6 +1,7 @@
 """Runtime behaviour a notebook relies on: Ctrl-C stops training promptly and leaves a usable
 model; several threads may use one model; the GIL is released while the core trains."""
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ def ratings_script(n, users, items):
     """The start of a script that a test runs in its own process: imports, and a DataFrame
     ``df`` of ``n`` uniform random ratings."""
     return f"""
-import os, signal, threading, time
+import os, signal, sys, threading, time
 import numpy as np, pandas as pd
 import embedrec
 
@@ -186,3 +187,45 @@ def test_concurrent_recommendations(fitted):
     assert not errors
     for r in results:
         pd.testing.assert_frame_equal(r, expected)
+
+
+THREADS_SCRIPT = ratings_script(400_000, 5_000, 1_000) + r"""
+import embedrec._base as base
+
+class Counting(base.EpochBar):
+    # Records the process's OS threads while an epoch runs (progress comes about ten times a
+    # second): the epoch's Python thread and the core's worker team.
+    during = []
+    def update(self, *args):
+        Counting.during.append(len(os.listdir("/proc/self/task")))
+        return super().update(*args)
+
+base.EpochBar = Counting
+def extra_threads(n_threads):
+    Counting.during.clear()
+    before = len(os.listdir("/proc/self/task"))
+    embedrec.EmbeddingNN(32, 32, layers=(64,), epochs=1, batch_size=256, n_threads=n_threads).fit(df)
+    return max(Counting.during) - before
+print(extra_threads(int(sys.argv[1])), len(os.sched_getaffinity(0)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("taskset") is None,
+                    reason="needs Linux's /proc and taskset")
+def test_default_thread_count_follows_the_cpu_affinity_mask():
+    # n_threads=0 means every CPU the process may use. Under `taskset -c 0` that is one, even on
+    # a machine with more online: a second spinning worker would share the one core.
+    # Each count in a process of its own, so no thread of an earlier fit is still winding down.
+    def extra_threads(n_threads, pinned):
+        command = [sys.executable, "-c", THREADS_SCRIPT, str(n_threads)]
+        run = subprocess.run((["taskset", "-c", "0"] if pinned else []) + command, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr
+        return tuple(map(int, run.stdout.split()))
+
+    single, allowed = extra_threads(1, pinned=True)
+    assert allowed == 1
+    assert single >= 1  # at least the epoch's Python thread: the count sees the fit
+    assert extra_threads(0, pinned=True) == (single, 1)
+    default, allowed = extra_threads(0, pinned=False)
+    assert default == single + min(allowed, 8) - 1, (default, single, allowed)

@@ -1,10 +1,15 @@
 /*
- * What the Swift core needs from C and Swift's standard library lacks: a cache prefetch hint
- * and a vector square root. Static inline, so the Swift compiler inlines them through the
+ * What the Swift core needs from C and Swift's standard library lacks: a cache prefetch hint,
+ * a vector square root and the size of the thread's CPU affinity mask. Static inline, so the Swift compiler inlines them through the
  * Clang importer; nothing here is exported from the shared library.
  */
 #ifndef EMBEDREC_SHIMS_H
 #define EMBEDREC_SHIMS_H
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* Asks the CPU to start loading the cache line at p for writing (a hint, never a fault). */
 static inline void embedrec_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
@@ -19,6 +24,25 @@ static inline void embedrec_spin_pause(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * How many CPUs the calling thread may run on: the bits of its affinity mask (taskset, a
+ * container's cpuset, a batch scheduler's allotment), or 0 when that cannot be read. Through
+ * the raw system call because glibc declares sched_getaffinity and CPU_COUNT only under
+ * _GNU_SOURCE, which a header imported into Swift cannot switch on for libc's own headers.
+ */
+static inline int embedrec_allowed_cpus(void) {
+#if defined(__linux__) && defined(SYS_sched_getaffinity)
+    unsigned long long mask[16] = {0}; /* 1,024 CPUs; more and the call fails: 0 */
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    if (bytes <= 0) return 0;
+    int n = 0;
+    for (long i = 0; i < bytes / 8 && i < 16; i++) n += __builtin_popcountll(mask[i]);
+    return n;
+#else
+    return 0;
 #endif
 }
 
