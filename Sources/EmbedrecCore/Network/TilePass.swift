@@ -150,11 +150,18 @@ final class TilePass {
             }
         }
         self.consumers = consumers
+        let placed = Self.placeInConcatenations(network: network, consumers: consumers,
+                                                values: starts.map { act.base + $0 }, grads: starts.map { grad.base + $0 },
+                                                strides: strides)
         layout = .allocate(capacity: count)
         for (j, n) in network.nodes.enumerated() {
-            var t = TileNode(stride: strides[j], values: act.base + starts[j], mask: mask.base + starts[j],
-                             grad: grad.base + starts[j], inputs: n.inputs.map { act.base + starts[$0] },
-                             inputGrads: n.inputs.map { grad.base + starts[$0] }, inputStrides: n.inputs.map { strides[$0] })
+            var t = TileNode(stride: placed.valueStrides[j], gradStride: placed.gradStrides[j], maskStride: strides[j],
+                             values: placed.values[j], mask: mask.base + starts[j], grad: placed.grads[j],
+                             inputs: n.inputs.map { placed.values[$0] }, inputGrads: n.inputs.map { placed.grads[$0] },
+                             inputStrides: n.inputs.map { placed.valueStrides[$0] },
+                             inputGradStrides: n.inputs.map { placed.gradStrides[$0] })
+            t.valuesInPlace = placed.valuesInPlace[j]
+            t.gradsInPlace = placed.gradsInPlace[j]
             for (k, i) in n.inputs.enumerated() where firstWriter[i] == j && !n.inputs[..<k].contains(i) {
                 t.setAssigns(k)
             }
@@ -172,8 +179,40 @@ final class TilePass {
 
     deinit { layout.deallocate() }
 
-    /// Padded row length of node `j`'s matrices.
-    func rowStride(_ j: Int) -> Int { layout[j].stride }
+    /// Where the nodes' values and gradients live: each in its own matrix, except the inputs
+    /// of a concatenation that it is the only reader of, whose values are written straight
+    /// into their columns of its rows (and whose gradients are read from there), so the
+    /// concatenation copies nothing. Only embedding, dropout and product nodes, which write
+    /// exactly their own columns; an embedding node's gradient keeps its own matrix, since the
+    /// trainer redirects it (`redirectGradient`). Without it, the MF network's concatenation
+    /// took 3 ms of a thread's epoch forward and 3 backward, copying rows that were just written.
+    private static func placeInConcatenations(network: Network, consumers: [[(Int, Int)]], values: [UnsafeMutablePointer<Float>],
+                                              grads: [UnsafeMutablePointer<Float>], strides: [Int])
+        -> (values: [UnsafeMutablePointer<Float>], grads: [UnsafeMutablePointer<Float>], valueStrides: [Int],
+            gradStrides: [Int], valuesInPlace: [Int], gradsInPlace: [Int]) {
+        var values = values, grads = grads, valueStrides = strides, gradStrides = strides
+        var valuesInPlace = [Int](repeating: 0, count: strides.count), gradsInPlace = valuesInPlace
+        for (c, node) in network.nodes.enumerated() where node.kind == .concat {
+            var at = 0
+            for (k, i) in node.inputs.enumerated() {
+                defer { at += network.widths[i] }
+                let kind = network.nodes[i].kind
+                guard consumers[i].count == 1, [.embedding, .dropout, .product].contains(kind) else { continue }
+                values[i] = values[c] + at
+                valueStrides[i] = valueStrides[c]
+                valuesInPlace[c] |= 1 << k
+                if kind != .embedding {
+                    grads[i] = grads[c] + at
+                    gradStrides[i] = gradStrides[c]
+                    gradsInPlace[c] |= 1 << k
+                }
+            }
+        }
+        return (values, grads, valueStrides, gradStrides, valuesInPlace, gradsInPlace)
+    }
+
+    /// Row length of node `j`'s gradient matrix (the trainer's redirected rows use it too).
+    func rowStride(_ j: Int) -> Int { layout[j].gradStride }
 
     /// Row `b` of node `j`'s values.
     @inline(__always)
@@ -181,12 +220,14 @@ final class TilePass {
 
     /// Row `b` of the loss gradient with respect to node `j`'s values (after `backward`).
     @inline(__always)
-    func gradient(_ j: Int, _ b: Int) -> UnsafeMutablePointer<Float> { layout[j].grad + b &* layout[j].stride }
+    func gradient(_ j: Int, _ b: Int) -> UnsafeMutablePointer<Float> { layout[j].grad + b &* layout[j].gradStride }
 
     /// Makes the backward pass write node `j`'s gradient rows (stride `rowStride(j)`) at `rows`
     /// instead of in the tile: the trainer points embedding nodes at its per-batch arrays, so
     /// their gradients need no copy.
     func redirectGradient(node j: Int, to rows: UnsafeMutablePointer<Float>) {
+        precondition(!consumers[j].contains { (c, k) in layout[c].gradsInPlace & (1 << k) != 0 },
+                     "a gradient read in place from a concatenation cannot be redirected")
         layout[j].grad = rows
         for (c, k) in consumers[j] { layout[c].setInputGrad(k, rows) }
     }
@@ -241,7 +282,7 @@ final class TilePass {
                     let keep = 1 - node.rate, scale = 1 / keep
                     let threshold = DropoutMask.threshold(keep: keep)
                     for b in 0..<n {
-                        let mb = t.mask + b &* s
+                        let mb = t.mask + b &* t.maskStride
                         DropoutMask.fill(mb, width: w, key: DropoutMask.key(seed: seeds[b], node: j), threshold: threshold, scale: scale)
                         Kernels.multiply(out + b &* s, x + b &* sx, mb, w, accumulate: false)
                     }
@@ -258,7 +299,9 @@ final class TilePass {
                 var at = 0
                 for k in 0..<node.inputCount {
                     let width = nodes[node.input(k)].width, si = t.inputStride(k), x = t.input(k)
-                    for b in 0..<n { Kernels.copy(out + b &* s + at, x + b &* si, width) }
+                    if t.valuesInPlace & (1 << k) == 0 {
+                        for b in 0..<n { Kernels.copy(out + b &* s + at, x + b &* si, width) }
+                    }
                     at += width
                 }
             case .dense:
@@ -298,49 +341,55 @@ final class TilePass {
     func backward(count n: Int, gOut: UnsafePointer<Float>, fresh: Bool = false) {
         let nodes = network.compiled
         let last = nodes.count - 1
-        for j in 0..<nodes.count where layout[j].cleared { layout[j].grad.update(repeating: 0, count: n &* layout[j].stride) }
+        for j in 0..<nodes.count where layout[j].cleared { layout[j].grad.update(repeating: 0, count: n &* layout[j].gradStride) }
         for b in 0..<n { gradient(last, b).pointee = gOut[b] }
         let training = hasDropout
         for j in stride(from: last, through: 0, by: -1) {
             let node = nodes[j], t = layout[j]
-            let s = t.stride, w = node.width, g = t.grad
+            let s = t.gradStride, w = node.width, g = t.grad
             switch node.kind {
             case .embedding:
                 break
             case .dropout:
-                let sx = t.inputStride(0), gx = t.inputGrad(0), set = t.assigns(0)
+                let sx = t.inputGradStride(0), gx = t.inputGrad(0), set = t.assigns(0)
                 if training && node.rate > 0 {
-                    for b in 0..<n { Kernels.multiply(gx + b &* sx, g + b &* s, t.mask + b &* s, w, accumulate: !set) }
+                    for b in 0..<n { Kernels.multiply(gx + b &* sx, g + b &* s, t.mask + b &* t.maskStride, w, accumulate: !set) }
                 } else {
                     for b in 0..<n { Kernels.scale(gx + b &* sx, g + b &* s, w, 1, accumulate: !set) }
                 }
             case .product:
                 let sa = t.inputStride(0), sb = t.inputStride(1), a = t.input(0), bb = t.input(1)
                 let ga = t.inputGrad(0), gb = t.inputGrad(1), setA = t.assigns(0), setB = t.assigns(1)
+                let gsa = t.inputGradStride(0), gsb = t.inputGradStride(1)
                 for b in 0..<n {
                     let gr = g + b &* s
-                    Kernels.multiply(ga + b &* sa, gr, bb + b &* sb, w, accumulate: !setA)
-                    Kernels.multiply(gb + b &* sb, gr, a + b &* sa, w, accumulate: !setB)
+                    Kernels.multiply(ga + b &* gsa, gr, bb + b &* sb, w, accumulate: !setA)
+                    Kernels.multiply(gb + b &* gsb, gr, a + b &* sa, w, accumulate: !setB)
                 }
             case .dot:
                 let sa = t.inputStride(0), sb = t.inputStride(1), a = t.input(0), bb = t.input(1)
                 let ga = t.inputGrad(0), gb = t.inputGrad(1), setA = t.assigns(0), setB = t.assigns(1)
+                let gsa = t.inputGradStride(0), gsb = t.inputGradStride(1)
                 for b in 0..<n {
                     let gr = g[b &* s]
-                    Kernels.scale(ga + b &* sa, bb + b &* sb, node.fanIn, gr, accumulate: !setA)
-                    Kernels.scale(gb + b &* sb, a + b &* sa, node.fanIn, gr, accumulate: !setB)
+                    Kernels.scale(ga + b &* gsa, bb + b &* sb, node.fanIn, gr, accumulate: !setA)
+                    Kernels.scale(gb + b &* gsb, a + b &* sa, node.fanIn, gr, accumulate: !setB)
                 }
             case .concat:
                 var at = 0
                 for k in 0..<node.inputCount {
-                    let width = nodes[node.input(k)].width, si = t.inputStride(k), gi = t.inputGrad(k), set = t.assigns(k)
-                    for b in 0..<n {
-                        let src = g + b &* s + at, dst = gi + b &* si
-                        if set { Kernels.copy(dst, src, width) } else { Kernels.axpy(dst, src, width, 1) }
+                    let width = nodes[node.input(k)].width, si = t.inputGradStride(k), gi = t.inputGrad(k), set = t.assigns(k)
+                    if t.gradsInPlace & (1 << k) == 0 {
+                        for b in 0..<n {
+                            let src = g + b &* s + at, dst = gi + b &* si
+                            if set { Kernels.copy(dst, src, width) } else { Kernels.axpy(dst, src, width, 1) }
+                        }
                     }
                     at += width
                 }
             case .dense:
+                // A dense node's values and gradients, and its input's, are never placed in a
+                // concatenation (`placeInConcatenations`): one stride for both.
                 let sx = t.inputStride(0), x = t.input(0), gx = t.inputGrad(0)
                 let out = t.values
                 // g becomes the gradient before the activation, in place (nothing reads it after).
@@ -354,20 +403,16 @@ final class TilePass {
                         for u in 0..<w { gb[u] *= ob[u] * (1 - ob[u]) }
                     }
                 }
-                let db = t.biasGradient!
-                if fresh {
-                    if n > 0 { Kernels.copy(db, g, s) } else { db.update(repeating: 0, count: s) }
-                }
-                for b in min(fresh ? 1 : 0, n)..<n { Kernels.axpy(db, g + b &* s, s, 1) }
+                TileKernels.sumRows(into: t.biasGradient!, rows: g, count: n, stride: s, cols8: s, accumulate: !fresh)
                 // dW (units × padded inputs) (+)= gᵀ x;  gx (+)= g W.
                 TileKernels.multiplyAccumulate(rows: w, inner: n, cols8: sx, a: g, aRowStride: 1, aColStride: s,
                                                b: x, bStride: sx, c: t.kernelGradient!, cStride: sx, accumulate: !fresh)
                 TileKernels.multiplyAccumulate(rows: n, inner: w, cols8: sx, a: g, aRowStride: s, aColStride: 1,
                                                b: t.kernelRows!, bStride: sx, c: gx, cStride: sx, accumulate: !t.assigns(0))
             case .scaledSigmoid:
-                let sx = t.inputStride(0), gx = t.inputGrad(0), set = t.assigns(0)
+                let sx = t.inputGradStride(0), gx = t.inputGrad(0), set = t.assigns(0)
                 for b in 0..<n {
-                    let gb = g + b &* s, ob = t.values + b &* s, gxb = gx + b &* sx
+                    let gb = g + b &* s, ob = t.values + b &* t.stride, gxb = gx + b &* sx
                     for k in 0..<w {
                         let y = (ob[k] - node.lo) / node.span
                         put(gxb, k, gb[k] * node.span * y * (1 - y), set)
@@ -388,11 +433,17 @@ private func put(_ dst: UnsafeMutablePointer<Float>, _ k: Int, _ v: Float, _ ass
 /// One node as a tile pass reads it: where its rows are, where its inputs' rows are, and (for
 /// dense nodes) its padded kernels and gradient buffers. Inputs are at most four (concat).
 private struct TileNode {
-    var stride: Int
+    /// Row lengths of the values, the gradients and the dropout mask: the node's padded width,
+    /// except where `TilePass.placeInConcatenations` put its rows inside a concatenation's.
+    var stride, gradStride, maskStride: Int
     var values, mask, grad: UnsafeMutablePointer<Float>
     private var in0, in1, in2, in3: UnsafeMutablePointer<Float>?
     private var gin0, gin1, gin2, gin3: UnsafeMutablePointer<Float>?
     private var sin0 = 0, sin1 = 0, sin2 = 0, sin3 = 0
+    private var gsin0 = 0, gsin1 = 0, gsin2 = 0, gsin3 = 0
+    /// Concatenations, bit k: input k's values (`valuesInPlace`) or gradients (`gradsInPlace`)
+    /// are already in this node's rows, so nothing is copied.
+    var valuesInPlace = 0, gradsInPlace = 0
     /// Bit k: this node's backward writes (not adds) input k's gradient.
     private var assignBits = 0
     /// Nobody passes this node a gradient: the backward pass zeroes its rows.
@@ -401,18 +452,21 @@ private struct TileNode {
     /// Embedding nodes: tables whose rows are fetched along with the node's (`prefetchAlong`).
     var companion: UnsafeMutablePointer<Float>?
 
-    init(stride: Int, values: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>,
-         inputs: [UnsafeMutablePointer<Float>], inputGrads: [UnsafeMutablePointer<Float>], inputStrides: [Int]) {
+    init(stride: Int, gradStride: Int, maskStride: Int, values: UnsafeMutablePointer<Float>,
+         mask: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>, inputs: [UnsafeMutablePointer<Float>],
+         inputGrads: [UnsafeMutablePointer<Float>], inputStrides: [Int], inputGradStrides: [Int]) {
         self.stride = stride
+        self.gradStride = gradStride
+        self.maskStride = maskStride
         self.values = values
         self.mask = mask
         self.grad = grad
         for k in 0..<inputs.count {
             switch k {
-            case 0: in0 = inputs[0]; gin0 = inputGrads[0]; sin0 = inputStrides[0]
-            case 1: in1 = inputs[1]; gin1 = inputGrads[1]; sin1 = inputStrides[1]
-            case 2: in2 = inputs[2]; gin2 = inputGrads[2]; sin2 = inputStrides[2]
-            default: in3 = inputs[3]; gin3 = inputGrads[3]; sin3 = inputStrides[3]
+            case 0: in0 = inputs[0]; gin0 = inputGrads[0]; sin0 = inputStrides[0]; gsin0 = inputGradStrides[0]
+            case 1: in1 = inputs[1]; gin1 = inputGrads[1]; sin1 = inputStrides[1]; gsin1 = inputGradStrides[1]
+            case 2: in2 = inputs[2]; gin2 = inputGrads[2]; sin2 = inputStrides[2]; gsin2 = inputGradStrides[2]
+            default: in3 = inputs[3]; gin3 = inputGrads[3]; sin3 = inputStrides[3]; gsin3 = inputGradStrides[3]
             }
         }
     }
@@ -427,6 +481,10 @@ private struct TileNode {
 
     @inline(__always) func inputStride(_ k: Int) -> Int {
         switch k { case 0: return sin0; case 1: return sin1; case 2: return sin2; default: return sin3 }
+    }
+
+    @inline(__always) func inputGradStride(_ k: Int) -> Int {
+        switch k { case 0: return gsin0; case 1: return gsin1; case 2: return gsin2; default: return gsin3 }
     }
 
     @inline(__always) func assigns(_ k: Int) -> Bool { assignBits & (1 << k) != 0 }
