@@ -42,10 +42,12 @@ final class TileKernelTests: XCTestCase {
 
     /// Every path of the blocked product (blocks of 4 rows and their last 1-3 rows, 32- and
     /// 16-column runs of those rows, a last vector of columns in blocks of 8 rows and single
-    /// rows) sums each entry's terms in order of i, as a plain float loop does: the same bits.
+    /// rows, the 24-column panel in blocks of 3 rows and its last 1-2 rows) sums each entry's
+    /// terms in order of i, as a plain float loop does: the same bits.
     func testBlockedProductSumsInOrderOfTheInnerIndex() {
         var rng = Xoshiro256(seed: 5)
-        for (rows, inner, cols8) in [(50, 64, 32), (1, 64, 24), (64, 20, 8), (11, 7, 56), (3, 9, 48), (17, 3, 40)] {
+        for (rows, inner, cols8) in [(50, 64, 32), (1, 64, 24), (64, 20, 8), (11, 7, 56), (3, 9, 48), (17, 3, 40),
+                                     (7, 9, 24), (2, 5, 8), (64, 50, 24)] {
             let a = (0..<(rows * inner)).map { _ in rng.nextUnitFloat() - 0.5 }
             let b = (0..<(inner * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
             let c0 = (0..<(rows * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
@@ -113,5 +115,53 @@ final class TileKernelTests: XCTestCase {
         rows.assign(third, count: third.count)
         XCTAssertEqual(rows.repeatCount, 3)
         XCTAssertEqual(Array(rows.repeats.buffer.prefix(3)), [1, 2, 4])
+    }
+
+    /// A one-unit layer's product (eight rows to a vector, then single rows) gives the bits of
+    /// a plain float loop from the bias, in order of i, and leaves C's other columns alone.
+    func testOneUnitProductSumsInOrderOfTheInnerIndex() {
+        var rng = Xoshiro256(seed: 6)
+        for (rows, inner) in [(64, 20), (13, 7), (3, 1), (8, 50)] {
+            let aStride = TileKernels.padded(inner), wStride = 8, cStride = 8
+            let a = (0..<(rows * aStride)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let w = (0..<(inner * wStride)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let start = rng.nextUnitFloat() - 0.5
+            var c = [Float](repeating: 7, count: rows * cStride)
+            c.withUnsafeMutableBufferPointer { cp in
+                TileKernels.multiplyOneUnit(rows: rows, inner: inner, a: a, aRowStride: aStride, w: w, wStride: wStride,
+                                            c: cp.baseAddress!, cStride: cStride, start: start)
+            }
+            for r in 0..<rows {
+                var expected = start
+                for i in 0..<inner {
+                    let term = a[r * aStride + i] * w[i * wStride]
+                    expected = expected + term
+                }
+                XCTAssertEqual(c[r * cStride].bitPattern, expected.bitPattern, "\(rows)×\(inner) row \(r)")
+                for col in 1..<cStride { XCTAssertEqual(c[r * cStride + col], 7) }
+            }
+        }
+    }
+
+    /// Summing a tile's rows in registers gives the bits of adding them one after another, from
+    /// the old sums or from the first row, and zero for no rows.
+    func testRowSumsAddInOrder() {
+        var rng = Xoshiro256(seed: 8)
+        for (n, cols8) in [(64, 56), (5, 8), (1, 40), (0, 24), (33, 32)] {
+            let stride = cols8 + 8
+            let rows = (0..<(max(n, 1) * stride)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let old = (0..<cols8).map { _ in rng.nextUnitFloat() - 0.5 }
+            for accumulate in [true, false] {
+                var sums = old
+                sums.withUnsafeMutableBufferPointer { sp in
+                    TileKernels.sumRows(into: sp.baseAddress!, rows: rows, count: n, stride: stride, cols8: cols8, accumulate: accumulate)
+                }
+                for col in 0..<cols8 {
+                    var expected: Float = accumulate ? old[col] : (n > 0 ? rows[col] : 0)
+                    for b in (accumulate ? 0 : 1)..<max(n, accumulate ? 0 : 1) { expected = expected + rows[b * stride + col] }
+                    XCTAssertEqual(sums[col].bitPattern, expected.bitPattern, "n \(n) cols \(cols8) accumulate \(accumulate) col \(col)")
+                }
+            }
+        }
     }
 }

