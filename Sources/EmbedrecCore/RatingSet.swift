@@ -1,3 +1,5 @@
+import CEmbedrecShims
+
 /// Ratings as the core keeps them: row indices (Int32) and values (Float32), 12 bytes a rating,
 /// copied once from the caller and validated on the way in, so the training loops can index
 /// without checks.
@@ -51,15 +53,35 @@ public final class RatingSet {
         ratings = Buffer(repeating: 0, count: count)
     }
 
-    /// Shuffles the ratings in place (the three arrays in lockstep), without a second copy.
+    /// Shuffles the ratings in place (the three arrays in lockstep), without a second copy:
+    /// Fisher–Yates, swapping position i (from the last down) with a uniform j ≤ i.
+    ///
+    /// The j of each swap is drawn `lookahead` swaps early and its three lines fetched then:
+    /// the draws do not depend on the data, so the permutation is the one drawn one swap at a
+    /// time, but the swaps no longer wait for memory one after another (the networks reshuffle
+    /// every epoch; 1 M ratings took 9 ms, a twentieth of an MF-network epoch on two threads).
     public func shuffle(using rng: inout Xoshiro256) {
-        var i = count - 1
-        while i > 0 {
-            let j = rng.nextIndex(below: i + 1)
-            (users[i], users[j]) = (users[j], users[i])
-            (items[i], items[j]) = (items[j], items[i])
-            (ratings[i], ratings[j]) = (ratings[j], ratings[i])
-            i -= 1
+        guard count > 1 else { return }
+        let lookahead = 16, steps = count - 1
+        let us = users.base, its = items.base, rs = ratings.base
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: lookahead) { pending in
+            var drawn = 0
+            @inline(__always) func draw() {  // the j of swap number `drawn` (position count - 1 - drawn)
+                let j = rng.nextIndex(below: count - drawn)
+                pending[drawn % lookahead] = j
+                embedrec_prefetch_write(us + j)
+                embedrec_prefetch_write(its + j)
+                embedrec_prefetch_write(rs + j)
+                drawn += 1
+            }
+            while drawn < min(lookahead, steps) { draw() }
+            for step in 0..<steps {
+                let i = count - 1 - step, j = pending[step % lookahead]
+                if drawn < steps { draw() }
+                (us[i], us[j]) = (us[j], us[i])
+                (its[i], its[j]) = (its[j], its[i])
+                (rs[i], rs[j]) = (rs[j], rs[i])
+            }
         }
     }
 

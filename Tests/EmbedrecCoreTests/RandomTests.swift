@@ -32,6 +32,24 @@ final class RandomTests: XCTestCase {
         XCTAssertGreaterThan(seen.count, 190)
     }
 
+    /// The ratings' shuffle (its draws made ahead of the swaps) moves the three arrays in
+    /// lockstep by exactly the permutation that a plain Fisher–Yates with the same generator gives.
+    func testRatingShuffleIsThePlainFisherYatesPermutation() throws {
+        for count in [0, 1, 2, 17, 1_000] {
+            let users = (0..<count).map { Int32($0) }, items = (0..<count).map { Int32(($0 * 7) % 1_000) }
+            let ratings = (0..<count).map { Float($0) + 0.5 }
+            let data = try RatingSet(users: users, items: items, ratings: ratings, count: count, nUsers: 1_000, nItems: 1_000)
+            var a = Xoshiro256(seed: 9), b = Xoshiro256(seed: 9)
+            data.shuffle(using: &a)
+            var order = Array(0..<count)
+            order.withUnsafeMutableBufferPointer { b.shuffle($0) }
+            XCTAssertEqual(Array(data.users.buffer), order.map { users[$0] }, "count \(count)")
+            XCTAssertEqual(Array(data.items.buffer), order.map { items[$0] })
+            XCTAssertEqual(Array(data.ratings.buffer), order.map { ratings[$0] })
+            XCTAssertEqual(a.next(), b.next(), "both drew as many numbers")
+        }
+    }
+
     func testNormalHasUnitVariance() {
         var rng = Xoshiro256(seed: 5)
         var sum = 0.0, squares = 0.0
