@@ -164,4 +164,56 @@ final class TileKernelTests: XCTestCase {
             }
         }
     }
+
+    /// The ReLU applied as the product is stored gives the bits of storing the product and then
+    /// applying `Kernels.relu`, on every path (panel, pairs, last rows, last vector).
+    func testReluOnStoreMatchesReluAfter() {
+        var rng = Xoshiro256(seed: 13)
+        for (rows, inner, cols8) in [(64, 32, 56), (7, 9, 24), (11, 5, 8), (6, 3, 48), (5, 20, 40)] {
+            let a = (0..<(rows * inner)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let b = (0..<(inner * cols8)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let bias = (0..<cols8).map { _ in rng.nextUnitFloat() - 0.5 }
+            var fused = [Float](repeating: .nan, count: rows * cols8), after = fused
+            fused.withUnsafeMutableBufferPointer { cp in
+                TileKernels.multiplyAccumulate(rows: rows, inner: inner, cols8: cols8, a: a, aRowStride: inner, aColStride: 1,
+                                               b: b, bStride: cols8, c: cp.baseAddress!, cStride: cols8, rowStart: bias, relu: true)
+            }
+            after.withUnsafeMutableBufferPointer { cp in
+                TileKernels.multiplyAccumulate(rows: rows, inner: inner, cols8: cols8, a: a, aRowStride: inner, aColStride: 1,
+                                               b: b, bStride: cols8, c: cp.baseAddress!, cStride: cols8, rowStart: bias)
+                Kernels.relu(cp.baseAddress!, rows * cols8)
+            }
+            XCTAssertEqual(fused.map(\.bitPattern), after.map(\.bitPattern), "\(rows)×\(inner)×\(cols8)")
+            XCTAssertTrue(fused.contains(0) && fused.contains { $0 > 0 })
+        }
+    }
+
+    /// Gating a tile's gradient by its ReLU outputs and summing its rows in one pass gives the
+    /// bits of `Kernels.reluGradient` followed by `sumRows`, for the gradient and the sums.
+    func testReluGradientAndRowSumsInOnePass() {
+        var rng = Xoshiro256(seed: 14)
+        for (n, stride) in [(64, 56), (3, 8), (1, 40), (0, 24), (17, 32)] {
+            let g0 = (0..<(max(n, 1) * stride)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let out = (0..<(max(n, 1) * stride)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let old = (0..<stride).map { _ in rng.nextUnitFloat() - 0.5 }
+            for accumulate in [true, false] {
+                var g1 = g0, g2 = g0, s1 = old, s2 = old
+                g1.withUnsafeMutableBufferPointer { gp in
+                    s1.withUnsafeMutableBufferPointer { sp in
+                        TileKernels.reluGradientAndSumRows(gp.baseAddress!, out: out, count: n, stride: stride, into: sp.baseAddress!,
+                                                           accumulate: accumulate)
+                    }
+                }
+                g2.withUnsafeMutableBufferPointer { gp in
+                    Kernels.reluGradient(gp.baseAddress!, out, n * stride)
+                    s2.withUnsafeMutableBufferPointer { sp in
+                        TileKernels.sumRows(into: sp.baseAddress!, rows: gp.baseAddress!, count: n, stride: stride, cols8: stride,
+                                            accumulate: accumulate)
+                    }
+                }
+                XCTAssertEqual(g1.map(\.bitPattern), g2.map(\.bitPattern), "n \(n) stride \(stride)")
+                XCTAssertEqual(s1.map(\.bitPattern), s2.map(\.bitPattern), "n \(n) stride \(stride) accumulate \(accumulate)")
+            }
+        }
+    }
 }

@@ -21,7 +21,8 @@ enum TileKernels {
                                    a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
                                    b: UnsafePointer<Float>, bStride: Int,
                                    c: UnsafeMutablePointer<Float>, cStride: Int, accumulate: Bool = true,
-                                   rowStart: UnsafePointer<Float>? = nil) {
+                                   rowStart: UnsafePointer<Float>? = nil, relu: Bool = false) {
+        @inline(__always) func put(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { store(v, p, relu: relu) }
         @inline(__always) func start(_ p: UnsafeMutablePointer<Float>, _ col: Int) -> SIMD8<Float> {
             if let rowStart { return Kernels.load8(rowStart + col) }
             return accumulate ? Kernels.load8(p) : SIMD8<Float>()
@@ -35,7 +36,7 @@ enum TileKernels {
         let panel = cols8 % 16 == 8 && cols8 >= 24
         if panel {
             multiplyPanel24(rows: rows, inner: inner, a: a, aRowStride: aRowStride, aColStride: aColStride, b: b, bStride: bStride,
-                            c: c, cStride: cStride, accumulate: accumulate, rowStart: rowStart)
+                            c: c, cStride: cStride, accumulate: accumulate, rowStart: rowStart, relu: relu)
         }
         let firstPaired = panel ? 24 : 0
         // Columns in pairs of vectors (16), with blocks of 4 rows: a loaded vector of B feeds
@@ -63,10 +64,10 @@ enum TileKernels {
                     bp += bStride
                     ai &+= aColStride
                 }
-                Kernels.store8(x00, c0 + col); Kernels.store8(x01, c0 + col + 8)
-                Kernels.store8(x10, c1 + col); Kernels.store8(x11, c1 + col + 8)
-                Kernels.store8(x20, c2 + col); Kernels.store8(x21, c2 + col + 8)
-                Kernels.store8(x30, c3 + col); Kernels.store8(x31, c3 + col + 8)
+                put(x00, c0 + col); put(x01, c0 + col + 8)
+                put(x10, c1 + col); put(x11, c1 + col + 8)
+                put(x20, c2 + col); put(x21, c2 + col + 8)
+                put(x30, c3 + col); put(x31, c3 + col + 8)
                 col &+= 16
             }
             r &+= 4
@@ -88,8 +89,8 @@ enum TileKernels {
                     bp += bStride
                     ai &+= aColStride
                 }
-                Kernels.store8(x0, cr + col); Kernels.store8(x1, cr + col + 8)
-                Kernels.store8(x2, cr + col + 16); Kernels.store8(x3, cr + col + 24)
+                put(x0, cr + col); put(x1, cr + col + 8)
+                put(x2, cr + col + 16); put(x3, cr + col + 24)
                 col &+= 32
             }
             if col < paired {
@@ -101,7 +102,7 @@ enum TileKernels {
                     bp += bStride
                     ai &+= aColStride
                 }
-                Kernels.store8(x0, cr + col); Kernels.store8(x1, cr + col + 8)
+                put(x0, cr + col); put(x1, cr + col + 8)
             }
             r &+= 1
         }
@@ -127,8 +128,8 @@ enum TileKernels {
                 bp += bStride
                 ai &+= aColStride
             }
-            Kernels.store8(x0, c0); Kernels.store8(x1, c1); Kernels.store8(x2, c2); Kernels.store8(x3, c3)
-            Kernels.store8(x4, c4); Kernels.store8(x5, c5); Kernels.store8(x6, c6); Kernels.store8(x7, c7)
+            put(x0, c0); put(x1, c1); put(x2, c2); put(x3, c3)
+            put(x4, c4); put(x5, c5); put(x6, c6); put(x7, c7)
             r &+= 8
         }
         while r < rows {  // the last rows of that vector, one at a time
@@ -140,7 +141,7 @@ enum TileKernels {
                 bp += bStride
                 ai &+= aColStride
             }
-            Kernels.store8(x, cr)
+            put(x, cr)
             r &+= 1
         }
     }
@@ -178,7 +179,8 @@ enum TileKernels {
     @inline(__always)
     private static func multiplyPanel24(rows: Int, inner: Int, a: UnsafePointer<Float>, aRowStride: Int, aColStride: Int,
                                         b: UnsafePointer<Float>, bStride: Int, c: UnsafeMutablePointer<Float>, cStride: Int,
-                                        accumulate: Bool, rowStart: UnsafePointer<Float>?) {
+                                        accumulate: Bool, rowStart: UnsafePointer<Float>?, relu: Bool) {
+        @inline(__always) func put(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { store(v, p, relu: relu) }
         @inline(__always) func start(_ p: UnsafeMutablePointer<Float>, _ col: Int) -> SIMD8<Float> {
             if let rowStart { return Kernels.load8(rowStart + col) }
             return accumulate ? Kernels.load8(p) : SIMD8<Float>()
@@ -204,9 +206,9 @@ enum TileKernels {
                 bp += bStride
                 ai &+= aColStride
             }
-            Kernels.store8(x00, c0); Kernels.store8(x01, c0 + 8); Kernels.store8(x02, c0 + 16)
-            Kernels.store8(x10, c1); Kernels.store8(x11, c1 + 8); Kernels.store8(x12, c1 + 16)
-            Kernels.store8(x20, c2); Kernels.store8(x21, c2 + 8); Kernels.store8(x22, c2 + 16)
+            put(x00, c0); put(x01, c0 + 8); put(x02, c0 + 16)
+            put(x10, c1); put(x11, c1 + 8); put(x12, c1 + 16)
+            put(x20, c2); put(x21, c2 + 8); put(x22, c2 + 16)
             r &+= 3
         }
         while r < rows {  // the last rows, one at a time
@@ -219,7 +221,7 @@ enum TileKernels {
                 bp += bStride
                 ai &+= aColStride
             }
-            Kernels.store8(x0, cr); Kernels.store8(x1, cr + 8); Kernels.store8(x2, cr + 16)
+            put(x0, cr); put(x1, cr + 8); put(x2, cr + 16)
             r &+= 1
         }
     }
@@ -264,6 +266,51 @@ enum TileKernels {
             }
             Kernels.store8(x, d)
             col &+= 8
+        }
+    }
+
+    /// Stores v at p, through a ReLU when `relu`: zero where v ≤ 0, as `Kernels.relu` (so the
+    /// same bits as storing and then applying it).
+    @inline(__always)
+    private static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, relu: Bool) {
+        Kernels.store8(relu ? v.replacing(with: 0, where: v .<= 0) : v, p)
+    }
+
+    /// g = 0 where out ≤ 0 (`Kernels.reluGradient`) over n rows of `stride` floats, and dst
+    /// (+)= the rows of the new g, as `sumRows`: one pass over g instead of two, the same bits.
+    @inline(__always)
+    static func reluGradientAndSumRows(_ g: UnsafeMutablePointer<Float>, out: UnsafePointer<Float>, count n: Int, stride: Int,
+                                       into dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        guard n > 0 else {
+            if !accumulate { dst.update(repeating: 0, count: stride) }
+            return
+        }
+        @inline(__always) func gated(_ b: Int, _ col: Int) -> SIMD8<Float> {
+            let at = b &* stride &+ col, p = g + at
+            let v = Kernels.load8(p).replacing(with: 0, where: Kernels.load8(out + at) .<= 0)
+            Kernels.store8(v, p)
+            return v
+        }
+        var col = 0
+        while col < stride {
+            if col &+ 32 <= stride {
+                let d = dst + col
+                var x0 = accumulate ? Kernels.load8(d) + gated(0, col) : gated(0, col)
+                var x1 = accumulate ? Kernels.load8(d + 8) + gated(0, col + 8) : gated(0, col + 8)
+                var x2 = accumulate ? Kernels.load8(d + 16) + gated(0, col + 16) : gated(0, col + 16)
+                var x3 = accumulate ? Kernels.load8(d + 24) + gated(0, col + 24) : gated(0, col + 24)
+                for b in 1..<n {
+                    x0 += gated(b, col); x1 += gated(b, col + 8); x2 += gated(b, col + 16); x3 += gated(b, col + 24)
+                }
+                Kernels.store8(x0, d); Kernels.store8(x1, d + 8); Kernels.store8(x2, d + 16); Kernels.store8(x3, d + 24)
+                col &+= 32
+            } else {
+                let d = dst + col
+                var x = accumulate ? Kernels.load8(d) + gated(0, col) : gated(0, col)
+                for b in 1..<n { x += gated(b, col) }
+                Kernels.store8(x, d)
+                col &+= 8
+            }
         }
     }
 

@@ -325,6 +325,9 @@ final class TilePass {
                 if w == 1 {  // the padded columns of a one-unit layer's rows stay 0 as they started
                     TileKernels.multiplyOneUnit(rows: n, inner: node.fanIn, a: x, aRowStride: sx, w: t.transposed!, wStride: s,
                                                 c: out, cStride: s, start: t.bias![0])
+                } else if node.activation == .relu {  // the ReLU applied as the product is stored
+                    TileKernels.multiplyAccumulate(rows: n, inner: node.fanIn, cols8: s, a: x, aRowStride: sx, aColStride: 1,
+                                                   b: t.transposed!, bStride: s, c: out, cStride: s, rowStart: t.bias!, relu: true)
                 } else {
                     TileKernels.multiplyAccumulate(rows: n, inner: node.fanIn, cols8: s, a: x, aRowStride: sx, aColStride: 1,
                                                    b: t.transposed!, bStride: s, c: out, cStride: s, rowStart: t.bias!)
@@ -332,7 +335,7 @@ final class TilePass {
                 switch node.activation {
                 case .linear: break
                 case .relu:
-                    Kernels.relu(out, n &* s)  // padded entries are 0 and stay 0
+                    if w == 1 { Kernels.relu(out, n &* s) }  // padded entries are 0 and stay 0
                 case .sigmoid:
                     for b in 0..<n {
                         let ob = out + b &* s
@@ -415,16 +418,17 @@ final class TilePass {
                 let out = t.values
                 // g becomes the gradient before the activation, in place (nothing reads it after).
                 switch node.activation {
-                case .linear: break
-                case .relu:
-                    Kernels.reluGradient(g, out, n &* s)  // padded entries have out = 0 and g = 0
+                case .linear:
+                    TileKernels.sumRows(into: t.biasGradient!, rows: g, count: n, stride: s, cols8: s, accumulate: !fresh)
+                case .relu:  // padded entries have out = 0 and g = 0
+                    TileKernels.reluGradientAndSumRows(g, out: out, count: n, stride: s, into: t.biasGradient!, accumulate: !fresh)
                 case .sigmoid:
                     for b in 0..<n {
                         let gb = g + b &* s, ob = out + b &* s
                         for u in 0..<w { gb[u] *= ob[u] * (1 - ob[u]) }
                     }
+                    TileKernels.sumRows(into: t.biasGradient!, rows: g, count: n, stride: s, cols8: s, accumulate: !fresh)
                 }
-                TileKernels.sumRows(into: t.biasGradient!, rows: g, count: n, stride: s, cols8: s, accumulate: !fresh)
                 // dW (units × padded inputs) (+)= gᵀ x;  gx (+)= g W.
                 TileKernels.multiplyAccumulate(rows: w, inner: n, cols8: sx, a: g, aRowStride: 1, aColStride: s,
                                                b: x, bStride: sx, c: t.kernelGradient!, cStride: sx, accumulate: !fresh)
