@@ -10,6 +10,7 @@ final class DropoutMaskTests: XCTestCase {
         let keep = 1 - rate, scale = 1 / keep, threshold = DropoutMask.threshold(keep: keep)
         var mask = [Float](repeating: -1, count: 32)
         var kept = 0, both = 0, sameAcrossNodes = 0, sameAcrossExamples = 0, pairs = 0
+        var bothHalves = 0, halfPairs = 0  // entries e and e + 8 share a hash (its two halves)
         var previous = [Float](repeating: 0, count: 32)
         for seed in 0..<UInt64(keys) {
             DropoutMask.fill(&mask, width: width, key: DropoutMask.key(seed: seed, node: 3), threshold: threshold, scale: scale)
@@ -19,6 +20,10 @@ final class DropoutMaskTests: XCTestCase {
                 XCTAssertTrue(mask[e] == 0 || mask[e] == scale, "entry \(e) of seed \(seed) is \(mask[e])")
                 if mask[e] != 0 { kept += 1 }
                 if e > 0 && mask[e] != 0 && mask[e - 1] != 0 { both += 1 }
+                if e % 16 >= 8 {
+                    halfPairs += 1
+                    if mask[e] != 0 && mask[e - 8] != 0 { bothHalves += 1 }
+                }
                 if (mask[e] != 0) == (other[e] != 0) { sameAcrossNodes += 1 }
                 if seed > 0 && (mask[e] != 0) == (previous[e] != 0) { sameAcrossExamples += 1 }
             }
@@ -28,6 +33,7 @@ final class DropoutMaskTests: XCTestCase {
         let n = Double(keys * width), p = Double(keep)
         XCTAssertEqual(Double(kept) / n, p, accuracy: 0.01)
         XCTAssertEqual(Double(both) / Double(pairs), p * p, accuracy: 0.01)
+        XCTAssertEqual(Double(bothHalves) / Double(halfPairs), p * p, accuracy: 0.01)
         // Independent entries agree with probability p² + (1 - p)².
         XCTAssertEqual(Double(sameAcrossNodes) / n, p * p + (1 - p) * (1 - p), accuracy: 0.01)
         XCTAssertEqual(Double(sameAcrossExamples) / Double((keys - 1) * width), p * p + (1 - p) * (1 - p), accuracy: 0.01)
