@@ -92,4 +92,16 @@ final class KernelTests: XCTestCase {
         y.withUnsafeMutableBufferPointer { Kernels.relu($0.baseAddress!, x.count) }
         XCTAssertEqual(y.map(\.bitPattern), x.map { max($0, 0).bitPattern })
     }
+
+    /// `madd` rounds once when the build says it is fused and twice otherwise, in the vector
+    /// and the scalar form alike: (1 + 2⁻²³)² − 1 is 2⁻²² + 2⁻⁴⁶ exactly, which only a fused
+    /// multiply-add keeps (the product alone rounds to 1 + 2⁻²²).
+    func testMultiplyAddIsFusedExactlyWhenTheBuildSaysSo() {
+        let x = Float(1) + Float.ulpOfOne
+        let fused = 2 * Float.ulpOfOne + Float(sign: .plus, exponent: -46, significand: 1)
+        let expected = Kernels.fusedMultiplyAdd ? fused : 2 * Float.ulpOfOne
+        XCTAssertEqual(Kernels.madd(-1, x, x).bitPattern, expected.bitPattern)
+        let v = Kernels.madd(SIMD8<Float>(repeating: -1), SIMD8<Float>(repeating: x), SIMD8<Float>(repeating: x))
+        XCTAssertEqual(v, SIMD8<Float>(repeating: expected))
+    }
 }

@@ -43,7 +43,8 @@ final class TileKernelTests: XCTestCase {
     /// Every path of the blocked product (blocks of 4 rows and their last 1-3 rows, 32- and
     /// 16-column runs of those rows, a last vector of columns in blocks of 8 rows and single
     /// rows, the 24-column panel in blocks of 3 rows and its last 1-2 rows) sums each entry's
-    /// terms in order of i, as a plain float loop does: the same bits.
+    /// terms in order of i, as a plain float loop of `Kernels.madd` does (fused in the AVX2
+    /// build, a multiply and an add otherwise): the same bits.
     func testBlockedProductSumsInOrderOfTheInnerIndex() {
         var rng = Xoshiro256(seed: 5)
         for (rows, inner, cols8) in [(50, 64, 32), (1, 64, 24), (64, 20, 8), (11, 7, 56), (3, 9, 48), (17, 3, 40),
@@ -60,8 +61,7 @@ final class TileKernelTests: XCTestCase {
                 for col in 0..<cols8 {
                     var expected = c0[r * cols8 + col]
                     for i in 0..<inner {
-                        let term = a[r * inner + i] * b[i * cols8 + col]
-                        expected = expected + term
+                        expected = Kernels.madd(expected, a[r * inner + i], b[i * cols8 + col])
                     }
                     XCTAssertEqual(c[r * cols8 + col].bitPattern, expected.bitPattern, "\(rows)×\(inner)×\(cols8) at (\(r), \(col))")
                 }
@@ -118,7 +118,8 @@ final class TileKernelTests: XCTestCase {
     }
 
     /// A one-unit layer's product (eight rows to a vector, then single rows) gives the bits of
-    /// a plain float loop from the bias, in order of i, and leaves C's other columns alone.
+    /// a plain float loop of `Kernels.madd` from the bias, in order of i, and leaves C's other
+    /// columns alone.
     func testOneUnitProductSumsInOrderOfTheInnerIndex() {
         var rng = Xoshiro256(seed: 6)
         for (rows, inner) in [(64, 20), (13, 7), (3, 1), (8, 50)] {
@@ -134,8 +135,7 @@ final class TileKernelTests: XCTestCase {
             for r in 0..<rows {
                 var expected = start
                 for i in 0..<inner {
-                    let term = a[r * aStride + i] * w[i * wStride]
-                    expected = expected + term
+                    expected = Kernels.madd(expected, a[r * aStride + i], w[i * wStride])
                 }
                 XCTAssertEqual(c[r * cStride].bitPattern, expected.bitPattern, "\(rows)×\(inner) row \(r)")
                 for col in 1..<cStride { XCTAssertEqual(c[r * cStride + col], 7) }

@@ -6,9 +6,13 @@
 /// 4 rows × 16 columns of the result stays in eight vector registers while the inner dimension
 /// streams past, so each loaded vector of B feeds four rows and each broadcast entry of A two
 /// vectors (the 24 columns of an odd number of vectors go in blocks of 3 rows instead, and a
-/// one-unit layer has a product of its own). Multiply and add stay separate, as in `Kernels`,
-/// so the baseline and AVX2 builds give the same bits. (Fused, this machine's 64³ product went
-/// from 13.7 to 14.6 multiply-adds a cycle, and the MF network's epoch did not move.)
+/// one-unit layer has a product of its own). Each multiply-add is `Kernels.madd`: fused in the
+/// AVX2 + FMA build, where the shapes of the MF network's layers took 10-25% less time per
+/// tile than with a separate multiply and add (half the vector arithmetic instructions, on a
+/// core whose vector units were the limit; an earlier measurement, in another state of the
+/// machine, saw 13.7 -> 14.6 multiply-adds a cycle on a 64³ product). So the two builds give
+/// the networks slightly different bits; within a build every entry's terms are still summed
+/// in order of i, whatever the path, and the tests' plain loops use `madd` too.
 enum TileKernels {
     /// C[r, 0..<cols8] (+)= Σ_i A[r, i] · B[i, 0..<cols8] for r in 0..<rows, i in 0..<inner:
     /// added to C with `accumulate`, written over it without (C's old values are not read).
@@ -62,10 +66,10 @@ enum TileKernels {
                     let b0 = Kernels.load8(bp), b1 = Kernels.load8(bp + 8)
                     let s0 = SIMD8<Float>(repeating: a0[ai]), s1 = SIMD8<Float>(repeating: a1[ai])
                     let s2 = SIMD8<Float>(repeating: a2[ai]), s3 = SIMD8<Float>(repeating: a3[ai])
-                    x00 += s0 * b0; x01 += s0 * b1
-                    x10 += s1 * b0; x11 += s1 * b1
-                    x20 += s2 * b0; x21 += s2 * b1
-                    x30 += s3 * b0; x31 += s3 * b1
+                    x00 = Kernels.madd(x00, s0, b0); x01 = Kernels.madd(x01, s0, b1)
+                    x10 = Kernels.madd(x10, s1, b0); x11 = Kernels.madd(x11, s1, b1)
+                    x20 = Kernels.madd(x20, s2, b0); x21 = Kernels.madd(x21, s2, b1)
+                    x30 = Kernels.madd(x30, s3, b0); x31 = Kernels.madd(x31, s3, b1)
                     bp += bStride
                     ai &+= aColStride
                 }
@@ -89,8 +93,8 @@ enum TileKernels {
                 var bp = b + col, ai = 0
                 for _ in 0..<inner {
                     let s = SIMD8<Float>(repeating: ar[ai])
-                    x0 += s * Kernels.load8(bp); x1 += s * Kernels.load8(bp + 8)
-                    x2 += s * Kernels.load8(bp + 16); x3 += s * Kernels.load8(bp + 24)
+                    x0 = Kernels.madd(x0, s, Kernels.load8(bp)); x1 = Kernels.madd(x1, s, Kernels.load8(bp + 8))
+                    x2 = Kernels.madd(x2, s, Kernels.load8(bp + 16)); x3 = Kernels.madd(x3, s, Kernels.load8(bp + 24))
                     bp += bStride
                     ai &+= aColStride
                 }
@@ -103,7 +107,7 @@ enum TileKernels {
                 var bp = b + col, ai = 0
                 for _ in 0..<inner {
                     let s = SIMD8<Float>(repeating: ar[ai])
-                    x0 += s * Kernels.load8(bp); x1 += s * Kernels.load8(bp + 8)
+                    x0 = Kernels.madd(x0, s, Kernels.load8(bp)); x1 = Kernels.madd(x1, s, Kernels.load8(bp + 8))
                     bp += bStride
                     ai &+= aColStride
                 }
@@ -126,10 +130,10 @@ enum TileKernels {
             var bp = b + col, ai = 0
             for _ in 0..<inner {
                 let b0 = Kernels.load8(bp)
-                x0 += SIMD8<Float>(repeating: a0[ai]) * b0; x1 += SIMD8<Float>(repeating: a1[ai]) * b0
-                x2 += SIMD8<Float>(repeating: a2[ai]) * b0; x3 += SIMD8<Float>(repeating: a3[ai]) * b0
-                x4 += SIMD8<Float>(repeating: a4[ai]) * b0; x5 += SIMD8<Float>(repeating: a5[ai]) * b0
-                x6 += SIMD8<Float>(repeating: a6[ai]) * b0; x7 += SIMD8<Float>(repeating: a7[ai]) * b0
+                x0 = Kernels.madd(x0, SIMD8<Float>(repeating: a0[ai]), b0); x1 = Kernels.madd(x1, SIMD8<Float>(repeating: a1[ai]), b0)
+                x2 = Kernels.madd(x2, SIMD8<Float>(repeating: a2[ai]), b0); x3 = Kernels.madd(x3, SIMD8<Float>(repeating: a3[ai]), b0)
+                x4 = Kernels.madd(x4, SIMD8<Float>(repeating: a4[ai]), b0); x5 = Kernels.madd(x5, SIMD8<Float>(repeating: a5[ai]), b0)
+                x6 = Kernels.madd(x6, SIMD8<Float>(repeating: a6[ai]), b0); x7 = Kernels.madd(x7, SIMD8<Float>(repeating: a7[ai]), b0)
                 bp += bStride
                 ai &+= aColStride
             }
@@ -142,7 +146,7 @@ enum TileKernels {
             var x = start(cr, col)
             var bp = b + col, ai = 0
             for _ in 0..<inner {
-                x += SIMD8<Float>(repeating: ar[ai]) * Kernels.load8(bp)
+                x = Kernels.madd(x, SIMD8<Float>(repeating: ar[ai]), Kernels.load8(bp))
                 bp += bStride
                 ai &+= aColStride
             }
@@ -166,7 +170,7 @@ enum TileKernels {
             for i in 0..<inner {
                 let column = SIMD8<Float>(p[i], p[sa &+ i], p[2 &* sa &+ i], p[3 &* sa &+ i],
                                           p[4 &* sa &+ i], p[5 &* sa &+ i], p[6 &* sa &+ i], p[7 &* sa &+ i])
-                acc += column * SIMD8<Float>(repeating: w[i &* wStride])
+                acc = Kernels.madd(acc, column, SIMD8<Float>(repeating: w[i &* wStride]))
             }
             for l in 0..<8 { c[(r &+ l) &* cStride] = acc[l] }
             r &+= 8
@@ -174,7 +178,7 @@ enum TileKernels {
         while r < rows {
             var x = start
             let p = a + r &* sa
-            for i in 0..<inner { x += p[i] * w[i &* wStride] }
+            for i in 0..<inner { x = Kernels.madd(x, p[i], w[i &* wStride]) }
             c[r &* cStride] = x
             r &+= 1
         }
@@ -203,11 +207,11 @@ enum TileKernels {
             for _ in 0..<inner {
                 let b0 = Kernels.load8(bp), b1 = Kernels.load8(bp + 8), b2 = Kernels.load8(bp + 16)
                 let s0 = SIMD8<Float>(repeating: a0[ai])
-                x00 += s0 * b0; x01 += s0 * b1; x02 += s0 * b2
+                x00 = Kernels.madd(x00, s0, b0); x01 = Kernels.madd(x01, s0, b1); x02 = Kernels.madd(x02, s0, b2)
                 let s1 = SIMD8<Float>(repeating: a1[ai])
-                x10 += s1 * b0; x11 += s1 * b1; x12 += s1 * b2
+                x10 = Kernels.madd(x10, s1, b0); x11 = Kernels.madd(x11, s1, b1); x12 = Kernels.madd(x12, s1, b2)
                 let s2 = SIMD8<Float>(repeating: a2[ai])
-                x20 += s2 * b0; x21 += s2 * b1; x22 += s2 * b2
+                x20 = Kernels.madd(x20, s2, b0); x21 = Kernels.madd(x21, s2, b1); x22 = Kernels.madd(x22, s2, b2)
                 bp += bStride
                 ai &+= aColStride
             }
@@ -222,7 +226,7 @@ enum TileKernels {
             var bp = b, ai = 0
             for _ in 0..<inner {
                 let s = SIMD8<Float>(repeating: ar[ai])
-                x0 += s * Kernels.load8(bp); x1 += s * Kernels.load8(bp + 8); x2 += s * Kernels.load8(bp + 16)
+                x0 = Kernels.madd(x0, s, Kernels.load8(bp)); x1 = Kernels.madd(x1, s, Kernels.load8(bp + 8)); x2 = Kernels.madd(x2, s, Kernels.load8(bp + 16))
                 bp += bStride
                 ai &+= aColStride
             }
