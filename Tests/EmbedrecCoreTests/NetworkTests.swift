@@ -201,6 +201,97 @@ final class NetworkTrainingTests: XCTestCase {
         XCTAssertNotEqual(one, try trainedWeights(threads: 1, seed: 5))
     }
 
+    /// With Adam, each side's embedding rows train in records (`SideRecords`: a joint row of
+    /// the side's nodes, then its moments): the same bits as separate tables and moment tables,
+    /// on one thread and on several, for every architecture.
+    func testSideRecordsGiveTheBitsOfSeparateTables() throws {
+        let data = LowRankData(nUsers: 60, nItems: 50)
+        for (name, nodes) in [("tabular", Architectures.tabular()), ("product with biases", Architectures.productWithBiases()),
+                              ("NeuMF", Architectures.neuMF()), ("dot", Architectures.dotProduct())] {
+            for threads in [1, 2] {
+                var weights: [[Float]] = []
+                for records in [true, false] {
+                    let net = try Network(nodes: nodes, nUsers: data.nUsers, nItems: data.nItems, seed: 8)
+                    var o = options(epochs: 3, threads: threads, seed: 8)
+                    o.batchSize = 100
+                    let trainer = try NetworkTrainer(network: net, data: try data.trainSet(), loss: .mse, negatives: 0,
+                                                     options: o, sideRecords: records)
+                    XCTAssertEqual(trainer.sideRecords.map { $0 != nil }, [records, records], name)
+                    for _ in 0..<3 { _ = try trainer.runEpoch() }
+                    weights.append(net.weights.compactMap { $0 }.flatMap { Array($0.buffer) }
+                                   + net.biases.compactMap { $0 }.flatMap { Array($0.buffer) })
+                }
+                XCTAssertEqual(weights[0].map(\.bitPattern), weights[1].map(\.bitPattern), "\(name), \(threads) threads")
+            }
+        }
+    }
+
+    /// A side's nodes share records only when every reader writes exactly their widths of the
+    /// gradient (not a dense layer, which writes padded rows) and they agree on being
+    /// non-negative; otherwise that side keeps separate tables, and still trains.
+    func testSideRecordsOnlyWhereTheNodesCanShareAJointRow() throws {
+        let data = LowRankData(nUsers: 30, nItems: 20)
+        let denseOnUsers: [NodeSpec] = [.embedding(side: 0, dim: 5, std: 0.3), .dense(0, units: 3, activation: .relu),
+                                         .embedding(side: 1, dim: 3, std: 0.3), .op(.dot, 1, 2), .dense(3, units: 1, activation: .linear)]
+        var mixed = Architectures.productWithBiases()
+        mixed[0].nonNegative = true  // the user embedding, not the user bias
+        for (nodes, expected) in [(denseOnUsers, [false, true]), (mixed, [false, true])] {
+            let net = try Network(nodes: nodes, nUsers: data.nUsers, nItems: data.nItems, seed: 2)
+            let before = net.weights.compactMap { $0 }.flatMap { Array($0.buffer) }
+            let trainer = try NetworkTrainer(network: net, data: try data.trainSet(), loss: .mse, negatives: 0, options: options(epochs: 1))
+            XCTAssertEqual(trainer.sideRecords.map { $0 != nil }, expected)
+            _ = try trainer.runEpoch()
+            XCTAssertNotEqual(net.weights.compactMap { $0 }.flatMap { Array($0.buffer) }, before)
+        }
+        var sgd = options(epochs: 1)
+        sgd.optimizer = .sgd
+        let net = try Network(nodes: Architectures.productWithBiases(), nUsers: data.nUsers, nItems: data.nItems, seed: 2)
+        let trainer = try NetworkTrainer(network: net, data: try data.trainSet(), loss: .mse, negatives: 0, options: sgd)
+        XCTAssertEqual(trainer.sideRecords.map { $0 != nil }, [false, false], "SGD has no moments to keep beside the rows")
+    }
+
+    /// The records are copied into the network's tables after every epoch, an interrupted one
+    /// too: the network then holds every step taken.
+    func testNetworkHoldsEveryStepAfterAnInterruptedEpoch() throws {
+        let data = try UniformRatings(count: 200_000, nUsers: 2_000, nItems: 400, seed: 5).set()
+        let net = try Network(nodes: Architectures.productWithBiases(), nUsers: 2_000, nItems: 400, seed: 3)
+        var o = options(epochs: 5, threads: 1)
+        o.batchSize = 64
+        let trainer = try NetworkTrainer(network: net, data: data, loss: .mse, negatives: 0, options: o)
+        func tablesMatchRecords() -> Bool {
+            for records in trainer.sideRecords.compactMap({ $0 }) {
+                for (k, j) in records.nodes.enumerated() {
+                    let w = net.widths[j], table = net.weights[j]!
+                    for r in 0..<records.rows {
+                        for e in 0..<w where table[r * w + e] != records.record(r)[records.offsets[k] + e] { return false }
+                    }
+                }
+            }
+            return true
+        }
+        XCTAssertEqual(trainer.sideRecords.compactMap { $0 }.count, 2)
+        var interrupted = false
+        for _ in 0..<20 where !interrupted {
+            let afterLast = net.weights[0]!.buffer.map { $0 }
+            let watcher = Thread {
+                while trainer.progress.snapshot.done == 0 {}
+                trainer.cancel.set()
+            }
+            watcher.start()
+            do {
+                _ = try trainer.runEpoch()
+                while !trainer.cancel.isSet {}  // the watcher was late: the epoch ended first
+            } catch let error as CoreError where error.kind == .cancelled {
+                let (done, total, _) = trainer.progress.snapshot
+                interrupted = done > 0 && done < total
+                if interrupted { XCTAssertNotEqual(net.weights[0]!.buffer.map { $0 }, afterLast, "the partial epoch's steps reached the network") }
+            }
+            trainer.cancel.clear()
+            XCTAssertTrue(tablesMatchRecords())
+        }
+        XCTAssertTrue(interrupted, "no epoch was interrupted half-way")
+    }
+
     func testDropoutIsOffWhenPredicting() throws {
         let net = try Network(nodes: Architectures.tabular(), nUsers: 3, nItems: 4, seed: 5)
         var first = [Float](repeating: 0, count: 4), second = [Float](repeating: 0, count: 4)

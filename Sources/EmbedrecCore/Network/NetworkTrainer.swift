@@ -13,7 +13,8 @@ public enum Loss: Int32 {
 /// added up in a fixed order (`denseGradientHalves`). Embedding gradients are kept per example
 /// and summed per touched row in example order. The result is therefore the same for any thread
 /// count. Dropout masks are hashes of (seed, step, position, node, entry) (`DropoutMask`), for
-/// the same reason.
+/// the same reason. With Adam, each side's embedding rows train in records (`SideRecords`),
+/// copied into the network's tables after every epoch.
 ///
 /// With `negatives > 0` (implicit data, BCE) every training pair is a positive, and each epoch
 /// draws that many negatives per positive uniformly from the items the user has not interacted
@@ -46,10 +47,16 @@ public final class NetworkTrainer: Trainer {
     /// network, 2 threads, per thread and epoch: one table's slots 7.8 ms, against 2 ms for
     /// the same calls alone; now both tables' 10.5 ms, and the optimiser step 4 ms shorter).
     private let userRows, itemRows: [BatchRows]
-    /// Per embedding node: each example's gradient of its row (batch × padded width), written
-    /// there by the tile passes. The first example of each touched row then accumulates the
-    /// row's total.
+    /// Per embedding node outside the side records: each example's gradient of its row (batch ×
+    /// padded width), written there by the tile passes. The first example of each touched row
+    /// then accumulates the row's total.
     private let exampleGradients: [Buffer<Float>?]
+    /// Per side (0 users, 1 items), with Adam: the side's embedding rows and their moments in
+    /// records (`SideRecords`), when its nodes can share a joint row; else nil.
+    let sideRecords: [SideRecords?]
+    /// Per side with records: each example's gradient of its joint row (batch × padded joint
+    /// width), every node's entries at its offset.
+    private let sideGradients: [Buffer<Float>?]
     private let embeddingNodes: [Int]
     private let denseNodes: [Int]
     /// Per dense node: the thread that steps all of it, or nil when every thread steps a
@@ -62,9 +69,10 @@ public final class NetworkTrainer: Trainer {
     private let team: WorkerTeam
     /// Adam's moments of each dense node's kernel.
     private let moments: [(m: Buffer<Float>, v: Buffer<Float>)?]
-    /// Adam's moments of each embedding node's rows, a row's pair side by side: row r's first
-    /// moments at r·2w, its second moments right after (w each). A step fetches one run of
-    /// cache lines per row instead of two, and a bias row's two moments share one line.
+    /// Adam's moments of each embedding node's rows outside the side records, a row's pair side
+    /// by side: row r's first moments at r·2w, its second moments right after (w each). A step
+    /// fetches one run of cache lines per row instead of two, and a bias row's two moments
+    /// share one line.
     private let rowMoments: [Buffer<Float>?]
     private let biasMoments: [(m: Buffer<Float>, v: Buffer<Float>)?]
     private var rng: Xoshiro256
@@ -78,7 +86,10 @@ public final class NetworkTrainer: Trainer {
     /// is `data` itself, reshuffled in place each epoch: no second copy of the ratings.
     private let epoch: RatingSet
 
-    public init(network: Network, data: RatingSet, loss: Loss, negatives: Int, options: TrainOptions) throws {
+    /// `sideRecords`: train each side's embedding rows in records when Adam and the network
+    /// allow it (`SideRecords`); off only to compare with separate tables in tests.
+    public init(network: Network, data: RatingSet, loss: Loss, negatives: Int, options: TrainOptions,
+                sideRecords useRecords: Bool = true) throws {
         try options.validate()
         guard data.count > 0 else { throw CoreError.invalid("there are no training ratings") }
         guard (0...100).contains(negatives) else { throw CoreError.invalid("negatives must be in 0...100, got \(negatives)") }
@@ -122,19 +133,26 @@ public final class NetworkTrainer: Trainer {
         outputGradients = (0..<chunkCount).map { _ in Buffer(repeating: 0, count: tileCapacity) }
         userRows = (0..<updateThreads).map { _ in BatchRows(rows: network.nUsers, capacity: batch) }
         itemRows = (0..<updateThreads).map { _ in BatchRows(rows: network.nItems, capacity: batch) }
-        exampleGradients = network.nodes.map { $0.kind == .embedding ? Buffer(repeating: 0, count: batch * TileKernels.padded($0.units)) : nil }
+        let adam = options.optimizer == .adam
+        let sideRecords = adam && useRecords ? [SideRecords(network: network, side: 0), SideRecords(network: network, side: 1)] : [nil, nil]
+        self.sideRecords = sideRecords
+        sideGradients = sideRecords.map { r in r.map { Buffer(repeating: 0, count: batch * TileKernels.padded($0.width)) } }
+        exampleGradients = network.nodes.map { n in
+            guard n.kind == .embedding, sideRecords[n.side] == nil else { return nil }
+            return Buffer(repeating: 0, count: batch * TileKernels.padded(n.units))
+        }
         embeddingNodes = network.nodes.indices.filter { network.nodes[$0].kind == .embedding }
         denseNodes = network.nodes.indices.filter { network.nodes[$0].kind == .dense }
         exampleThread = Buffer(repeating: 0, count: batch)
         team = WorkerTeam(size: updateThreads)
         denseOwners = Self.denseStepOwners(network: network, threads: updateThreads)
-        let adam = options.optimizer == .adam
         moments = network.nodes.indices.map { j in
             guard adam, network.nodes[j].kind == .dense, let w = network.weights[j] else { return nil }
             return (Buffer<Float>(repeating: 0, count: w.count), Buffer<Float>(repeating: 0, count: w.count))
         }
         rowMoments = network.nodes.indices.map { j in
-            guard adam, network.nodes[j].kind == .embedding, let w = network.weights[j] else { return nil }
+            guard adam, network.nodes[j].kind == .embedding, sideRecords[network.nodes[j].side] == nil,
+                  let w = network.weights[j] else { return nil }
             return Buffer<Float>(repeating: 0, count: 2 * w.count, hugePages: true)
         }
         biasMoments = network.biases.map { b in
@@ -142,8 +160,17 @@ public final class NetworkTrainer: Trainer {
             return (Buffer<Float>(repeating: 0, count: b.count), Buffer<Float>(repeating: 0, count: b.count))
         }
         for tile in tiles {
-            for (j, n) in network.nodes.enumerated() where n.kind == .embedding && options.optimizer == .adam {
-                tile.prefetchAlong(node: j, rowMoments[j]!.base)
+            for (j, n) in network.nodes.enumerated() where n.kind == .embedding && adam {
+                if let rows = rowMoments[j] {
+                    tile.prefetchAlong(node: j, rows.base)
+                    continue
+                }
+                // A side's records: each node reads its entries of the joint row; the side's
+                // first node fetches the whole record, its rows into L1 and its moments into L2.
+                let records = sideRecords[n.side]!, k = records.nodes.firstIndex(of: j)!
+                tile.readRows(node: j, from: records.base + records.offsets[k], stride: records.stride,
+                              fetch: k == 0 ? records.width : 0)
+                if k == 0 { tile.prefetchAlong(node: j, records.base + records.width, stride: records.stride, count: 2 * records.width) }
             }
         }
         rng = Xoshiro256(seed: options.seed ^ 0x4E45_5457)
@@ -238,6 +265,7 @@ public final class NetworkTrainer: Trainer {
 
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
+        defer { storeRecords() }  // also after an interruption: the network holds every step taken
         let n = prepareEpoch()
         progress.start(total: n)
         var lossSum = 0.0, absSum = 0.0
@@ -300,7 +328,14 @@ public final class NetworkTrainer: Trainer {
                         }
                     }
                     for j in self.embeddingNodes {
-                        tile.redirectGradient(node: j, to: self.exampleGradients[j]!.base + at &* tile.rowStride(j))
+                        if let rows = self.exampleGradients[j] {
+                            tile.redirectGradient(node: j, to: rows.base + at &* tile.rowStride(j))
+                        } else {
+                            let side = self.network.nodes[j].side, records = self.sideRecords[side]!
+                            let stride = TileKernels.padded(records.width), k = records.nodes.firstIndex(of: j)!
+                            tile.redirectGradient(node: j, to: self.sideGradients[side]!.base + at &* stride + records.offsets[k],
+                                                  stride: stride)
+                        }
                     }
                     tile.backward(count: n, gOut: gOut, fresh: at == lo)
                     at += n
@@ -340,6 +375,16 @@ public final class NetworkTrainer: Trainer {
         var l = 0.0, a = 0.0
         for c in 0..<chunksUsed { l += partial[2 * c]; a += partial[2 * c + 1] }
         return (l, a)
+    }
+
+    /// Copies the side records' rows into the network's tables, each thread a share of them.
+    private func storeRecords() {
+        let sides = sideRecords.compactMap { $0 }
+        guard !sides.isEmpty else { return }
+        let network = self.network, threads = team.size
+        team.run { t in
+            for records in sides { records.store(to: network, rows: (records.rows * t / threads)..<(records.rows * (t + 1) / threads)) }
+        }
     }
 
     deinit { team.shutdown() }
@@ -469,7 +514,12 @@ public final class NetworkTrainer: Trainer {
                 if tr.firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
                 switch node.kind {
                 case .dense: stepDense(node: j, thread: t, of: threads)
-                case .embedding: stepEmbedding(node: j, thread: t)
+                case .embedding:
+                    if let records = tr.sideRecords[node.side] {
+                        if records.nodes[0] == j { stepSide(records, thread: t) }  // its other nodes with it
+                    } else {
+                        stepEmbedding(node: j, thread: t)
+                    }
                 default: break
                 }
             }
@@ -513,15 +563,46 @@ public final class NetworkTrainer: Trainer {
         private func stepEmbedding(node j: Int, thread t: Int) {
             // Raw pointers only from here on: this runs on every thread at once, and reference
             // counting the shared buffers per row made the threads fight over their counts.
-            let tr = trainer, w = tr.network.widths[j], stride = TileKernels.padded(w), side = tr.network.nodes[j].side
-            let nonNegative = tr.network.nodes[j].nonNegative
-            let rows = side == 0 ? tr.userRows[t] : tr.itemRows[t]
+            let tr = trainer, w = tr.network.widths[j], side = tr.network.nodes[j].side
+            let moments = tr.rowMoments[j]?.base
+            let rows = RowPlaces(params: tr.network.weights[j]!.base, paramStride: w, moments: moments, momentStride: 2 * w,
+                                 secondMoments: w, together: false)
+            stepRows(side == 0 ? tr.userRows[t] : tr.itemRows[t], rows, width: w, gradients: tr.exampleGradients[j]!.base,
+                     gradientStride: TileKernels.padded(w), nonNegative: tr.network.nodes[j].nonNegative,
+                     firstTrainable: side == 0 ? tr.firstTrainableUser ?? 0 : 0, thread: t)
+        }
+
+        /// Steps a side's records: every node of the side at once, one Adam step per joint row.
+        private func stepSide(_ records: SideRecords, thread t: Int) {
+            let tr = trainer, side = tr.network.nodes[records.nodes[0]].side, width = records.width
+            let rows = RowPlaces(params: records.base, paramStride: records.stride, moments: records.base + width,
+                                 momentStride: records.stride, secondMoments: width, together: true)
+            stepRows(side == 0 ? tr.userRows[t] : tr.itemRows[t], rows, width: width, gradients: tr.sideGradients[side]!.base,
+                     gradientStride: TileKernels.padded(width), nonNegative: records.nonNegative(in: tr.network),
+                     firstTrainable: side == 0 ? tr.firstTrainableUser ?? 0 : 0, thread: t)
+        }
+
+        /// Where a table's row r lives while it trains: its `width` entries at `params + r ·
+        /// paramStride`, and with Adam their first moments at `moments + r · momentStride` and
+        /// their second moments `secondMoments` floats after those. `together`: entries and
+        /// moments are one record (`SideRecords`), fetched as one run of `paramStride` floats.
+        private struct RowPlaces {
+            let params: UnsafeMutablePointer<Float>
+            let paramStride: Int
+            let moments: UnsafeMutablePointer<Float>?
+            let momentStride, secondMoments: Int
+            let together: Bool
+        }
+
+        /// One optimiser step for the rows of `rows` that thread `t` owns, whose examples'
+        /// gradients are rows of `gradients` (`gradientStride` apart).
+        @inline(__always)
+        private func stepRows(_ rows: BatchRows, _ places: RowPlaces, width w: Int, gradients perExample: UnsafeMutablePointer<Float>,
+                              gradientStride stride: Int, nonNegative: Bool, firstTrainable first: Int, thread t: Int) {
             let count = rows.count, slots = rows.slotOfExample.base, touched = rows.touched.base, firsts = rows.firstExample.base
             let occurrences = rows.occurrences.base
-            let table = tr.network.weights[j]!.base
-            let moments = tr.rowMoments[j]?.base
-            let perExample = tr.exampleGradients[j]!.base
-            let first = side == 0 ? tr.firstTrainableUser ?? 0 : 0
+            let table = places.params, rowStride = places.paramStride, moments = places.moments
+            let momentStride = places.momentStride, second = places.secondMoments
             // Each row's total gathers, in example order, in the gradient of its first example.
             // Rows touched once (most users) need nothing here. The L2 term is added in the
             // step, once per row, times the row's count of examples.
@@ -541,20 +622,24 @@ public final class NetworkTrainer: Trainer {
             let mine = firstSlot(from: examples.lowerBound, firsts, count)..<firstSlot(from: examples.upperBound, firsts, count)
             for s in mine {
                 if s + 8 < mine.upperBound {  // rows at random: fetch a few ahead
-                    let ahead = Int(touched[s + 8]) &* w
-                    Kernels.prefetch(table + ahead, w)
-                    if let moments { Kernels.prefetch(moments + 2 &* ahead, 2 &* w) }
+                    let ahead = Int(touched[s + 8])
+                    if places.together {
+                        Kernels.prefetch(table + ahead &* rowStride, rowStride)
+                    } else {
+                        Kernels.prefetch(table + ahead &* rowStride, w)
+                        if let moments { Kernels.prefetch(moments + ahead &* momentStride, second &+ w) }
+                    }
                 }
                 let row = Int(touched[s])
                 if row >= first {
-                    let p = table + row &* w, g = perExample + Int(firsts[s]) &* stride
+                    let p = table + row &* rowStride, g = perExample + Int(firsts[s]) &* stride
                     let decay = rowDecay * Float(occurrences[s])
                     // Adam's row step called here rather than through `step`, which the compiler
                     // kept as a call per row (MF network, 2 threads, best of 20 epochs, twice:
                     // 0.274 -> 0.267 s and 0.278 -> 0.274 s). Moments exist only with Adam.
                     if let moments {
-                        let m = moments + 2 &* row &* w
-                        AdamTrainer.adamRow(p, m, m + w, g, w, factors, decay: decay)
+                        let m = moments + row &* momentStride
+                        AdamTrainer.adamRow(p, m, m + second, g, w, factors, decay: decay)
                     } else {
                         step(p, nil, nil, g, w, decay: decay)
                     }

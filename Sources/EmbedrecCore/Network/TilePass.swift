@@ -166,6 +166,11 @@ final class TilePass {
                 t.setAssigns(k)
             }
             t.cleared = firstWriter[j] < 0 && j != count - 1  // nobody passes it a gradient
+            if n.kind == .embedding {
+                t.table = network.weights[j]!.base
+                t.tableStride = network.widths[j]
+                t.fetchCount = network.widths[j]
+            }
             if n.kind == .dense {
                 t.transposed = weights.transposed[j]!.base
                 t.kernelRows = weights.rows[j]!.base
@@ -238,14 +243,27 @@ final class TilePass {
     @inline(__always)
     func gradient(_ j: Int, _ b: Int) -> UnsafeMutablePointer<Float> { layout[j].grad + b &* layout[j].gradStride }
 
-    /// Makes the backward pass write node `j`'s gradient rows (stride `rowStride(j)`) at `rows`
-    /// instead of in the tile: the trainer points embedding nodes at its per-batch arrays, so
-    /// their gradients need no copy.
-    func redirectGradient(node j: Int, to rows: UnsafeMutablePointer<Float>) {
+    /// Makes the backward pass write node `j`'s gradient rows at `rows`, `stride` floats apart
+    /// (by default `rowStride(j)`), instead of in the tile: the trainer points embedding nodes
+    /// at its per-batch arrays, so their gradients need no copy. Only row b's first `width`
+    /// entries are written, so several nodes' rows can share one array side by side.
+    func redirectGradient(node j: Int, to rows: UnsafeMutablePointer<Float>, stride: Int? = nil) {
         precondition(!consumers[j].contains { (c, k) in layout[c].gradsInPlace & (1 << k) != 0 },
                      "a gradient read in place from a concatenation cannot be redirected")
+        let stride = stride ?? layout[j].gradStride
         layout[j].grad = rows
-        for (c, k) in consumers[j] { layout[c].setInputGrad(k, rows) }
+        layout[j].gradStride = stride
+        layout[j].redirected = true
+        for (c, k) in consumers[j] { layout[c].setInputGrad(k, rows, stride: stride) }
+    }
+
+    /// Makes the forward pass read embedding node `j`'s row r at `table + r · stride` (the
+    /// trainer's records) and fetch `fetch` floats of the row a few examples ahead (0: none).
+    func readRows(node j: Int, from table: UnsafeMutablePointer<Float>, stride: Int, fetch: Int) {
+        precondition(network.nodes[j].kind == .embedding)
+        layout[j].table = table
+        layout[j].tableStride = stride
+        layout[j].fetchCount = fetch
     }
 
     /// A table with one row per row of embedding node `j` (the optimiser's moments, two
@@ -256,8 +274,13 @@ final class TilePass {
     /// rows both threads' chunks touch away from the other core (2 threads, best of 20 epochs
     /// twice: MF network 0.288 -> 0.278 s and 0.282 -> 0.274 s; tabular, best of 16, 0.237 ->
     /// 0.222 s).
-    func prefetchAlong(node j: Int, _ companion: UnsafeMutablePointer<Float>) {
+    ///
+    /// Row r of the companion is `count` floats at `companion + r · stride` (by default the
+    /// trainer's moment tables: two floats per entry of the node's row).
+    func prefetchAlong(node j: Int, _ companion: UnsafeMutablePointer<Float>, stride: Int? = nil, count: Int? = nil) {
         layout[j].companion = companion
+        layout[j].companionStride = stride ?? 2 * network.widths[j]
+        layout[j].companionCount = count ?? 2 * network.widths[j]
     }
 
     /// Forward pass over `count` examples (read `output(b)` after). With `dropoutSeeds`,
@@ -275,21 +298,21 @@ final class TilePass {
             let s = t.stride, w = node.width, out = t.values
             switch node.kind {
             case .embedding:
-                let table = node.weights!
+                let table = t.table!, ts = t.tableStride, fetch = t.fetchCount
                 let ids = node.side == 0 ? users : items
                 for b in 0..<n {
                     // Rows are read at random: ask for the one 8 examples ahead, so several
                     // cache misses are under way at once.
                     if b &+ 8 < n, ids[b &+ 8] >= 0 {
-                        let ahead = Int(ids[b &+ 8]) &* w
-                        Kernels.prefetch(table + ahead, w)
-                        if let c = t.companion { Kernels.prefetchL2(c + 2 &* ahead, 2 &* w) }
+                        let ahead = Int(ids[b &+ 8])
+                        Kernels.prefetch(table + ahead &* ts, fetch)
+                        if let c = t.companion { Kernels.prefetchL2(c + ahead &* t.companionStride, t.companionCount) }
                     }
                     let row = Int(ids[b])
                     if row < 0 {
                         (out + b &* s).update(repeating: 0, count: w)
                     } else {
-                        Kernels.copy(out + b &* s, table + row &* w, w)
+                        Kernels.copy(out + b &* s, table + row &* ts, w)
                     }
                 }
             case .dropout:
@@ -365,7 +388,13 @@ final class TilePass {
     func backward(count n: Int, gOut: UnsafePointer<Float>, fresh: Bool = false) {
         let nodes = network.compiled
         let last = nodes.count - 1
-        for j in 0..<nodes.count where layout[j].cleared { layout[j].grad.update(repeating: 0, count: n &* layout[j].gradStride) }
+        for j in 0..<nodes.count where layout[j].cleared {
+            if layout[j].redirected {  // rows shared with other nodes: only this node's entries
+                for b in 0..<n { gradient(j, b).update(repeating: 0, count: nodes[j].width) }
+            } else {
+                layout[j].grad.update(repeating: 0, count: n &* layout[j].gradStride)
+            }
+        }
         for b in 0..<n { gradient(last, b).pointee = gOut[b] }
         let training = hasDropout
         for j in stride(from: last, through: 0, by: -1) {
@@ -473,9 +502,19 @@ private struct TileNode {
     private var assignBits = 0
     /// Nobody passes this node a gradient: the backward pass zeroes its rows.
     var cleared = false
+    /// Its gradient rows are the trainer's (`redirectGradient`), maybe shared with other nodes.
+    var redirected = false
     var transposed, kernelRows, bias, kernelGradient, biasGradient: UnsafeMutablePointer<Float>?
-    /// Embedding nodes: tables whose rows are fetched along with the node's (`prefetchAlong`).
+    /// Embedding nodes: where row r's entries are read, `table + r · tableStride` (the
+    /// network's table, or the trainer's records: `readRows`), and how many floats from there
+    /// the forward pass fetches into L1 for a row a few examples ahead (0: none, another node
+    /// of the same records fetches them).
+    var table: UnsafeMutablePointer<Float>?
+    var tableStride = 0, fetchCount = 0
+    /// Embedding nodes: a table whose rows are fetched into L2 along with the node's
+    /// (`prefetchAlong`), `companionCount` floats from `companion + r · companionStride`.
     var companion: UnsafeMutablePointer<Float>?
+    var companionStride = 0, companionCount = 0
 
     init(stride: Int, gradStride: Int, maskStride: Int, values: UnsafeMutablePointer<Float>,
          mask: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>, inputs: [UnsafeMutablePointer<Float>],
@@ -516,7 +555,12 @@ private struct TileNode {
 
     mutating func setAssigns(_ k: Int) { assignBits |= 1 << k }
 
-    mutating func setInputGrad(_ k: Int, _ p: UnsafeMutablePointer<Float>) {
-        switch k { case 0: gin0 = p; case 1: gin1 = p; case 2: gin2 = p; default: gin3 = p }
+    mutating func setInputGrad(_ k: Int, _ p: UnsafeMutablePointer<Float>, stride: Int) {
+        switch k {
+        case 0: gin0 = p; gsin0 = stride
+        case 1: gin1 = p; gsin1 = stride
+        case 2: gin2 = p; gsin2 = stride
+        default: gin3 = p; gsin3 = stride
+        }
     }
 }
