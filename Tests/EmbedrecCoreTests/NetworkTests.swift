@@ -273,20 +273,8 @@ final class NetworkTrainingTests: XCTestCase {
         var interrupted = false
         for _ in 0..<20 where !interrupted {
             let afterLast = net.weights[0]!.buffer.map { $0 }
-            let watcher = Thread {
-                while trainer.progress.snapshot.done == 0 {}
-                trainer.cancel.set()
-            }
-            watcher.start()
-            do {
-                _ = try trainer.runEpoch()
-                while !trainer.cancel.isSet {}  // the watcher was late: the epoch ended first
-            } catch let error as CoreError where error.kind == .cancelled {
-                let (done, total, _) = trainer.progress.snapshot
-                interrupted = done > 0 && done < total
-                if interrupted { XCTAssertNotEqual(net.weights[0]!.buffer.map { $0 }, afterLast, "the partial epoch's steps reached the network") }
-            }
-            trainer.cancel.clear()
+            interrupted = try runInterruptedEpoch(trainer)
+            if interrupted { XCTAssertNotEqual(net.weights[0]!.buffer.map { $0 }, afterLast, "the partial epoch's steps reached the network") }
             XCTAssertTrue(tablesMatchRecords())
         }
         XCTAssertTrue(interrupted, "no epoch was interrupted half-way")

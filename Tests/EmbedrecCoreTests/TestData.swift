@@ -1,3 +1,4 @@
+import Foundation
 @testable import EmbedrecCore
 
 /// A generated low-rank rating set with known Gaussian noise, split into train and test.
@@ -62,4 +63,24 @@ struct UniformRatings {
 func train(_ model: MFModel, _ data: RatingSet, _ options: TrainOptions) throws {
     let trainer = try makeTrainer(model: model, data: data, options: options)
     for _ in 0..<options.epochs { _ = try trainer.runEpoch() }
+}
+
+/// Runs an epoch of `trainer` that a watcher thread interrupts once some of it has run.
+/// Returns true when the epoch was cancelled part-way (some examples done, not all), false
+/// when it ended first or was cancelled before any work; the flag is cleared either way.
+func runInterruptedEpoch(_ trainer: Trainer) throws -> Bool {
+    let watcher = Thread {
+        while trainer.progress.snapshot.done == 0 {}
+        trainer.cancel.set()
+    }
+    watcher.start()
+    defer { trainer.cancel.clear() }
+    do {
+        _ = try trainer.runEpoch()
+        while !trainer.cancel.isSet {}  // the watcher was late: the epoch ended first
+        return false
+    } catch let error as CoreError where error.kind == .cancelled {
+        let (done, total, _) = trainer.progress.snapshot
+        return done > 0 && done < total
+    }
 }

@@ -146,20 +146,8 @@ final class TrainingTests: XCTestCase {
         var interrupted = false
         for _ in 0..<20 where !interrupted {
             let afterLast = Array(model.userFactors.buffer)
-            let watcher = Thread {
-                while trainer.progress.snapshot.done == 0 {}
-                trainer.cancel.set()
-            }
-            watcher.start()
-            do {
-                _ = try trainer.runEpoch()
-                while !trainer.cancel.isSet {}  // the watcher was late: the epoch ended first
-            } catch let error as CoreError where error.kind == .cancelled {
-                let (done, total, _) = trainer.progress.snapshot
-                interrupted = done > 0 && done < total
-                if interrupted { XCTAssertTrue(Array(model.userFactors.buffer) != afterLast, "the partial epoch's steps reached the model") }
-            }
-            trainer.cancel.clear()
+            interrupted = try runInterruptedEpoch(trainer)
+            if interrupted { XCTAssertTrue(Array(model.userFactors.buffer) != afterLast, "the partial epoch's steps reached the model") }
             XCTAssertTrue(modelMatchesRecords())
         }
         XCTAssertTrue(interrupted, "no epoch was interrupted half-way")

@@ -578,7 +578,7 @@ public final class NetworkTrainer: Trainer {
             let rows = RowPlaces(params: records.base, paramStride: records.stride, moments: records.base + width,
                                  momentStride: records.stride, secondMoments: width, together: true)
             stepRows(side == 0 ? tr.userRows[t] : tr.itemRows[t], rows, width: width, gradients: tr.sideGradients[side]!.base,
-                     gradientStride: TileKernels.padded(width), nonNegative: records.nonNegative(in: tr.network),
+                     gradientStride: TileKernels.padded(width), nonNegative: records.nonNegative,
                      firstTrainable: side == 0 ? tr.firstTrainableUser ?? 0 : 0, thread: t)
         }
 

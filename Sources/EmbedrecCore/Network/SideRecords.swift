@@ -27,6 +27,8 @@ final class SideRecords {
     let rows: Int
     /// Floats from one record to the next: 3 · width rounded up to whole 64-byte lines.
     let stride: Int
+    /// Whether the side's nodes clamp their entries at zero after each step (all or none).
+    let nonNegative: Bool
     private let storage: Buffer<Float>
 
     /// The records of `side` (0 users, 1 items), or nil when the side has no embedding nodes
@@ -52,12 +54,10 @@ final class SideRecords {
         self.width = width
         rows = side == 0 ? network.nUsers : network.nItems
         stride = (3 * width + 15) & ~15
+        nonNegative = network.nodes[first].nonNegative
         storage = Buffer(repeating: 0, count: rows * stride, hugePages: true)
         load(from: network)
     }
-
-    /// Whether the side's nodes clamp their entries at zero after each step.
-    func nonNegative(in network: Network) -> Bool { network.nodes[nodes[0]].nonNegative }
 
     /// Row r's record.
     @inline(__always) func record(_ r: Int) -> UnsafeMutablePointer<Float> { storage.base + r &* stride }
