@@ -1,7 +1,8 @@
 /*
  * What the Swift core needs from C and Swift's standard library lacks: a cache prefetch hint,
- * a vector square root, a vector multiply-add that is fused where the target CPU has one, and the size of the thread's CPU affinity mask. Static inline, so the Swift compiler inlines them through the
- * Clang importer; nothing here is exported from the shared library.
+ * a vector square root, a vector multiply-add that is fused where the target CPU has one, and
+ * the size of the thread's CPU affinity mask. Static inline, so the Swift compiler inlines them
+ * through the Clang importer; nothing here is exported from the shared library.
  */
 #ifndef EMBEDREC_SHIMS_H
 #define EMBEDREC_SHIMS_H
@@ -57,14 +58,21 @@ typedef float embedrec_float8 __attribute__((ext_vector_type(8)));
 static inline embedrec_float8 embedrec_sqrt8(embedrec_float8 x) { return __builtin_elementwise_sqrt(x); }
 
 /*
- * acc + a * b in each of eight lanes: one fused multiply-add (a single rounding) when the
- * library is compiled for a CPU that has it (the wheel's AVX2 + FMA build: the Clang importer
- * sees the same target CPU as swiftc, so __FMA__ is defined there), else a multiply and an
- * add. Only the networks' dense products use it (TileKernels), so only they differ in the last
- * bits between the two builds; SGD and Adam matrix factorisation give the same bits in both.
+ * Whether the multiply-adds below are fused (one rounding): when the library is compiled for a
+ * CPU that has FMA (the wheel's AVX2 + FMA build: the Clang importer sees the same target CPU
+ * as swiftc, so __FMA__ is defined there). Only the networks' dense products use them
+ * (TileKernels), so only they differ in the last bits between the two builds; SGD and Adam
+ * matrix factorisation give the same bits in both.
  */
-static inline embedrec_float8 embedrec_madd8(embedrec_float8 acc, embedrec_float8 a, embedrec_float8 b) {
 #if defined(__FMA__)
+#define EMBEDREC_FUSED_MADD 1
+#else
+#define EMBEDREC_FUSED_MADD 0
+#endif
+
+/* acc + a * b in each of eight lanes, fused when EMBEDREC_FUSED_MADD, else a multiply and an add. */
+static inline embedrec_float8 embedrec_madd8(embedrec_float8 acc, embedrec_float8 a, embedrec_float8 b) {
+#if EMBEDREC_FUSED_MADD
     return __builtin_elementwise_fma(a, b, acc);
 #else
     return acc + a * b;
@@ -73,20 +81,14 @@ static inline embedrec_float8 embedrec_madd8(embedrec_float8 acc, embedrec_float
 
 /* acc + a * b for one float, fused exactly when embedrec_madd8 is: a lane of that, alone. */
 static inline float embedrec_madd1(float acc, float a, float b) {
-#if defined(__FMA__)
+#if EMBEDREC_FUSED_MADD
     return __builtin_fmaf(a, b, acc);
 #else
     return acc + a * b;
 #endif
 }
 
-/* 1 when embedrec_madd8 is fused (the library was compiled for an FMA CPU), else 0. */
-static inline int embedrec_fused_madd(void) {
-#if defined(__FMA__)
-    return 1;
-#else
-    return 0;
-#endif
-}
+/* EMBEDREC_FUSED_MADD, for Swift (which does not import the macro's #if). */
+static inline int embedrec_fused_madd(void) { return EMBEDREC_FUSED_MADD; }
 
 #endif

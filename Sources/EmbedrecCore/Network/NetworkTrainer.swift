@@ -57,6 +57,10 @@ public final class NetworkTrainer: Trainer {
     /// Per side with records: each example's gradient of its joint row (batch × padded joint
     /// width), every node's entries at its offset.
     private let sideGradients: [Buffer<Float>?]
+    /// Per embedding node: where the tile passes write the batch's example gradients of its
+    /// rows (example b's at `base + b · stride`: its own array, or its entries of its side's
+    /// joint rows). Raw pointers, worked out once: the chunks read them on every thread.
+    private let gradientRows: [(base: UnsafeMutablePointer<Float>, stride: Int)?]
     private let embeddingNodes: [Int]
     private let denseNodes: [Int]
     /// Per dense node: the thread that steps all of it, or nil when every thread steps a
@@ -136,10 +140,18 @@ public final class NetworkTrainer: Trainer {
         let adam = options.optimizer == .adam
         let sideRecords = adam && useRecords ? [SideRecords(network: network, side: 0), SideRecords(network: network, side: 1)] : [nil, nil]
         self.sideRecords = sideRecords
-        sideGradients = sideRecords.map { r in r.map { Buffer(repeating: 0, count: batch * TileKernels.padded($0.width)) } }
-        exampleGradients = network.nodes.map { n in
+        let sideGradients = sideRecords.map { r in r.map { Buffer<Float>(repeating: 0, count: batch * TileKernels.padded($0.width)) } }
+        self.sideGradients = sideGradients
+        let exampleGradients = network.nodes.map { n -> Buffer<Float>? in
             guard n.kind == .embedding, sideRecords[n.side] == nil else { return nil }
             return Buffer(repeating: 0, count: batch * TileKernels.padded(n.units))
+        }
+        self.exampleGradients = exampleGradients
+        gradientRows = network.nodes.indices.map { j in
+            if let rows = exampleGradients[j] { return (rows.base, TileKernels.padded(network.nodes[j].units)) }
+            let n = network.nodes[j]
+            guard n.kind == .embedding, let records = sideRecords[n.side], let at = records.offset(ofNode: j) else { return nil }
+            return (sideGradients[n.side]!.base + at, TileKernels.padded(records.width))
         }
         embeddingNodes = network.nodes.indices.filter { network.nodes[$0].kind == .embedding }
         denseNodes = network.nodes.indices.filter { network.nodes[$0].kind == .dense }
@@ -167,10 +179,10 @@ public final class NetworkTrainer: Trainer {
                 }
                 // A side's records: each node reads its entries of the joint row; the side's
                 // first node fetches the whole record, its rows into L1 and its moments into L2.
-                let records = sideRecords[n.side]!, k = records.nodes.firstIndex(of: j)!
-                tile.readRows(node: j, from: records.base + records.offsets[k], stride: records.stride,
-                              fetch: k == 0 ? records.width : 0)
-                if k == 0 { tile.prefetchAlong(node: j, records.base + records.width, stride: records.stride, count: 2 * records.width) }
+                let records = sideRecords[n.side]!, leads = records.nodes[0] == j
+                tile.readRows(node: j, from: records.base + records.offset(ofNode: j)!, stride: records.stride,
+                              fetch: leads ? records.width : 0)
+                if leads { tile.prefetchAlong(node: j, records.base + records.width, stride: records.stride, count: 2 * records.width) }
             }
         }
         rng = Xoshiro256(seed: options.seed ^ 0x4E45_5457)
@@ -328,14 +340,8 @@ public final class NetworkTrainer: Trainer {
                         }
                     }
                     for j in self.embeddingNodes {
-                        if let rows = self.exampleGradients[j] {
-                            tile.redirectGradient(node: j, to: rows.base + at &* tile.rowStride(j))
-                        } else {
-                            let side = self.network.nodes[j].side, records = self.sideRecords[side]!
-                            let stride = TileKernels.padded(records.width), k = records.nodes.firstIndex(of: j)!
-                            tile.redirectGradient(node: j, to: self.sideGradients[side]!.base + at &* stride + records.offsets[k],
-                                                  stride: stride)
-                        }
+                        let rows = self.gradientRows[j]!
+                        tile.redirectGradient(node: j, to: rows.base + at &* rows.stride, stride: rows.stride)
                     }
                     tile.backward(count: n, gOut: gOut, fresh: at == lo)
                     at += n
@@ -574,7 +580,7 @@ public final class NetworkTrainer: Trainer {
 
         /// Steps a side's records: every node of the side at once, one Adam step per joint row.
         private func stepSide(_ records: SideRecords, thread t: Int) {
-            let tr = trainer, side = tr.network.nodes[records.nodes[0]].side, width = records.width
+            let tr = trainer, side = records.side, width = records.width
             let rows = RowPlaces(params: records.base, paramStride: records.stride, moments: records.base + width,
                                  momentStride: records.stride, secondMoments: width, together: true)
             stepRows(side == 0 ? tr.userRows[t] : tr.itemRows[t], rows, width: width, gradients: tr.sideGradients[side]!.base,

@@ -22,6 +22,8 @@ final class SideRecords {
     /// joint row.
     let nodes: [Int]
     let offsets: [Int]
+    /// 0 users, 1 items.
+    let side: Int
     /// Entries of the joint row: the nodes' widths added up.
     let width: Int
     let rows: Int
@@ -51,6 +53,7 @@ final class SideRecords {
         }
         self.nodes = nodes
         self.offsets = offsets
+        self.side = side
         self.width = width
         rows = side == 0 ? network.nUsers : network.nItems
         stride = (3 * width + 15) & ~15
@@ -58,6 +61,9 @@ final class SideRecords {
         storage = Buffer(repeating: 0, count: rows * stride, hugePages: true)
         load(from: network)
     }
+
+    /// Where node `j`'s entries start in the joint row (nil: not a node of this side).
+    func offset(ofNode j: Int) -> Int? { nodes.firstIndex(of: j).map { offsets[$0] } }
 
     /// Row r's record.
     @inline(__always) func record(_ r: Int) -> UnsafeMutablePointer<Float> { storage.base + r &* stride }
