@@ -158,7 +158,7 @@ public func embedrecModelRecommend(_ h: UnsafeMutableRawPointer?, _ users: Unsaf
     status {
         let m = try model(h)
         let count = try Check.length(nUsers, "n_users")
-        let topK = try Check.int(Int64(k), "k", in: 1...65536)
+        let topK = try Check.int(Int64(k), "k", in: 1...Int64(Int32.max))
         let outCount = try MemoryBudget.product([count, topK], what: "recommendations")
         try MemoryBudget.check(bytes: outCount * 8, what: "recommendations")
         let us = try Check.pointer(users, "users", count: count)
@@ -197,7 +197,7 @@ public func embedrecModelSimilar(_ h: UnsafeMutableRawPointer?, _ ofItems: Int32
     status {
         let m = try model(h)
         let count = try Check.length(nRows, "n_rows")
-        let topK = try Check.int(Int64(k), "k", in: 1...65536)
+        let topK = try Check.int(Int64(k), "k", in: 1...Int64(Int32.max))
         guard let metricValue = SimilarityMetric(rawValue: metric) else {
             throw CoreError.invalid("metric must be 0 (cosine) or 1 (dot), got \(metric)")
         }
@@ -261,6 +261,15 @@ public func embedrecTrainerSetDeterministic(_ h: UnsafeMutableRawPointer?, _ on:
         } else {
             sgd.grid = nil
         }
+    }
+}
+
+@_cdecl("embedrec_trainer_set_dropout")
+public func embedrecTrainerSetDropout(_ h: UnsafeMutableRawPointer?, _ userRate: Double, _ itemRate: Double) -> Int32 {
+    status {
+        let t = try trainer(h)
+        try EmbeddingDropout.validate(user: userRate, item: itemRate)
+        try t.useEmbeddingDropout(EmbeddingDropout(userRate: Float(userRate), itemRate: Float(itemRate)))
     }
 }
 

@@ -39,6 +39,10 @@ final class AdamTrainer: Trainer {
     private let ratingThread: Buffer<UInt16>
 
     static let beta1: Float = 0.9, beta2: Float = 0.99, epsilon: Float = 1e-5
+    /// Per-side embedding dropout (none by default); set before the first epoch.
+    var dropout = EmbeddingDropout.none
+
+    func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws { self.dropout = dropout }
 
     init(model: MFModel, data: RatingSet, options: TrainOptions) throws {
         self.model = model
@@ -161,6 +165,7 @@ final class AdamTrainer: Trainer {
         let owners = ratingThread.base
         let userRecords = userRecords, itemRecords = itemRecords, k = m.k, g0 = m.globalBias
         let bias = k, gk = k + 1  // the bias follows the factors, in records and in gradients
+        let drop = dropout.keyed(seed: options.seed, epoch: epochsDone)
         team.run { t in
             // The batch's distinct users and items get their slots on two threads at once
             // (serially, they were a tenth of the epoch); step 2 needs them.
@@ -175,6 +180,34 @@ final class AdamTrainer: Trainer {
                 Kernels.prefetchL2(u + userRecords.firstMoments, 2 &* gk)
             }
             for j in part.prefix(8) { fetch(j) }  // the part's first ratings, which no rating before fetched
+            if drop.isActive {
+                // With embedding dropout: the rating's combined mask c on the dot product and
+                // on both gradients (see `EmbeddingDropout`), in a loop of its own.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: EmbeddingDropout.scratchCount(k: k)) { scratch in
+                    let c = scratch.baseAddress!
+                    for j in part {
+                        let p = userRecords.record(Int(us[lo + j])), q = itemRecords.record(Int(its[lo + j]))
+                        drop.combinedMask(c, k: k, position: lo + j)
+                        var dot: Float = 0
+                        for e in 0..<k { dot += c[e] * p[e] * q[e] }
+                        var raw = g0
+                        raw += p[bias]
+                        raw += q[bias]
+                        raw += dot
+                        let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[lo + j])
+                        errOut[j] = pred - rs[lo + j]
+                        let g = 2 * dRaw * scale
+                        for e in 0..<k {
+                            let gc = g * c[e]
+                            gU[j &* gk &+ e] = gc * q[e]
+                            gI[j &* gk &+ e] = gc * p[e]
+                        }
+                        gU[j &* gk &+ k] = g
+                        gI[j &* gk &+ k] = g
+                    }
+                }
+                return
+            }
             for j in part {
                 if j + 8 < part.upperBound {
                     // Records of a rating a few ahead, usually in L2 already (the batch before

@@ -18,6 +18,10 @@ public final class SGDTrainer: Trainer {
     public let cancel = CancelFlag()
     /// Set by `useBlockSchedule`: the deterministic multi-threaded schedule.
     public var grid: BlockGrid?
+    /// Per-side embedding dropout (none by default); set before the first epoch.
+    public var dropout = EmbeddingDropout.none
+
+    public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws { self.dropout = dropout }
     public let progress = EpochProgress()
     public var epochsDone = 0
     var rng: Xoshiro256
@@ -54,7 +58,8 @@ public final class SGDTrainer: Trainer {
             return try runGridEpoch(grid, start: start, lr: lr)
         }
         let cancel = self.cancel, progress = self.progress
-        let step = SGDStep(model: model, data: data, lr: lr, reg: reg)
+        let step = SGDStep(model: model, data: data, lr: lr, reg: reg,
+                           dropout: dropout.keyed(seed: options.seed, epoch: epochsDone))
         let ptrs = UncheckedSendable((blockOrder.base, partial.base))
         parallelChunks(count: blocks, chunks: threads) { c, blockRange in
             let (order, out) = ptrs.value
@@ -99,8 +104,9 @@ struct SGDStep: @unchecked Sendable {
     let lr, reg: Float
     let k: Int
     let biases, nonNegative: Bool
+    let dropout: EmbeddingDropout
 
-    init(model: MFModel, data: RatingSet, lr: Float, reg: Float) {
+    init(model: MFModel, data: RatingSet, lr: Float, reg: Float, dropout: EmbeddingDropout = .none) {
         m = model
         P = model.userFactors.base; Q = model.itemFactors.base
         bu = model.userBias.base; bi = model.itemBias.base
@@ -108,10 +114,12 @@ struct SGDStep: @unchecked Sendable {
         self.lr = lr; self.reg = reg
         k = model.k
         biases = model.config.biases; nonNegative = model.config.nonNegative
+        self.dropout = dropout
     }
 
     @inline(__always)
     func run(_ range: Range<Int>) -> (Double, Double) {
+        if dropout.isActive { return runDropped(range) }
         var se = 0.0, ae = 0.0
         for idx in range {
             if idx &+ 8 < range.upperBound {  // the rows of a rating a few ahead: random reads
@@ -138,6 +146,46 @@ struct SGDStep: @unchecked Sendable {
             }
         }
         return (se, ae)
+    }
+}
+
+extension SGDStep {
+    /// `run` with embedding dropout: the same update, with the rating's combined mask c on the
+    /// dot product (Σ c_j p_j q_j) and on both rows' gradients; the L2 term acts on the rows
+    /// themselves. A separate loop, so that training without dropout is untouched.
+    func runDropped(_ range: Range<Int>) -> (Double, Double) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: EmbeddingDropout.scratchCount(k: k)) { scratch in
+            let c = scratch.baseAddress!
+            var se = 0.0, ae = 0.0
+            for idx in range {
+                let u = Int(us[idx]), i = Int(its[idx])
+                let p = P + u &* k, q = Q + i &* k
+                dropout.combinedMask(c, k: k, position: idx)
+                var dot: Float = 0
+                for j in 0..<k { dot += c[j] * p[j] * q[j] }
+                var raw = m.globalBias + dot
+                if biases { raw += bu[u] + bi[i] }
+                let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[idx])
+                let e = rs[idx] - pred
+                se += Double(e * e)
+                ae += Double(abs(e))
+                let g = -dRaw
+                if biases {
+                    bu[u] += lr * (g - reg * bu[u])
+                    bi[i] += lr * (g - reg * bi[i])
+                }
+                for j in 0..<k {
+                    let pu = p[j], qi = q[j], gc = g * c[j]
+                    p[j] = pu + lr * (gc * qi - reg * pu)
+                    q[j] = qi + lr * (gc * pu - reg * qi)
+                }
+                if nonNegative {
+                    Kernels.clampNonNegative(p, k)
+                    Kernels.clampNonNegative(q, k)
+                }
+            }
+            return (se, ae)
+        }
     }
 }
 
@@ -201,7 +249,8 @@ extension SGDTrainer {
             chunkOrders.append(order)
         }
         progress.start(total: data.count)
-        let step = SGDStep(model: model, data: data, lr: lr, reg: options.weightDecay)
+        let step = SGDStep(model: model, data: data, lr: lr, reg: options.weightDecay,
+                           dropout: dropout.keyed(seed: options.seed, epoch: epochsDone))
         var sums = [Double](repeating: 0, count: 3 * t)
         let cancel = self.cancel, progress = self.progress
         for s in rounds {

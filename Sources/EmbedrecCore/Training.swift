@@ -77,6 +77,15 @@ public protocol Trainer: AnyObject {
     /// Rows of the user table being trained.
     var nUsers: Int { get }
     func runEpoch() throws -> EpochStats
+    /// Turns on per-side embedding dropout for later epochs (matrix factorisation's trainers;
+    /// the others refuse it: a network's dropout is a layer of the network).
+    func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws
+}
+
+extension Trainer {
+    public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws {
+        throw CoreError.invalid("embedding dropout is an option of matrix factorisation; a network's dropout is one of its layers")
+    }
 }
 
 /// A trainer for `model` on `data`. The trainer takes `data` over and may reorder it in place

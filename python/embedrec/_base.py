@@ -11,28 +11,37 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _frame, _loading, persistence
+from . import _diagnose, _frame, _loading, persistence
+from ._checks import check_int
 from ._ids import IdMap
 from ._progress import EpochBar
-from .errors import InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled
+from .errors import (InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled,
+                     TrainingDivergedError)
 from .history import History
 
 
 class Fitted:
-    """Everything one ``fit`` produced: the core model, the id maps, the column names and each
-    user's training items as CSR (for ``exclude_seen``). Never modified after creation."""
+    """Everything one ``fit`` produced: the core model, the id maps, the column names, each
+    user's training items as CSR (for ``exclude_seen``), the training ratings' range, and
+    ``spec``, an unfitted model with the hyper-parameters the fit used (so that changing a
+    parameter of the model afterwards takes effect at the next ``fit`` only, and ``save``,
+    ``summary`` and ``count_params`` describe what was trained). Never modified after creation."""
 
-    def __init__(self, core, users, items, columns, seen):
+    def __init__(self, core, users, items, columns, seen, spec, rating_range=None):
         self.core, self.users, self.items, self.columns = core, users, items, columns
         self._seen = seen  # (indptr int64 of n_users + 1, item rows int32)
+        self.spec = spec
+        #: (min, max) of the training ratings, for ``predict``'s clipping; None: unknown.
+        self.rating_range = rating_range
 
     @classmethod
-    def from_pairs(cls, core, users, items, columns, user_rows, item_rows):
+    def from_pairs(cls, core, users, items, columns, user_rows, item_rows, spec, rating_range=None):
         """A Fitted whose seen items are given as (user row, item row) pairs."""
         order = np.argsort(user_rows, kind="stable")
         indptr = np.zeros(len(users) + 1, dtype=np.int64)
         np.cumsum(np.bincount(user_rows, minlength=len(users)), out=indptr[1:])
-        return cls(core, users, items, columns, (indptr, np.asarray(item_rows, dtype=np.int32)[order]))
+        return cls(core, users, items, columns, (indptr, np.asarray(item_rows, dtype=np.int32)[order]), spec,
+                   rating_range)
 
     def seen_pairs(self):
         """The seen items as (user rows, item rows), both int32."""
@@ -50,7 +59,8 @@ class Fitted:
         replaced = np.isin(seen_users, rows[~fresh])
         seen_users = np.concatenate([seen_users[~replaced], rows[batch.codes].astype(np.int32)])
         seen_items = np.concatenate([seen_items[~replaced], batch.item_rows.astype(np.int32)])
-        return Fitted.from_pairs(core, IdMap(index), self.items, self.columns, seen_users, seen_items)
+        return Fitted.from_pairs(core, IdMap(index), self.items, self.columns, seen_users, seen_items, self.spec,
+                                 self.rating_range)
 
     def seen_csr(self):
         """Training (user row -> item rows) as CSR (indptr, indices)."""
@@ -80,10 +90,73 @@ class Recommender:
     """Base class of embedrec's models. Subclasses implement ``_create_core`` and
     ``_training_options``; everything else here is shared."""
 
+    #: Constructor arguments in order; each is kept as the attribute of the same name unless
+    #: ``_PARAM_ATTRS`` names another (``MatrixFactorization``'s ``global_bias`` option lives
+    #: in ``use_global_bias``, since ``global_bias`` is the learned term).
+    _PARAM_NAMES = ()
+    _PARAM_ATTRS = {}
+
     def __init__(self):
         self._fitted = None  # a Fitted, replaced whole by each fit
         self.history = None
         self._training = threading.Lock()  # held by fit and fold_in; never waited for
+
+    # ----- parameters ----------------------------------------------------------------------
+    def get_params(self, deep=True):
+        """The constructor arguments as given (``None`` where a default is resolved later), by
+        name, as scikit-learn's ``get_params``: ``type(m)(**m.get_params())`` is an unfitted copy."""
+        return {name: getattr(self, self._PARAM_ATTRS.get(name, name)) for name in self._PARAM_NAMES}
+
+    def set_params(self, **params):
+        """Sets constructor arguments by name (scikit-learn's ``set_params``) and checks them;
+        they take effect at the next ``fit``. Returns the model."""
+        for name, value in params.items():
+            if name not in self._PARAM_NAMES:
+                raise InvalidArgumentError(f"{type(self).__name__} has no parameter {name!r}; its parameters are "
+                                           f"{', '.join(self._PARAM_NAMES)}")
+            setattr(self, self._PARAM_ATTRS.get(name, name), value)
+        self._validate_params()
+        return self
+
+    def _unfitted_copy(self):
+        return type(self)(**self.get_params())
+
+    def __repr__(self):
+        args = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items() if value is not None)
+        return f"{type(self).__name__}({args})"
+
+    def _saved_params(self):
+        """The constructor arguments as JSON values (tuples as lists, NumPy scalars as numbers)."""
+        return {name: _plain(value) for name, value in self.get_params().items()}
+
+    @classmethod
+    def _params_from_saved(cls, params):
+        """Constructor arguments from ``_saved_params`` (lists back to tuples); names this
+        version does not know are dropped."""
+        return {name: tuple(value) if isinstance(value, list) else value for name, value in params.items()
+                if name in cls._PARAM_NAMES}
+
+    def _described(self, n_users, n_items):
+        """(model whose parameters describe the tables, n_users, n_items) for ``summary`` and
+        ``count_params``: the fitted model's, or this one's for the sizes given."""
+        if n_users is None and n_items is None:
+            state = self._fitted
+            if state is None:
+                raise NotFittedError("pass n_users and n_items, or fit the model first: the embedding tables' sizes "
+                                     "come from the data")
+            return state.spec, len(state.users), len(state.items)
+        check_int("n_users", n_users, 1, 2**31 - 1)
+        check_int("n_items", n_items, 1, 2**31 - 1)
+        return self, int(n_users), int(n_items)
+
+    def summary(self, n_users=None, n_items=None, print_fn=print):
+        """Prints a Keras-style table of the model's layers (name, type, output shape, parameter
+        count, inputs) and the total. Table sizes come from the fitted ids, or ``n_users`` /
+        ``n_items``. ``summary_frame`` gives the table as a DataFrame."""
+        table = self.summary_frame(n_users, n_items)
+        total = int(table["params"].sum())
+        print_fn(f'Model: "{type(self).__name__}"\n{table.to_string(index=False)}\n'
+                 f"Total params: {total:,}\nTrainable params: {total:,}")
 
     def _exclusive(self, what):
         """Context that refuses a second fit / fold_in running at once on this model."""
@@ -97,20 +170,29 @@ class Recommender:
             verbose=False):
         """Trains the model from scratch on the ratings in ``df``.
 
-        ``user``, ``item`` and ``rating`` name the columns (default: the first three columns, in
-        that order). Ids may be of any type (ints with gaps, strings); each distinct id gets a
-        row of the model's tables, in the order of ``user_ids`` / ``item_ids``.
+        ``user``, ``item`` and ``rating`` name the columns. Without them, the columns are found
+        by their usual names (user, userId, user_id; item, itemId, item_id, movieId, book_id,
+        ...; rating, ratings, score, ...), and only when none has such a name are the first
+        three columns taken, in that order. A rating column that was not named and looks like
+        ids or timestamps (integers of thousands of distinct values) is warned about. Ids may be
+        of any type (ints with gaps, strings); each distinct id gets a row of the model's
+        tables, in the order of ``user_ids`` / ``item_ids``.
 
         ``verbose=True`` shows a progress bar per epoch with the running loss (tqdm: a widget in
         Jupyter, a text bar in a terminal), left as a one-line summary of the epoch.
 
-        Validation data, for the history and nothing else: ``validation`` is a DataFrame with the
-        same columns, or ``validation_split`` in [0, 1) holds out the last fraction of ``df``'s
-        rows (Keras' semantics: take a random split first if ``df`` is sorted). Validation
-        ratings whose user or item is not in the training part are predicted as ``predict(...,
-        unknown="mean")`` does.
+        Validation data, for the history and early stopping: ``validation`` is a DataFrame with
+        the same columns, or ``validation_split`` in [0, 1) holds out the last fraction of
+        ``df``'s rows (Keras' semantics: take a random split first if ``df`` is sorted).
+        Validation ratings whose user or item is not in the training part are predicted as
+        ``predict(..., unknown="mean")`` does.
 
-        Returns the :class:`~embedrec.History`, also kept as ``model.history``. Ctrl-C stops
+        Returns the :class:`~embedrec.History`, also kept as ``model.history``.
+
+        Training that fails is never silent: a loss that becomes NaN or infinite stops the fit
+        with :class:`~embedrec.TrainingDivergedError` and the weights of the last finite epoch;
+        a fit whose loss ends no better than predicting the mean rating, or grows, warns
+        (:class:`~embedrec.TrainingWarning`) naming the parameter to change. Ctrl-C stops
         training within a fraction of a second: the history so far is kept (marked
         ``interrupted``), the model is put back to the weights of the last complete epoch (so it
         can still predict), and ``KeyboardInterrupt`` is raised.
@@ -121,10 +203,11 @@ class Recommender:
     def _fit(self, df, user, item, rating, validation, validation_split, verbose):
         _frame.require_frame(df)
         self._validate_params()
-        if self._needs_ratings():
-            columns = _frame.resolve_columns(df, [("user", user), ("item", item), ("rating", rating)])
-        else:  # implicit interactions: every pair is a positive
-            columns = _frame.resolve_columns(df, [("user", user), ("item", item)]) + [None]
+        spec = self._unfitted_copy()  # the parameters this fit uses, whatever is set later
+        implicit = not self._needs_ratings()
+        columns = _frame.find_columns(df, user, item, rating, needs_rating=not implicit)
+        if implicit:  # implicit interactions: every pair is a positive
+            columns = columns[:2] + [None]
             if validation is not None or validation_split:
                 raise InvalidArgumentError("validation data is not supported for implicit training (negatives > 0) yet")
         if not (isinstance(validation_split, (int, float)) and 0.0 <= float(validation_split) < 1.0):
@@ -152,24 +235,27 @@ class Recommender:
                        _frame.ratings_array(validation[columns[2]], columns[2]))
             self._report_ratings_outside(data.outside)
             core = self._create_core(len(users), len(items))
+            self._start_from_data(core, data.stats)
             options = self._training_options()
             trainer = self._create_trainer(core, data.ratings, options)
         finally:
             data.ratings.close()  # empty once the trainer took the data over
+        rating_range = data.stats.range if not implicit else None
         # One assignment publishes the new model: another thread sees the old fit or this one,
         # never a mix. The old core is freed when the last reference to it goes.
         # The seen items (for recommend's exclude_seen) come from the trainer's data at the end.
-        self._fitted = Fitted(core, users, items, columns, None)
-        history = History(has_validation=val is not None)
+        self._fitted = Fitted(core, users, items, columns, None, spec, rating_range)
+        history = History(has_validation=val is not None, loss=self._loss_name)
         self.history = history
         patience = options.get("patience")
         monitor = "val_loss" if val is not None else "train_loss"
         best, best_weights, waited = np.inf, None, 0
         before = None
+        diverged = None
         try:
             for epoch in range(1, options["epochs"] + 1):
-                # A copy of the weights before the epoch, so that an interrupted epoch can be
-                # undone: the model then holds exactly the last complete epoch.
+                # A copy of the weights before the epoch, so that an interrupted or diverged
+                # epoch can be undone: the model then holds exactly the last complete epoch.
                 before = core.snapshot(reuse=before)
                 bar = EpochBar(epoch, options["epochs"], len(df) * (1 + self._negatives), verbose)
                 try:
@@ -182,9 +268,14 @@ class Recommender:
                         print(f"interrupted during epoch {epoch}; keeping the weights of the "
                               f"{epoch - 1} finished epoch(s)")
                     raise KeyboardInterrupt from None
+                if not (np.isfinite(loss) and np.isfinite(train_mae)):
+                    bar.abandon()
+                    core.restore(before)
+                    diverged = (epoch, loss)
+                    break
                 row = {"epoch": epoch, "train_loss": loss, "train_mae": train_mae}
                 if val is not None:
-                    pred = core.predict(val[0], val[1], self.n_threads).astype(np.float64)
+                    pred = _clipped(self._fitted, core.predict(val[0], val[1], self.n_threads)).astype(np.float64)
                     err = val[2] - pred
                     row["val_loss"] = float(np.mean(err ** 2))
                     row["val_mae"] = float(np.mean(np.abs(err)))
@@ -208,12 +299,44 @@ class Recommender:
             # snapshot need not coexist with it.
             before = None
             try:
-                self._fitted = Fitted(core, users, items, columns, trainer.seen(len(users), len(df)))
+                self._fitted = Fitted(core, users, items, columns, trainer.seen(len(users), len(df)), spec,
+                                      rating_range)
             finally:
                 trainer.close()
+        if diverged is not None:
+            epoch, loss = diverged
+            raise TrainingDivergedError(
+                f"training diverged: the loss of epoch {epoch} was {loss}. The model keeps the weights of the "
+                f"{epoch - 1} finite epoch(s) before it. Lower lr (it is {options.get('lr')!r}), use a smaller "
+                f"init_std / init_range, or rescale ratings of extreme magnitude (these range over "
+                f"{data.stats.range[0]:g}..{data.stats.range[1]:g}).")
         if best_weights is not None and history.best_epoch != len(history):
             core.restore(best_weights)
+        val_baseline = float(np.mean((val[2].astype(np.float64) - data.stats.mean) ** 2)) if val is not None else None
+        _diagnose.warn_if_failed(self, history, data.stats, options, val_baseline)
         return history
+
+    def lr_find(self, df, user=None, item=None, rating=None, start_lr=1e-5, end_lr=10.0, num_it=100,
+                step_ratings=None, stop_div=True, seed=0):
+        """fastai's learning-rate finder: trains a throwaway copy of this model (same
+        parameters; this model is not touched) on ``num_it`` steps of ``step_ratings`` ratings
+        of ``df`` (default: four batches, at least 2,048 ratings) with the learning rate growing
+        exponentially from ``start_lr`` to ``end_lr``, stopping once the smoothed loss passes
+        four times its minimum (``stop_div``). Returns an :class:`~embedrec.lr_find.LRFinderResult`:
+        ``frame`` (lr, loss, smoothed), ``suggestion`` (where the loss falls fastest),
+        ``lr_min`` and ``plot()``. Then fit with ``model.set_params(lr=result.suggestion)``."""
+        from .lr_find import lr_find
+
+        return lr_find(self, df, user, item, rating, start_lr, end_lr, num_it, step_ratings, stop_div, seed)
+
+    #: The loss the model trains, as the history names it ("mse", "mae" or "bce").
+    @property
+    def _loss_name(self):
+        return getattr(self, "loss", "mse")
+
+    def _start_from_data(self, core, stats):
+        """Hook: adjusts a new core's initial weights to the training ratings' ``stats``
+        (before the trainer is made)."""
 
     def _ratings_outside(self, ratings):
         """Hook: how many of these float32 ratings the model cannot fit (e.g. outside its
@@ -238,7 +361,7 @@ class Recommender:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(df) first")
         return fitted
 
-    def predict(self, df_or_users, items=None, unknown="raise"):
+    def predict(self, df_or_users, items=None, unknown="raise", clip=True):
         """Predicted ratings as a float32 array.
 
         ``predict(df)`` reads the user and item columns named as in ``fit``;
@@ -246,8 +369,15 @@ class Recommender:
         An id not seen during ``fit`` raises :class:`~embedrec.UnknownIdError` naming a few of
         them, unless ``unknown="mean"``: then its bias and embedding are left out, i.e. the
         prediction is the global mean plus whatever bias is known.
+
+        ``clip``: a model without ``y_range`` can score beyond the rating scale (5.06 on a 1-5
+        scale); its predictions are clipped to the training ratings' range, as Surprise does.
+        ``clip=False`` gives the model's raw formula. (``recommend`` ranks by the unclipped
+        scores.) Models with ``y_range`` or a logistic output are within range already.
         """
         state = self._state()
+        if not isinstance(clip, (bool, np.bool_)):
+            raise InvalidArgumentError(f"clip must be True or False, got {clip!r}")
         if unknown not in ("raise", "mean"):
             raise InvalidArgumentError(f"unknown must be 'raise' or 'mean', got {unknown!r}")
         if items is None:
@@ -271,7 +401,8 @@ class Recommender:
                 raise InvalidArgumentError(f"users has {len(users)} ids but items has {len(items)}; they must pair up")
         user_rows = state.users.rows(users, "user", unknown)
         item_rows = state.items.rows(items, "item", unknown)
-        return state.core.predict(user_rows, item_rows, self.n_threads)
+        out = state.core.predict(user_rows, item_rows, self.n_threads)
+        return _clipped(state, out) if clip else out
 
     # ----- new users without retraining -------------------------------------------------------
     def fold_in(self, df, user=None, item=None, rating=None, replace=False):
@@ -282,10 +413,14 @@ class Recommender:
         ``fit``. Returns the raw ids of the users folded in.
 
         How each model solves for the new users is in its own ``fold_in`` notes."""
+        return self._fold_in(df, user, item, rating, replace)
+
+    def _fold_in(self, df, user, item, rating, replace, **options):
+        """``fold_in`` with the model's own ``options`` for ``_fold_in_core``."""
         with self._exclusive("fold_in"):
             state = self._state()
             batch = self._fold_in_batch(state, df, user, item, rating, replace)
-            self._fitted = state.with_users(self._fold_in_core(state, batch), batch)
+            self._fitted = state.with_users(self._fold_in_core(state, batch, **options), batch)
             return batch.users.to_numpy() if hasattr(batch.users, "to_numpy") else np.asarray(batch.users)
 
     def _fold_in_batch(self, state, df, user, item, rating, replace):
@@ -351,9 +486,11 @@ class Recommender:
         history = None
         if self.history is not None:
             history = {"rows": self.history.rows, "has_validation": self.history.has_validation,
-                       "interrupted": self.history.interrupted}
-        return persistence.to_bytes(type(self).__name__, self._saved_params(), state.columns, arrays,
-                                    {"users": state.users.index, "items": state.items.index}, history)
+                       "interrupted": self.history.interrupted, "best_epoch": self.history.best_epoch,
+                       "stopped_epoch": self.history.stopped_epoch, "loss": self.history.loss}
+        extra = {"rating_range": [float(v) for v in state.rating_range] if state.rating_range is not None else None}
+        return persistence.to_bytes(type(self).__name__, state.spec._saved_params(), state.columns, arrays,
+                                    {"users": state.users.index, "items": state.items.index}, history, extra)
 
     def __reduce__(self):
         # pickle goes through the same file format, so pickles survive refactors of the classes.
@@ -365,13 +502,17 @@ class Recommender:
     def _restore(cls, header, arrays, ids, core):
         """Finishes loading: wraps a core already holding the saved weights."""
         model = cls(**cls._params_from_saved(header["params"]))
+        rating_range = header.get("rating_range")
         model._fitted = Fitted.from_pairs(core, IdMap(ids["users"]), IdMap(ids["items"]), header["columns"],
-                                          arrays["seen_users"].astype(np.int32), arrays["seen_items"].astype(np.int32))
+                                          arrays["seen_users"].astype(np.int32), arrays["seen_items"].astype(np.int32),
+                                          model._unfitted_copy(), tuple(rating_range) if rating_range else None)
         if header.get("history") is not None:
             h = header["history"]
-            model.history = History(has_validation=h["has_validation"])
+            model.history = History(has_validation=h["has_validation"], loss=h.get("loss", model._loss_name))
             model.history.rows = h["rows"]
             model.history.interrupted = h["interrupted"]
+            model.history.best_epoch = h.get("best_epoch")
+            model.history.stopped_epoch = h.get("stopped_epoch")
         return model
 
     # ----- what was learned ----------------------------------------------------------------
@@ -384,6 +525,25 @@ class Recommender:
     def item_ids(self):
         """Raw item ids; ``item_ids[j]`` owns row j of every item table."""
         return self._state().items.ids
+
+
+def _clipped(state, predictions):
+    """``predictions`` clipped in place to the training ratings' range, for models whose output
+    is not bounded already (no y_range, no logistic output)."""
+    spec = state.spec
+    if (state.rating_range is not None and getattr(spec, "y_range", None) is None
+            and getattr(spec, "loss", "mse") != "bce"):
+        np.clip(predictions, *state.rating_range, out=predictions)
+    return predictions
+
+
+def _plain(value):
+    """A parameter value as JSON can hold it: NumPy scalars as Python numbers, tuples as lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _unfitted_model(name, params):

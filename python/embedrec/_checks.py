@@ -42,3 +42,21 @@ def check_y_range(y):
     check_float("y_range high", hi, -1e30, 1e30)
     if not lo < hi:
         raise InvalidArgumentError(f"y_range must have lo < hi, got {y!r}")
+
+
+def check_dropout(name, value):
+    """A dropout rate for both sides, or a pair (user, item) of rates, each in [0, 0.99].
+    Returns it as a Python float or a tuple of two floats."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        if len(value) != 2:
+            raise InvalidArgumentError(f"{name} must be a rate or a pair (user rate, item rate), got {value!r}")
+        check_float(f"{name} (user rate)", value[0], 0, 0.99)
+        check_float(f"{name} (item rate)", value[1], 0, 0.99)
+        return (float(value[0]), float(value[1]))
+    check_float(name, value, 0, 0.99)
+    return float(value)
+
+
+def dropout_pair(value):
+    """(user rate, item rate) of a value passed by ``check_dropout``."""
+    return (float(value[0]), float(value[1])) if isinstance(value, tuple) else (float(value), float(value))

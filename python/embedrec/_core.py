@@ -173,6 +173,10 @@ class CoreTrainer:
     def set_deterministic(self, on=True):
         check(lib.embedrec_trainer_set_deterministic(self._handle.value, int(bool(on))))
 
+    def set_dropout(self, user_rate, item_rate):
+        """Per-side embedding dropout for the epochs to come (matrix factorisation only)."""
+        check(lib.embedrec_trainer_set_dropout(self._handle.value, float(user_rate), float(item_rate)))
+
     def progress(self):
         """(examples done, examples in the epoch, their loss sum) of the running epoch."""
         done, total, loss = c_int64(), c_int64(), c_double()

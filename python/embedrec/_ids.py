@@ -72,15 +72,18 @@ class IdMap:
     def ids(self):
         return self.index.to_numpy(copy=True)
 
-    def rows(self, values, what, unknown="raise"):
-        """Rows of ``values``; unknown ids raise UnknownIdError naming a few, or map to -1."""
+    #: The UnknownIdError's advice, for ``predict`` (methods that cannot take ``unknown=`` pass
+    #: their own).
+    PREDICT_HINT = "Pass unknown='mean' to predict them from the global mean and the known biases."
+
+    def rows(self, values, what, unknown="raise", hint=PREDICT_HINT):
+        """Rows of ``values``; unknown ids raise UnknownIdError naming a few and ending with
+        ``hint``, or map to -1."""
         rows = self.index.get_indexer(pd.Index(values) if not isinstance(values, pd.Index) else values)
         rows = np.asarray(rows, dtype=np.int32)
         if unknown == "raise" and (rows < 0).any():
             missing = pd.unique(np.asarray(values, dtype=object)[rows < 0])
-            shown = ", ".join(repr(v) for v in missing[:5])
+            shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise UnknownIdError(
-                f"{len(missing)} {what} id(s) were not seen during fit: {shown}{more}. "
-                f"Pass unknown='mean' to predict them from the global mean and the known biases.")
+            raise UnknownIdError(f"{len(missing)} {what} id(s) were not seen during fit: {shown}{more}. {hint}")
         return rows

@@ -89,6 +89,7 @@ _SIGNATURES = {
     "embedrec_trainer_run_epoch": (c_int32, [c_void_p, _f64p, _f64p, _f64p]),
     "embedrec_trainer_cancel": (c_int32, [c_void_p]),
     "embedrec_trainer_set_deterministic": (c_int32, [c_void_p, c_int32]),
+    "embedrec_trainer_set_dropout": (c_int32, [c_void_p, c_double, c_double]),
     "embedrec_trainer_progress": (c_int32, [c_void_p, _i64p, _i64p, _f64p]),
     "embedrec_trainer_reset_cancel": (c_int32, [c_void_p]),
     "embedrec_trainer_seen": (c_int32, [c_void_p, c_void_p, c_int64, c_void_p, c_int64]),

@@ -18,11 +18,50 @@ SLICE_ROWS = 1 << 18
 
 
 class TrainingData:
-    """The id maps, the core's ratings (for one trainer to take over) and the count of ratings
-    the model's ``_ratings_outside`` hook flagged."""
+    """The id maps, the core's ratings (for one trainer to take over), the count of ratings
+    the model's ``_ratings_outside`` hook flagged, and the ratings' ``RatingStats``."""
 
-    def __init__(self, users, items, ratings, outside):
+    def __init__(self, users, items, ratings, outside, stats):
         self.users, self.items, self.ratings, self.outside = users, items, ratings, outside
+        self.stats = stats
+
+
+class RatingStats:
+    """What a fit needs to know of its ratings' distribution, gathered a slice at a time: the
+    range (``predict`` clips to it), and the losses of predicting one constant for every
+    rating, the baselines a trained model must beat: the variance (MSE of the mean) and the
+    mean absolute deviation from the first slice's median (MAE of a constant)."""
+
+    def __init__(self):
+        self.n, self.total, self.squares, self.deviations = 0, 0.0, 0.0, 0.0
+        self.low, self.high, self.center = np.inf, -np.inf, None
+
+    def add(self, values):
+        v = values.astype(np.float64)
+        if self.center is None:
+            self.center = float(np.median(v)) if v.size else 0.0
+        self.n += v.size
+        self.total += float(v.sum())
+        self.squares += float(np.dot(v, v))
+        self.deviations += float(np.abs(v - self.center).sum())
+        if v.size:
+            self.low, self.high = min(self.low, float(v.min())), max(self.high, float(v.max()))
+
+    @property
+    def mean(self):
+        return self.total / max(self.n, 1)
+
+    @property
+    def variance(self):
+        return max(self.squares / max(self.n, 1) - self.mean ** 2, 0.0)
+
+    @property
+    def constant_mae(self):
+        return self.deviations / max(self.n, 1)
+
+    @property
+    def range(self):
+        return (self.low, self.high)
 
 
 def load(model, df, columns):
@@ -35,6 +74,7 @@ def load(model, df, columns):
         _frame.check_ratings_column(rating_column, columns[2])
     n = len(df)
     ratings = CoreRatings(n, len(users), len(items))
+    stats = RatingStats()
     try:
         outside = 0
         for a in range(0, n, SLICE_ROWS):
@@ -42,8 +82,9 @@ def load(model, df, columns):
             values = (_frame.ratings_slice(rating_column, columns[2], a, b) if rating_column is not None
                       else np.ones(b - a, dtype=np.float32))
             outside += model._ratings_outside(values)
+            stats.add(values)
             ratings.append(user_rows(a, b), item_rows(a, b), values)
     except BaseException:
         ratings.close()
         raise
-    return TrainingData(users, items, ratings, outside)
+    return TrainingData(users, items, ratings, outside, stats)

@@ -1,11 +1,18 @@
 """Progress reporting for ``fit(verbose=True)``: a tqdm bar per epoch (tqdm.auto picks the
 notebook widget or the terminal by itself) showing the running loss, which stays as a one-line
-summary of the epoch. Without tqdm, one printed line per epoch."""
+summary of the epoch. Without tqdm, one printed line per epoch.
 
+The notebook widget needs ipywidgets (``pip install 'embedrec[notebook]'``); without it
+tqdm.auto warns "IProgress not found" in Jupyter, so then the plain text bar is used."""
+
+import importlib.util
 import sys
 
 try:
-    from tqdm.auto import tqdm
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
 except ImportError:  # pragma: no cover - tqdm is a dependency, but stay usable without it
     tqdm = None
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import _lib
+from ._checks import check_int
 from .errors import InvalidArgumentError
 
 
@@ -18,9 +19,30 @@ def _id_array(values):
     return values if isinstance(values, (np.ndarray, pd.Index, pd.Series)) else np.asarray(list(values), dtype=object)
 
 
-def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= 65536:
-        raise InvalidArgumentError(f"k must be an integer in [1, 65536], got {k!r}")
+def _check_k(k, available):
+    """``k`` checked, and capped at the ``available`` candidates: a k beyond the catalogue asks
+    for every candidate, ranked."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
+    return int(min(int(k), max(int(available), 1)))
+
+
+#: What each query's UnknownIdError advises.
+RECOMMEND_USER_HINT = ("recommend works for the users seen in fit and those added by fold_in; add new users with "
+                       "model.fold_in(their_ratings) first.")
+CANDIDATE_HINT = "Candidate items must be items seen in fit; drop the others from items=."
+SIMILAR_HINT = "{method} takes ids seen in fit; the model has no embedding for the others."
+
+
+def _rated_enough(state, min_ratings, of_items):
+    """Rows of the user or item table with at least ``min_ratings`` training ratings."""
+    check_int("min_ratings", min_ratings, 0, 2**62)
+    indptr, items = state.seen_csr()
+    if of_items:
+        counts = np.bincount(items, minlength=len(state.items))
+    else:
+        counts = np.diff(indptr)
+    return np.flatnonzero(counts >= min_ratings).astype(np.int32)
 
 
 def _top_k_frame(query_ids, query_col, out_rows, out_scores, index, result_col):
@@ -88,55 +110,95 @@ class EmbeddingQueries:
 
         ``exclude_seen`` skips what each user rated in the training data (and in ``fold_in``);
         ``items`` restricts the candidates to those raw item ids. Returns a DataFrame with
-        columns ``user``, ``item``, ``score`` (the predicted rating), ``rank`` (1 = best): k
-        rows per user, fewer only when fewer candidates remain. Unknown user ids raise
-        :class:`~embedrec.UnknownIdError`.
+        columns ``user``, ``item``, ``score`` (the model's predicted rating, unclipped: the
+        ranking's own score), ``rank`` (1 = best): k rows per user, fewer only when fewer
+        candidates remain; a ``k`` beyond the catalogue ranks every candidate. Unknown user ids
+        raise :class:`~embedrec.UnknownIdError`.
         """
         state = self._state()
-        _check_k(k)
         query = _id_array(users)
-        rows = state.users.rows(query, "user")
+        rows = state.users.rows(query, "user", hint=RECOMMEND_USER_HINT)
         candidates = None
         if items is not None:
-            candidates = np.unique(state.items.rows(_id_array(items), "item"))
+            candidates = np.unique(state.items.rows(_id_array(items), "item", hint=CANDIDATE_HINT))
             if candidates.size == 0:
                 return _top_k_frame(query[:0], "user", np.empty((0, 1), np.int32), np.empty((0, 1), np.float32),
                                     state.items.index, "item")
+        k = _check_k(k, len(state.items) if candidates is None else candidates.size)
         seen = state.seen_csr() if exclude_seen else None
         out_rows, out_scores = state.core.recommend(rows, k, candidates, seen, self.n_threads)
         return _top_k_frame(query, "user", out_rows, out_scores, state.items.index, "item")
 
-    def _similar(self, of_items, ids, k, metric):
+    def _similar(self, of_items, ids, k, metric, min_ratings):
         state = self._state()
-        _check_k(k)
         if metric not in _lib.METRICS:
             raise InvalidArgumentError(f"metric must be one of {sorted(_lib.METRICS)}, got {metric!r}")
         what = "item" if of_items else "user"
         table = state.items if of_items else state.users
         query = _id_array(ids)
-        rows = table.rows(query, what)
-        out_rows, out_scores = state.core.similar(of_items, rows, k, metric, self.n_threads)
+        rows = table.rows(query, what, hint=SIMILAR_HINT.format(method=f"similar_{what}s"))
+        if not min_ratings:
+            k = _check_k(k, len(table) - 1)
+            out_rows, out_scores = state.core.similar(of_items, rows, k, metric, self.n_threads)
+            return _top_k_frame(query, what, out_rows, out_scores, table.index, f"similar_{what}")
+        # Only neighbours rated often enough: rank among them (the query itself is dropped).
+        allowed = _rated_enough(state, min_ratings, of_items)
+        k = _check_k(k, allowed.size)
+        wider = min(k + 1, max(allowed.size, 1))
+        vectors = state.core.embeddings(of_items)[allowed].astype(np.float64)
+        queries = state.core.embeddings(of_items)[rows].astype(np.float64)
+        if metric == "cosine":
+            vectors /= np.where((n := np.linalg.norm(vectors, axis=1)) > 0, n, 1)[:, None]
+            queries /= np.where((n := np.linalg.norm(queries, axis=1)) > 0, n, 1)[:, None]
+        out_rows = np.full((rows.size, k), -1, dtype=np.int32)
+        out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
+        for start in range(0, rows.size, 256):
+            scores = queries[start:start + 256] @ vectors.T
+            scores[allowed[None, :] == rows[start:start + 256, None]] = -np.inf
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :wider]
+            for r, top in enumerate(order):
+                top = top[np.isfinite(scores[r, top])][:k]
+                out_rows[start + r, :top.size] = allowed[top]
+                out_scores[start + r, :top.size] = scores[r, top]
         return _top_k_frame(query, what, out_rows, out_scores, table.index, f"similar_{what}")
 
-    def similar_items(self, items, k=10, metric="cosine"):
+    def similar_items(self, items, k=10, metric="cosine", min_ratings=0):
         """The ``k`` items most similar to each given item id by the cosine (or ``"dot"``) of
-        their embeddings; never the item itself. A DataFrame with columns ``item``,
-        ``similar_item``, ``score``, ``rank``."""
-        return self._similar(True, items, k, metric)
+        their embeddings; never the item itself. ``min_ratings`` leaves out neighbours with
+        fewer training ratings (rarely rated items have noisy embeddings: fastai's lesson keeps
+        the most rated movies). A DataFrame with columns ``item``, ``similar_item``, ``score``,
+        ``rank``."""
+        return self._similar(True, items, k, metric, min_ratings)
 
-    def similar_users(self, users, k=10, metric="cosine"):
+    def similar_users(self, users, k=10, metric="cosine", min_ratings=0):
         """As :meth:`similar_items`, for users: columns ``user``, ``similar_user``, ``score``, ``rank``."""
-        return self._similar(False, users, k, metric)
+        return self._similar(False, users, k, metric, min_ratings)
 
-    def embedding_pca(self, n_components=3, of="items"):
+    def embedding_pca(self, n_components=3, of="items", min_ratings=0, ids=None):
         """PCA of the item (``of="items"``) or user embeddings: an :class:`EmbeddingPCA` with
-        components, explained variance ratios and every id's coordinates."""
+        components, explained variance ratios and the coordinates of every id, or only of the
+        ids with at least ``min_ratings`` training ratings, or of the given ``ids``."""
         state = self._state()
         if of not in ("items", "users"):
             raise InvalidArgumentError(f"of must be 'items' or 'users', got {of!r}")
         table = state.items if of == "items" else state.users
         embeddings = state.core.embeddings(of_items=of == "items")
+        rows = None
+        if ids is not None:
+            rows = np.unique(table.rows(_id_array(ids), of[:-1],
+                                        hint=SIMILAR_HINT.format(method="embedding_pca")))
+        if min_ratings:
+            enough = _rated_enough(state, min_ratings, of == "items")
+            rows = enough if rows is None else np.intersect1d(rows, enough)
+        if rows is not None:
+            if rows.size < 2:
+                raise InvalidArgumentError(f"only {rows.size} {of} are left to analyse (min_ratings={min_ratings!r}, "
+                                           f"ids given: {ids is not None}); lower min_ratings or pass more ids")
+            embeddings = embeddings[rows]
+            table_ids = table.index[rows].to_numpy()
+        else:
+            table_ids = table.ids
         limit = min(embeddings.shape)
         if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or not 1 <= n_components <= limit:
             raise InvalidArgumentError(f"n_components must be an integer in [1, {limit}], got {n_components!r}")
-        return EmbeddingPCA(of, table.ids, embeddings, int(n_components))
+        return EmbeddingPCA(of, table_ids, embeddings, int(n_components))

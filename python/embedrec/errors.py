@@ -43,3 +43,13 @@ class EmbedrecMemoryError(EmbedrecError, MemoryError):
 
 class TrainingCancelled(EmbedrecError):
     """The core stopped an epoch because it was asked to (Ctrl-C); raised internally."""
+
+
+class TrainingDivergedError(EmbedrecError, ArithmeticError):
+    """The training loss became NaN or infinite; the model keeps the weights of the last finite
+    epoch, and the message names what to change (lr, the initialisation, the rating scale)."""
+
+
+class TrainingWarning(UserWarning):
+    """A fit that ran but learned little or went wrong: its loss ended no better than predicting
+    the mean rating, or grew. The message names the likely cause and the parameter to change."""

@@ -7,9 +7,14 @@ import pandas as pd
 COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "seconds")
 
 
+#: What each loss is called in plots and messages.
+LOSS_NAMES = {"mse": "MSE", "mae": "MAE", "bce": "binary cross-entropy"}
+
+
 class History(Sequence):
-    """One row per finished epoch: ``epoch`` (1-based), ``train_loss`` (MSE of the training
-    ratings as each was visited during the epoch), ``train_mae``, ``val_loss`` and ``val_mae``
+    """One row per finished epoch: ``epoch`` (1-based), ``train_loss`` (the loss the model
+    trains, named by ``history.loss``: "mse", "mae" or "bce", over the training ratings as
+    each was visited during the epoch), ``train_mae``, ``val_loss`` (MSE) and ``val_mae``
     (after the epoch, only when there is validation data) and ``seconds``.
 
     ``history.to_frame()`` (or ``pd.DataFrame(history)``) gives a DataFrame;
@@ -19,8 +24,10 @@ class History(Sequence):
     stopped (None if it ran all epochs).
     """
 
-    def __init__(self, has_validation=False):
+    def __init__(self, has_validation=False, loss="mse"):
         self.has_validation = has_validation
+        #: The training loss's name: "mse", "mae" or "bce".
+        self.loss = loss
         self.rows = []
         self.interrupted = False
         #: With early stopping: the epoch whose weights the model kept, and the epoch it stopped at.
@@ -50,11 +57,13 @@ class History(Sequence):
     def __repr__(self):
         if not self.rows:
             return "History(no epochs)"
-        return f"History({len(self.rows)} epochs)\n{self.to_frame().to_string(index=False)}"
+        return (f"History({len(self.rows)} epochs, train_loss: {LOSS_NAMES.get(self.loss, self.loss)})\n"
+                f"{self.to_frame().to_string(index=False)}")
 
     def _repr_html_(self):
         note = " (interrupted)" if self.interrupted else ""
-        return f"<p><b>History</b>: {len(self)} epochs{note}</p>" + self.to_frame().to_html(index=False)
+        return (f"<p><b>History</b>: {len(self)} epochs{note}, train_loss is "
+                f"{LOSS_NAMES.get(self.loss, self.loss)}</p>" + self.to_frame().to_html(index=False))
 
     def plot(self, axes=None):
         """Training and validation loss and MAE per epoch (matplotlib); returns the Axes."""

@@ -4,10 +4,11 @@ sigmoid output range as options (fastai's ``EmbeddingDotBias``, Funk SVD, Surpri
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from . import _lib
 from ._base import Recommender
-from ._checks import check_bool, check_y_range
+from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
 from ._queries import EmbeddingQueries
@@ -28,10 +29,19 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     """Learns a ``n_factors``-wide embedding per user and item from explicit ratings.
 
     Prediction: ``global_bias + user_bias[u] + item_bias[i] + user_embeddings[u] @
-    item_embeddings[i]``; ``biases=False`` drops the two bias terms (the plain dot product plus
-    the global mean). With ``y_range=(lo, hi)`` that sum is passed through a sigmoid scaled to
-    (lo, hi), as fastai's ``EmbeddingDotBias`` does (then ``global_bias`` is on the scale before
-    the sigmoid). ``non_negative=True`` keeps every embedding entry >= 0 (non-negative MF).
+    item_embeddings[i]``. ``biases=False`` drops the two bias terms, ``global_bias=False`` the
+    global term (the training mean, fixed while training): with both off it is the pure dot
+    product ``p_u · q_i`` of the Keras MF write-ups, and with ``non_negative=True`` their NNMF.
+    With ``y_range=(lo, hi)`` the sum is passed through a sigmoid scaled to (lo, hi), as
+    fastai's ``EmbeddingDotBias`` does (then ``global_bias`` is on the scale before the
+    sigmoid; without it the sum starts at the middle of the range, as the RStudio post's
+    ``dot_with_bias``). ``non_negative=True`` keeps every embedding entry >= 0.
+
+    ``dropout``: embedding dropout while training, one rate for both sides or a pair (user,
+    item) as the RStudio post's ``dropout=(0.3, 0.6)``: each entry of a rating's user (item)
+    row is dropped with that probability and the kept ones scaled by 1 / (1 - rate), as
+    Keras' ``Dropout`` after an ``Embedding``; predictions use the rows as they are. Both
+    optimisers support it; with it, SGD runs a slower per-rating loop.
 
     Training: ``optimizer="sgd"`` is classic per-rating SGD (Funk, Surprise, LIBMF);
     ``optimizer="adam"`` is mini-batch Adam with sparse row-wise updates and, by default,
@@ -59,12 +69,15 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     the one-thread run. Adam is deterministic in any case.
     """
 
-    def __init__(self, n_factors=100, *, biases=True, y_range=None, non_negative=False, optimizer="sgd",
-                 epochs=None, batch_size=None, lr=None, weight_decay=None, init_std=None, schedule=None,
-                 patience=None, deterministic=False, seed=0, n_threads=0):
+    def __init__(self, n_factors=100, *, biases=True, global_bias=True, y_range=None, non_negative=False,
+                 dropout=0.0, optimizer="sgd", epochs=None, batch_size=None, lr=None, weight_decay=None,
+                 init_std=None, schedule=None, patience=None, deterministic=False, seed=0, n_threads=0):
         super().__init__()
         self.n_factors = n_factors
         self.biases = biases
+        #: The ``global_bias`` option (``model.global_bias`` is the learned global term).
+        self.use_global_bias = global_bias
+        self.dropout = dropout
         self.y_range = y_range
         self.non_negative = non_negative
         self.optimizer = optimizer
@@ -81,8 +94,10 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         self._validate_params()
 
     # ----- parameters ----------------------------------------------------------------------
-    _PARAM_NAMES = ("n_factors", "biases", "y_range", "non_negative", "optimizer", "epochs", "batch_size",
-                    "lr", "weight_decay", "init_std", "schedule", "patience", "deterministic", "seed", "n_threads")
+    _PARAM_NAMES = ("n_factors", "biases", "global_bias", "y_range", "non_negative", "dropout", "optimizer", "epochs",
+                    "batch_size", "lr", "weight_decay", "init_std", "schedule", "patience", "deterministic", "seed",
+                    "n_threads")
+    _PARAM_ATTRS = {"global_bias": "use_global_bias"}
 
     @property
     def params(self):
@@ -90,7 +105,7 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         if self.optimizer not in OPTIMIZER_DEFAULTS:
             raise InvalidArgumentError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         defaults = OPTIMIZER_DEFAULTS[self.optimizer]
-        resolved = {name: getattr(self, name) for name in self._PARAM_NAMES}
+        resolved = self.get_params()
         for name, value in defaults.items():
             if resolved[name] is None:
                 resolved[name] = value
@@ -100,6 +115,8 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         p = self.params
         _check_int("n_factors", p["n_factors"], 1, 65536)
         check_bool("biases", p["biases"])
+        check_bool("global_bias", p["global_bias"])
+        self.dropout = check_dropout("dropout", p["dropout"])
         check_bool("non_negative", p["non_negative"])
         check_bool("deterministic", p["deterministic"])
         check_y_range(p["y_range"])
@@ -115,31 +132,81 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         _check_int("seed", p["seed"], 0, 2**64 - 1)
         _check_int("n_threads", p["n_threads"], 0, 1024)
 
-    def __repr__(self):
-        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._PARAM_NAMES
-                         if getattr(self, name) is not None)
-        return f"{type(self).__name__}({args})"
+    def summary_frame(self, n_users=None, n_items=None):
+        """The model's parts as a DataFrame (layer, type, output shape, params, inputs), as the
+        networks' ``summary_frame``: tables sized by the fitted ids, or ``n_users`` / ``n_items``."""
+        spec, n_users, n_items = self._described(n_users, n_items)
+        p = spec.params
+        k = p["n_factors"]
+        user_dropout, item_dropout = dropout_pair(p["dropout"])
+        rows = [("user_embedding", "Embedding", f"({k},)", n_users * k, "user"),
+                ("item_embedding", "Embedding", f"({k},)", n_items * k, "item")]
+        user, item = "user_embedding", "item_embedding"
+        if user_dropout:
+            rows.append(("user_dropout", f"Dropout({user_dropout:g})", f"({k},)", 0, user))
+            user = "user_dropout"
+        if item_dropout:
+            rows.append(("item_dropout", f"Dropout({item_dropout:g})", f"({k},)", 0, item))
+            item = "item_dropout"
+        rows.append(("dot", "Dot", "(1,)", 0, f"{user}, {item}"))
+        terms = ["dot"]
+        if p["biases"]:
+            rows += [("user_bias", "Embedding", "(1,)", n_users, "user"),
+                     ("item_bias", "Embedding", "(1,)", n_items, "item")]
+            terms += ["user_bias", "item_bias"]
+        if p["global_bias"]:
+            rows.append(("global_bias", "Constant (training mean)", "(1,)", 0, ""))
+            terms.append("global_bias")
+        rows.append(("add", "Add", "(1,)", 0, ", ".join(terms)))
+        if p["y_range"] is not None:
+            lo, hi = p["y_range"]
+            rows.append(("y_range", f"ScaledSigmoid({lo:g}, {hi:g})", "(1,)", 0, "add"))
+        return pd.DataFrame(rows, columns=["layer", "type", "output shape", "params", "inputs"])
 
-    def count_params(self):
-        """Number of trained parameters: both embedding tables, and the biases when used."""
-        state = self._state()
-        n = (len(state.users) + len(state.items)) * self.params["n_factors"]
-        return n + (len(state.users) + len(state.items) if self.params["biases"] else 0)
+    def count_params(self, n_users=None, n_items=None):
+        """Number of trained parameters: both embedding tables, and the biases when used (the
+        global term is the training mean, not trained)."""
+        return int(self.summary_frame(n_users, n_items)["params"].sum())
 
     # ----- hooks for the shared fit loop ---------------------------------------------------
     def _create_core(self, n_users, n_items):
         p = self.params
-        return CoreMF(n_users, n_items, p["n_factors"], p["biases"], p["non_negative"], p["y_range"],
+        core = CoreMF(n_users, n_items, p["n_factors"], p["biases"], p["non_negative"], p["y_range"],
                       p["init_std"], p["seed"])
+        if not p["global_bias"]:
+            core.set_array(_lib.GLOBAL_BIAS, np.zeros(1, dtype=np.float32))  # and never set from the data
+        return core
 
     def _training_options(self):
         return self.params
+
+    def _start_from_data(self, core, stats):
+        """Without a global term (and without y_range), an all-small start predicts about 0 and
+        every rating's first updates are spent bringing the dot product up to the ratings'
+        level; with few factors and Adam's small steps it may never get there. So each entry of
+        both tables starts offset by ±sqrt(|mean| / n_factors), and the model starts out
+        predicting the mean rating, as the models with a global term do. The model is the same;
+        only its starting point moves."""
+        p = self.params
+        if p["global_bias"] or p["y_range"] is not None:
+            return
+        mean = float(stats.mean)
+        if mean < 0 and p["non_negative"]:
+            return  # a non-negative dot product cannot reach a negative mean
+        shift = np.float32(np.sqrt(abs(mean) / p["n_factors"]))
+        users = core.get_array(_lib.USER_FACTORS)
+        items = core.get_array(_lib.ITEM_FACTORS)
+        core.set_array(_lib.USER_FACTORS, users + shift)
+        core.set_array(_lib.ITEM_FACTORS, items + shift if mean >= 0 else items - shift)
 
     def _create_trainer(self, core, ratings, p):
         trainer = CoreTrainer(core, ratings, p["optimizer"], p["schedule"], p["epochs"],
                               p["batch_size"], p["lr"], p["weight_decay"], p["n_threads"], p["seed"])
         if p["deterministic"]:
             trainer.set_deterministic()
+        user_dropout, item_dropout = dropout_pair(p["dropout"])
+        if user_dropout or item_dropout:
+            trainer.set_dropout(user_dropout, item_dropout)
         return trainer
 
     def _ratings_outside(self, ratings):
@@ -179,23 +246,11 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
 
     @property
     def global_bias(self):
-        """The global term: the training mean, or its logit on the y_range scale."""
+        """The global term: the training mean, or its logit on the y_range scale; 0 when the
+        model was made with ``global_bias=False``."""
         return float(self._state().core.get_array(_lib.GLOBAL_BIAS)[0])
 
     # ----- saving (the format is in persistence.py) -------------------------------------------
-    def _saved_params(self):
-        params = dict(self.params)
-        if params["y_range"] is not None:
-            params["y_range"] = [float(v) for v in params["y_range"]]
-        return params
-
-    @staticmethod
-    def _params_from_saved(params):
-        params = dict(params)
-        if params.get("y_range") is not None:
-            params["y_range"] = tuple(params["y_range"])
-        return params
-
     def _saved_arrays(self, state):
         core = state.core
         return {"user_factors": core.get_array(_lib.USER_FACTORS).reshape(len(state.users), -1),
@@ -207,15 +262,15 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     def _from_saved(cls, header, arrays, ids):
         from .persistence import ModelFileError
 
-        p = cls._params_from_saved(header["params"])
-        n_users, n_items, k = len(ids["users"]), len(ids["items"]), p["n_factors"]
+        spec = cls(**cls._params_from_saved(header["params"]))
+        n_users, n_items, k = len(ids["users"]), len(ids["items"]), spec.params["n_factors"]
         expected = {"user_factors": (n_users, k), "item_factors": (n_items, k), "user_bias": (n_users,),
                     "item_bias": (n_items,), "global_bias": (1,)}
         for name, shape in expected.items():
             if name not in arrays or arrays[name].shape != shape:
                 raise ModelFileError(f"the saved model's {name} has shape "
                                      f"{arrays[name].shape if name in arrays else None}, expected {shape}")
-        core = CoreMF(n_users, n_items, k, p["biases"], p["non_negative"], p["y_range"], p["init_std"], p["seed"])
+        core = spec._create_core(n_users, n_items)
         core.set_array(_lib.USER_FACTORS, arrays["user_factors"])
         core.set_array(_lib.ITEM_FACTORS, arrays["item_factors"])
         core.set_array(_lib.USER_BIAS, arrays["user_bias"])
@@ -233,7 +288,7 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         return super().fold_in(df, user, item, rating, replace)
 
     def _fold_in_core(self, state, batch):
-        p = self.params
+        p = state.spec.params
         k, core = p["n_factors"], state.core
         Q = core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), k).astype(np.float64)
         bi = core.get_array(_lib.ITEM_BIAS).astype(np.float64)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import _lib
 from ._base import Recommender
-from ._checks import check_bool, check_choice, check_float, check_int, check_y_range
+from ._checks import check_bool, check_choice, check_dropout, check_float, check_int, check_y_range
 from ._core import CoreNet, CoreNetTrainer, CoreRatings, freeze_all_but_new_users
 from ._graph import Graph
 from ._queries import EmbeddingQueries
@@ -26,14 +26,12 @@ class NetworkModel(EmbeddingQueries, Recommender):
 
     @property
     def params(self):
-        return {name: getattr(self, name) for name in self._PARAM_NAMES}
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+        """Every hyper-parameter (the networks have no defaults resolved at fit)."""
+        return self.get_params()
 
     def _validate_params(self):
-        p = self.params
         self._validate_architecture()
+        p = self.params
         check_choice("loss", p["loss"], set(_lib.LOSSES))
         check_choice("optimizer", p["optimizer"], set(_lib.OPTIMIZERS))
         check_choice("schedule", p["schedule"], set(_lib.SCHEDULES))
@@ -41,7 +39,6 @@ class NetworkModel(EmbeddingQueries, Recommender):
         check_int("batch_size", p["batch_size"], 1, 1 << 24)
         check_float("lr", p["lr"], 0, 10, lo_open=True)
         check_float("weight_decay", p["weight_decay"], 0, 100)
-        check_float("init_std", p["init_std"], 0, 10)
         if p["init_range"] is not None:
             try:
                 lo, hi = p["init_range"]
@@ -51,6 +48,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
             check_float("init_range high", hi, -10, 10)
             if not lo <= hi:
                 raise InvalidArgumentError(f"init_range must have lo <= hi, got {p['init_range']!r}")
+        else:
+            check_float("init_std", p["init_std"], 0, 10)
         if p["patience"] is not None:
             check_int("patience", p["patience"], 1, 1_000_000)
         check_int("seed", p["seed"], 0, 2**64 - 1)
@@ -60,38 +59,25 @@ class NetworkModel(EmbeddingQueries, Recommender):
     # ----- the architecture ------------------------------------------------------------------
     def graph(self, n_users, n_items):
         """The network this model builds for tables of these sizes."""
-        g = Graph()
-        self._nodes = self._build(g, int(n_users), int(n_items))
-        return g
+        return self._graph_and_nodes(n_users, n_items)[0]
 
-    def _sizes(self, n_users, n_items):
-        if n_users is None or n_items is None:
-            state = self._fitted
-            if state is None:
-                raise NotFittedError("pass n_users and n_items, or fit the model first: the embedding tables' sizes "
-                                     "come from the data")
-            return len(state.users), len(state.items)
-        check_int("n_users", n_users, 1, 2**31 - 1)
-        check_int("n_items", n_items, 1, 2**31 - 1)
-        return n_users, n_items
+    def _graph_and_nodes(self, n_users, n_items):
+        """The graph, and the (user, item) embedding nodes exposed as the model's embeddings."""
+        g = Graph()
+        nodes = self._build(g, int(n_users), int(n_items))
+        return g, nodes
 
     def count_params(self, n_users=None, n_items=None):
         """Total number of trainable parameters (embedding tables sized by the fitted ids, or by
         ``n_users`` / ``n_items``)."""
-        return self.graph(*self._sizes(n_users, n_items)).count_params()
+        spec, n_users, n_items = self._described(n_users, n_items)
+        return spec.graph(n_users, n_items).count_params()
 
     def summary_frame(self, n_users=None, n_items=None):
         """The layers as a DataFrame: layer, type, output shape, params, inputs."""
-        g = self.graph(*self._sizes(n_users, n_items))
+        spec, n_users, n_items = self._described(n_users, n_items)
+        g = spec.graph(n_users, n_items)
         return pd.DataFrame(g.summary_rows(), columns=["layer", "type", "output shape", "params", "inputs"])
-
-    def summary(self, n_users=None, n_items=None, print_fn=print):
-        """Prints a Keras-style table of the layers (name, type, output shape, parameter count,
-        inputs) and the total. Table sizes come from the fitted ids, or ``n_users`` / ``n_items``."""
-        table = self.summary_frame(n_users, n_items)
-        total = int(table["params"].sum())
-        print_fn(f'Model: "{type(self).__name__}"\n{table.to_string(index=False)}\n'
-                 f"Total params: {total:,}\nTrainable params: {total:,}")
 
     # ----- hooks of the shared fit loop ------------------------------------------------------
     @property
@@ -99,9 +85,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
         return self.loss == "bce"
 
     def _create_core(self, n_users, n_items):
-        g = self.graph(n_users, n_items)
+        g, (user_node, item_node) = self._graph_and_nodes(n_users, n_items)
         spec, values = g.encode()
-        user_node, item_node = self._nodes
         return CoreNet(spec, values, n_users, n_items, self.seed, self._logistic, user_node, item_node)
 
     def _training_options(self):
@@ -132,7 +117,7 @@ class NetworkModel(EmbeddingQueries, Recommender):
         """Every parameter by layer name: embedding tables (n, width), dense kernels
         (units, inputs) and biases."""
         state = self._state()
-        g = self.graph(len(state.users), len(state.items))
+        g = state.spec.graph(len(state.users), len(state.items))
         weights = {}
         for j, node in enumerate(g.nodes):
             if node["params"]:
@@ -167,24 +152,24 @@ class NetworkModel(EmbeddingQueries, Recommender):
         frozen (item tables, dense layers, other users), using the model's optimiser, batch size,
         learning rate and weight decay at a constant rate."""
         check_int("epochs", epochs, 1, 10_000)
-        self._fold_in_epochs = epochs
-        return super().fold_in(df, user, item, rating, replace)
+        return self._fold_in(df, user, item, rating, replace, epochs=epochs)
 
-    def _fold_in_core(self, state, batch):
-        p = self.params
+    def _fold_in_core(self, state, batch, epochs=20):
+        spec = state.spec
+        p = spec.params
         n_old, m, n_items = len(state.users), len(batch.users), len(state.items)
         old = state.core
         # A network with room for every folded-in user after the old ones; the new rows keep
         # this network's random initialisation, every other parameter is copied.
-        wide = self._create_core(n_old + m, n_items)
-        self._copy_parameters(old, wide)
+        wide = spec._create_core(n_old + m, n_items)
+        spec._copy_parameters(old, wide)
         ratings = CoreRatings.from_arrays(n_old + batch.codes, batch.item_rows, batch.ratings, n_old + m, n_items)
         trainer = CoreNetTrainer(wide, ratings, p["loss"], self._negatives,
-                                 p["optimizer"], "constant", self._fold_in_epochs, p["batch_size"], p["lr"],
+                                 p["optimizer"], "constant", epochs, p["batch_size"], p["lr"],
                                  p["weight_decay"], p["n_threads"], p["seed"])
         try:
             freeze_all_but_new_users(trainer, n_old)
-            for _ in range(self._fold_in_epochs):
+            for _ in range(epochs):
                 trainer.run_epoch()
         finally:
             trainer.close()
@@ -192,8 +177,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
         if fresh.all():
             return wide
         # Re-estimated users go back to their own rows; only fresh users are appended.
-        final = self._create_core(n_old + int(fresh.sum()), n_items)
-        g = self.graph(n_old + m, n_items)
+        final = spec._create_core(n_old + int(fresh.sum()), n_items)
+        g = spec.graph(n_old + m, n_items)
         for j, node in enumerate(g.nodes):
             for which in (0, 1):
                 if not final.param_size(j, which):
@@ -221,21 +206,6 @@ class NetworkModel(EmbeddingQueries, Recommender):
                 target.set_param(j, which, values)
 
     # ----- saving --------------------------------------------------------------------------
-    def _saved_params(self):
-        params = dict(self.params)
-        for key in ("y_range", "init_range", "layers", "mlp_dims"):
-            if params.get(key) is not None:
-                params[key] = [float(v) if key in ("y_range", "init_range") else int(v) for v in params[key]]
-        return params
-
-    @staticmethod
-    def _params_from_saved(params):
-        params = dict(params)
-        for key in ("y_range", "init_range", "layers", "mlp_dims"):
-            if params.get(key) is not None:
-                params[key] = tuple(params[key])
-        return params
-
     def _saved_arrays(self, state):
         core = state.core
         return {f"node{j}.{w}": values for j, w, values in core.snapshot()}
@@ -244,8 +214,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
     def _from_saved(cls, header, arrays, ids):
         from .persistence import ModelFileError
 
-        model = cls(**cls._params_from_saved(header["params"]))
-        core = model._create_core(len(ids["users"]), len(ids["items"]))
+        spec = cls(**cls._params_from_saved(header["params"]))
+        core = spec._create_core(len(ids["users"]), len(ids["items"]))
         for j in range(core.n_nodes):
             for w in (0, 1):
                 size = core.param_size(j, w)
@@ -276,17 +246,34 @@ class EmbeddingNN(NetworkModel):
     ``EmbeddingNN``, the goodbooks post's Keras tabular network): embeddings of different
     widths, concatenated. ``combine="product"``: the goodbooks post's "matrix factorisation"
     network: the elementwise product of equal-width embeddings. ``biases=True`` concatenates a
-    per-user and a per-item bias to that vector. ``emb_dropout`` applies to the combined vector,
-    ``dropout`` after each hidden layer (both only while training). The output is one dense unit
-    with ``output`` activation ("linear" or "relu"), or a sigmoid scaled to ``y_range``.
+    per-user and a per-item bias to that vector. ``dropout`` applies after each hidden layer
+    (only while training). ``emb_dropout``: a pair ``(user, item)`` drops each side's
+    embedding with its own rate (before the product or the concatenation); one rate drops
+    both embeddings with ``combine="concat"`` and their product with ``combine="product"``.
+    The output is one dense unit with ``output`` activation ("linear" or "relu"), or a
+    sigmoid scaled to ``y_range``.
 
     Training: ``loss`` "mse" (or "mae"); ``optimizer`` "adam" (sparse row-wise updates of the
     embeddings) or "sgd"; ``schedule`` "one_cycle" or "constant"; ``weight_decay`` is an L2
     penalty per rating on the embedding rows it uses plus a decoupled decay of the dense
-    kernels; ``init_std`` (normal) or ``init_range`` (uniform) initialises the embeddings;
-    ``patience`` enables early stopping with the best weights restored. Results do not depend
-    on ``n_threads``. The defaults (Adam, one-cycle, 5 epochs, lr 0.003, batch 256,
-    weight_decay 0.3) were chosen on ml-100k for this model and the product model together.
+    kernels; ``init_std`` (normal around 0) or ``init_range`` (uniform) initialises the
+    embeddings; ``patience`` enables early stopping with the best weights restored. Results do
+    not depend on ``n_threads``. The defaults (Adam, one-cycle, 5 epochs, lr 0.003, batch 256)
+    were chosen on ml-100k. ``weight_decay`` and the initialisation left at ``None`` depend on
+    the architecture (the resolved values are in ``model.params``):
+
+    ============================ ============ ==========================
+    architecture                 weight_decay initialisation
+    ============================ ============ ==========================
+    product without biases       0.1          ``init_range=(0.8, 1.2)``
+    every other                  0.3          ``init_std=0.05``
+    ============================ ============ ==========================
+
+    Why: the product of two embeddings near 0 carries no first-order signal, so the product
+    network without biases cannot express a user's or an item's general level, and with the
+    decay the others use its item embeddings collapse to 0 (it then learns nothing). Started
+    near 1, each product entry is about p_j + q_j - 1, so the dense layers see the users' and
+    items' levels from the first batch.
     """
 
     _PARAM_NAMES = ("user_dim", "item_dim", "layers", "combine", "biases", "dropout", "emb_dropout", "activation",
@@ -294,7 +281,7 @@ class EmbeddingNN(NetworkModel):
 
     def __init__(self, user_dim=50, item_dim=50, layers=(100, 50), *, combine="concat", biases=False, dropout=0.0,
                  emb_dropout=0.0, activation="relu", output="linear", y_range=None, loss="mse", optimizer="adam",
-                 epochs=5, batch_size=256, lr=0.003, weight_decay=0.3, init_std=0.05, init_range=None,
+                 epochs=5, batch_size=256, lr=0.003, weight_decay=None, init_std=None, init_range=None,
                  schedule="one_cycle", patience=None, seed=0, n_threads=0):
         super().__init__()
         self.user_dim, self.item_dim, self.layers = user_dim, item_dim, layers
@@ -305,6 +292,20 @@ class EmbeddingNN(NetworkModel):
         self.schedule, self.patience, self.seed, self.n_threads = schedule, patience, seed, n_threads
         self._validate_params()
 
+    @property
+    def params(self):
+        """Every hyper-parameter, with the architecture's defaults filled in (see the class doc)."""
+        p = self.get_params()
+        bare_product = p["combine"] == "product" and not p["biases"]
+        if p["weight_decay"] is None:
+            p["weight_decay"] = 0.1 if bare_product else 0.3
+        if p["init_std"] is None and p["init_range"] is None:
+            if bare_product:
+                p["init_range"] = (0.8, 1.2)
+            else:
+                p["init_std"] = 0.05
+        return p
+
     def _validate_architecture(self):
         check_int("user_dim", self.user_dim, 1, 65536)
         check_int("item_dim", self.item_dim, 1, 65536)
@@ -314,22 +315,27 @@ class EmbeddingNN(NetworkModel):
             raise InvalidArgumentError(f"combine='product' needs user_dim == item_dim, got {self.user_dim} and {self.item_dim}")
         check_bool("biases", self.biases)
         check_float("dropout", self.dropout, 0, 0.99)
-        check_float("emb_dropout", self.emb_dropout, 0, 0.99)
+        self.emb_dropout = check_dropout("emb_dropout", self.emb_dropout)
         check_choice("activation", self.activation, {"relu", "sigmoid", "linear"})
         check_choice("output", self.output, {"linear", "relu"})
 
     def _build(self, g, n_users, n_items):
-        init = {"init_std": self.init_std, "init_range": self.init_range}
-        user = g.embedding("user_embedding", "user", n_users, self.user_dim, **init)
-        item = g.embedding("item_embedding", "item", n_items, self.item_dim, **init)
+        p = self.params
+        init = {"init_std": p["init_std"], "init_range": p["init_range"]}
+        user = user_table = g.embedding("user_embedding", "user", n_users, self.user_dim, **init)
+        item = item_table = g.embedding("item_embedding", "item", n_items, self.item_dim, **init)
+        per_side = isinstance(self.emb_dropout, tuple)
+        if per_side:
+            user = g.dropout("user_dropout", user, self.emb_dropout[0])
+            item = g.dropout("item_dropout", item, self.emb_dropout[1])
         x = g.product("product", user, item) if self.combine == "product" else None
         parts = [x] if x is not None else [user, item]
         if self.biases:
             parts += [g.embedding("user_bias", "user", n_users, 1, **init),
                       g.embedding("item_bias", "item", n_items, 1, **init)]
-        if self.emb_dropout and self.combine == "product":
+        if self.emb_dropout and not per_side and self.combine == "product":
             parts[0] = g.dropout("embedding_dropout", parts[0], self.emb_dropout)
-        elif self.emb_dropout:
+        elif self.emb_dropout and not per_side:
             parts[0] = g.dropout("user_dropout", parts[0], self.emb_dropout)
             parts[1] = g.dropout("item_dropout", parts[1], self.emb_dropout)
         x = g.concat("concatenate", parts)
@@ -339,7 +345,7 @@ class EmbeddingNN(NetworkModel):
         x = g.dense("output", x, 1, "linear" if self.y_range is not None else self.output)
         if self.y_range is not None:
             x = g.scaled_sigmoid("y_range", x, *self.y_range)
-        return user, item
+        return user_table, item_table
 
 
 class NeuMF(NetworkModel):

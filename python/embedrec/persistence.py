@@ -71,10 +71,12 @@ def _decode_ids(name, spec, arrays):
     return pd.Index(spec, dtype=object)
 
 
-def to_bytes(kind, params, columns, arrays, ids, history):
-    """Serialises a model's parts; ``ids`` maps a name to a pd.Index of raw ids."""
+def to_bytes(kind, params, columns, arrays, ids, history, extra=None):
+    """Serialises a model's parts; ``ids`` maps a name to a pd.Index of raw ids; ``extra``
+    holds further header entries (JSON values)."""
     header = {"class": kind, "params": params, "columns": [str(c) for c in columns], "ids": {},
               "history": history, "arrays": []}
+    header.update(extra or {})
     arrays = dict(arrays)
     for name, index in ids.items():
         _encode_ids(name, index, arrays, header)

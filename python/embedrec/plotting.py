@@ -15,17 +15,22 @@ def _pyplot():
 
 def plot_history(history, axes=None):
     """Loss and MAE per epoch, training and (when recorded) validation, side by side.
-    Returns the two matplotlib Axes."""
+    Returns the two matplotlib Axes. A new figure is laid out (constrained layout) so that
+    its titles and labels stay inside it under a plain ``savefig``."""
+    from .history import LOSS_NAMES
+
     plt = _pyplot()
     if not len(history):
         raise InvalidArgumentError("the history has no epochs to plot")
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     epochs = history["epoch"]
-    for ax, metric, title in ((axes[0], "loss", "loss (MSE)"), (axes[1], "mae", "MAE")):
+    loss_title = f"loss ({LOSS_NAMES.get(history.loss, history.loss)})"
+    for ax, metric, title in ((axes[0], "loss", loss_title), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[f"train_{metric}"], marker="o", label="train")
         if history.has_validation:
-            ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+            label = "validation (MSE)" if metric == "loss" and history.loss != "mse" else "validation"
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", label=label)
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch, color="grey", linestyle=":", label="best epoch")
         ax.set_xlabel("epoch")
@@ -34,22 +39,26 @@ def plot_history(history, axes=None):
     return axes
 
 
-def plot_embeddings(model, of="items", labels=None, n_labels=10, ax=None):
+def plot_embeddings(model, of="items", labels=None, n_labels=10, ax=None, min_ratings=0, items=None):
     """Scatter of the first two principal components of a model's item (or user) embeddings,
     with text labels on the ``n_labels`` most extreme points (spread over both ends of both
-    components).
+    components), kept inside the axes and apart from each other.
 
     ``labels`` maps raw ids to names: a dict, a pandas Series indexed by id, or a function;
-    unnamed ids are labelled by their id. Returns the matplotlib Axes.
+    unnamed ids are labelled by their id. ``min_ratings`` keeps only ids with at least that
+    many training ratings, and ``items`` (or users, with ``of="users"``) a given subset: a
+    catalogue of thousands of rarely rated items otherwise plots as one blob (fastai's lesson
+    keeps the 1,000 most rated movies). The components are those of the ids plotted. Returns
+    the matplotlib Axes.
     """
     plt = _pyplot()
-    pca = model.embedding_pca(n_components=2, of=of)
+    pca = model.embedding_pca(n_components=2, of=of, min_ratings=min_ratings, ids=items)
     coords = pca.coordinates
     ids = coords.iloc[:, 0].to_numpy()
     x, y = coords["PC1"].to_numpy(), coords["PC2"].to_numpy()
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 6))
-    ax.scatter(x, y, s=6, alpha=0.4)
+        _, ax = plt.subplots(figsize=(8, 7), layout="constrained")
+    ax.scatter(x, y, s=8 if len(x) < 2000 else 3, alpha=0.5 if len(x) < 2000 else 0.25)
     if callable(labels):
         name = labels
     elif labels is not None:
@@ -66,10 +75,33 @@ def plot_embeddings(model, of="items", labels=None, n_labels=10, ax=None):
                 break
             if j not in [c[0] for c in chosen]:
                 chosen.append((j, values))
-    for j, _ in chosen:
-        ax.annotate(str(name(ids[j]))[:40], (x[j], y[j]), fontsize=8)
+    _place_labels(ax, [(x[j], y[j], _short(name(ids[j]))) for j, _ in chosen], x, y)
     ratio = pca.explained_variance_ratio
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
-    ax.set_title(f"{type(model).__name__}: {of} embeddings")
+    ax.set_title(f"{type(model).__name__}: {of} embeddings ({len(x):,} shown)")
     return ax
+
+
+def _short(text, limit=28):
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _place_labels(ax, points, x, y):
+    """Writes each label beside its point, aligned towards the centre (so it runs into the
+    plot, never off the figure's edge), nudged vertically away from labels placed before."""
+    if not points:
+        return
+    cx, cy = (np.min(x) + np.max(x)) / 2, (np.min(y) + np.max(y)) / 2
+    span_y = max(float(np.ptp(y)), 1e-12)
+    placed = []
+    for px, py, text in sorted(points, key=lambda p: -p[1]):
+        ty = py
+        for qx, qy in placed:
+            if abs(ty - qy) < 0.035 * span_y and abs(px - qx) < 0.35 * max(float(np.ptp(x)), 1e-12):
+                ty = qy - 0.04 * span_y
+        placed.append((px, ty))
+        ax.annotate(text, (px, py), xytext=(px, ty), fontsize=8, annotation_clip=True,
+                    ha="right" if px > cx else "left", va="center",
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5} if ty != py else None)

@@ -190,22 +190,24 @@ def test_concurrent_recommendations(fitted):
 
 
 THREADS_SCRIPT = ratings_script(400_000, 5_000, 1_000) + r"""
-import embedrec._base as base
+from embedrec import _lib
 
-class Counting(base.EpochBar):
-    # Records the process's OS threads while an epoch runs (progress comes about ten times a
-    # second): the epoch's Python thread and the core's worker team.
-    during = []
-    def update(self, *args):
-        Counting.during.append(len(os.listdir("/proc/self/task")))
-        return super().update(*args)
+# Counts the process's OS threads as the core's epoch call begins, on the epoch's Python
+# thread: the trainer's worker team exists from its creation, so the count is taken at a
+# known moment, whatever the epoch's length.
+run_epoch = _lib.lib.embedrec_trainer_run_epoch
+during = []
+def counting(*args):
+    during.append(len(os.listdir("/proc/self/task")))
+    return run_epoch(*args)
+_lib.lib.embedrec_trainer_run_epoch = counting
 
-base.EpochBar = Counting
 def extra_threads(n_threads):
-    Counting.during.clear()
+    during.clear()
     before = len(os.listdir("/proc/self/task"))
     embedrec.EmbeddingNN(32, 32, layers=(64,), epochs=1, batch_size=256, n_threads=n_threads).fit(df)
-    return max(Counting.during) - before
+    assert len(during) == 1, during
+    return during[0] - before
 print(extra_threads(int(sys.argv[1])), len(os.sched_getaffinity(0)))
 """
 

@@ -111,7 +111,7 @@ int32_t embedrec_model_evaluate(EmbedrecModelHandle model, const int32_t *users,
  * Candidates: the n_candidates item rows in `candidates`, or every item when candidates is NULL
  * and n_candidates is 0. Seen items to skip (NULL seen_indptr: skip nothing): CSR over the
  * model's users, seen_indptr[n_model_users + 1] from 0 to n_seen, seen_items[n_seen] item rows.
- * Limits: 1 <= k <= 65536.
+ * Limits: 1 <= k <= 2^31-1, and the outputs must fit in memory.
  */
 int32_t embedrec_model_recommend(EmbedrecModelHandle model, const int32_t *users, int64_t n_users, int32_t k,
                                  const int32_t *candidates, int64_t n_candidates, const int64_t *seen_indptr,
@@ -126,7 +126,7 @@ int32_t embedrec_model_recommend(EmbedrecModelHandle model, const int32_t *users
  * Nearest neighbours within one table: for each of the n_rows query rows of the item table
  * (of_items != 0) or the user table, the k other rows of the same table with the highest
  * similarity (`metric`), best first, never the row itself; into out_rows[n_rows * k] and
- * out_scores[n_rows * k], padded with -1 / -inf. Limits: 1 <= k <= 65536.
+ * out_scores[n_rows * k], padded with -1 / -inf. Limits: 1 <= k <= 2^31-1, and the outputs must fit in memory.
  */
 int32_t embedrec_model_similar(EmbedrecModelHandle model, int32_t of_items, const int32_t *rows, int64_t n_rows,
                                int32_t k, int32_t metric, int32_t n_threads, int32_t *out_rows, float *out_scores);
@@ -265,6 +265,14 @@ int32_t embedrec_trainer_cancel(EmbedrecTrainerHandle trainer);
  * than one thread). Adam and network trainers are deterministic already; for them this is a
  * no-op. Call it before the first epoch. */
 int32_t embedrec_trainer_set_deterministic(EmbedrecTrainerHandle trainer, int32_t on);
+
+/* Per-side embedding dropout for later epochs of a matrix-factorisation trainer (SGD or Adam):
+ * each entry of the user's (item's) row is dropped with probability user_rate (item_rate) and
+ * the kept ones scaled by 1 / (1 - rate), for each rating while training; predictions use the
+ * rows as they are. Masks depend only on the seed, the epoch and the rating's position, never
+ * on the thread count. Limits: 0 <= user_rate, item_rate <= 0.99. Network trainers refuse it
+ * (EMBEDREC_ERR_INVALID): their dropout is a layer. Call it before the first epoch. */
+int32_t embedrec_trainer_set_dropout(EmbedrecTrainerHandle trainer, double user_rate, double item_rate);
 
 /* Progress of the epoch running now (or the last one): examples done, examples in the epoch,
  * and the sum of their losses (divide by done for the running loss). Safe from any thread while
