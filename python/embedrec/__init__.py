@@ -3,7 +3,7 @@
     import embedrec
     train, test = embedrec.train_test_split(ratings, test_size=0.1, seed=42)
     model = embedrec.MatrixFactorization()
-    history = model.fit(train)                  # columns: user, item, rating (the first three)
+    history = model.fit(train)                  # columns found by name (userId, movieId, rating, ...)
     embedrec.rmse(test["rating"], model.predict(test, unknown="mean"))
     model.item_embeddings                       # (n_items, n_factors), row j = model.item_ids[j]
 """
@@ -11,8 +11,9 @@
 from . import datasets
 from ._lib import version as _core_version
 from .errors import (EmbedrecError, EmbedrecMemoryError, InvalidArgumentError, ModelBusyError, NotFittedError,
-                     UnknownIdError)
+                     TrainingDivergedError, TrainingWarning, UnknownIdError)
 from .history import History
+from .lr_find import LRFinderResult
 from .metrics import mae, rmse
 from .mf import MatrixFactorization
 from .nn import EmbeddingNN, NeuMF
@@ -34,5 +35,5 @@ from ._lib import KERNELS as core_kernels  # noqa: E402
 __all__ = [
     "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
-    "EmbedrecMemoryError", "__version__", "core_version", "core_kernels",
+    "EmbedrecMemoryError", "TrainingDivergedError", "TrainingWarning", "LRFinderResult", "__version__", "core_version", "core_kernels",
 ]

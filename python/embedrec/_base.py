@@ -234,6 +234,7 @@ class Recommender:
                        items.rows(validation[columns[1]], "item", unknown="mean"),
                        _frame.ratings_array(validation[columns[2]], columns[2]))
             self._report_ratings_outside(data.outside)
+            _diagnose.warn_if_extreme(data.stats)
             core = self._create_core(len(users), len(items))
             self._start_from_data(core, data.stats)
             options = self._training_options()
@@ -305,11 +306,12 @@ class Recommender:
                 trainer.close()
         if diverged is not None:
             epoch, loss = diverged
+            kept = (f"the weights of epoch {epoch - 1}, the last finite one" if epoch > 1
+                    else "its initial weights")
             raise TrainingDivergedError(
-                f"training diverged: the loss of epoch {epoch} was {loss}. The model keeps the weights of the "
-                f"{epoch - 1} finite epoch(s) before it. Lower lr (it is {options.get('lr')!r}), use a smaller "
-                f"init_std / init_range, or rescale ratings of extreme magnitude (these range over "
-                f"{data.stats.range[0]:g}..{data.stats.range[1]:g}).")
+                f"training diverged: the loss of epoch {epoch} was {loss}; the model keeps {kept}. Lower lr "
+                f"(it is {options.get('lr')!r}), use a smaller init_std / init_range, or rescale ratings of "
+                f"extreme magnitude (these range over {data.stats.range[0]:g}..{data.stats.range[1]:g}).")
         if best_weights is not None and history.best_epoch != len(history):
             core.restore(best_weights)
         val_baseline = float(np.mean((val[2].astype(np.float64) - data.stats.mean) ** 2)) if val is not None else None

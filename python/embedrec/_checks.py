@@ -38,8 +38,10 @@ def check_y_range(y):
         lo, hi = y
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"y_range must be None or a pair (lo, hi), got {y!r}") from None
-    check_float("y_range low", lo, -1e30, 1e30)
-    check_float("y_range high", hi, -1e30, 1e30)
+    # Wider ranges cannot train in float32 (the sigmoid's slope times the range overflows the
+    # squared errors); ratings beyond 1e6 are warned about at fit for the same reason.
+    check_float("y_range low", lo, -1e6, 1e6)
+    check_float("y_range high", hi, -1e6, 1e6)
     if not lo < hi:
         raise InvalidArgumentError(f"y_range must have lo < hi, got {y!r}")
 

@@ -14,8 +14,24 @@ from .errors import TrainingWarning
 
 #: A fit "learned nothing" when its last loss is at least this share of the baseline's.
 NO_BETTER_THAN_BASELINE = 0.99
+#: ... and "ran away" when it is this many times the baseline's.
+FAR_ABOVE_BASELINE = 2.0
 #: A fit's loss "grew" when its last epoch's is this many times its best epoch's.
 GREW_BY = 1.25
+
+
+#: Ratings beyond this magnitude train in float32 with squared errors near its limits.
+EXTREME_RATING = 1e6
+
+
+def warn_if_extreme(stats):
+    """Warns when the ratings' magnitude makes float32 training unstable."""
+    largest = max(abs(stats.low), abs(stats.high)) if stats.n else 0.0
+    if largest > EXTREME_RATING:
+        warnings.warn(f"ratings as large as {largest:g} are trained in float32, where their squared errors "
+                      f"approach its limits and training is likely to diverge; rescale them (divide by "
+                      f"{10 ** int(math.log10(largest)):g}, say) and scale predictions back.", TrainingWarning,
+                      stacklevel=5)
 
 
 def baseline_loss(loss, stats, negatives=0):
@@ -54,6 +70,11 @@ def failure(model, history, stats, options, val_baseline=None):
             judged, what, reference = last["val_loss"], "validation MSE", val_baseline
         else:
             judged, what, reference = last["train_loss"], f"training loss ({loss.upper()})", base
+        if reference > 0 and judged >= FAR_ABOVE_BASELINE * reference:
+            return (f"{name} learned nothing: its final {what} {judged:.4g} is far above that of predicting one "
+                    f"constant for every rating ({reference:.4g}), so training ran away. Lower lr (it is "
+                    f"{options.get('lr')!r}; try a tenth of it, or use lr_find) or start from smaller weights "
+                    f"(init_std / init_range).")
         if reference > 0 and judged >= NO_BETTER_THAN_BASELINE * reference:
             return (f"{name} learned nothing: its final {what} {judged:.4g} is no better than predicting one "
                     f"constant for every rating ({reference:.4g}). The usual cause is a weight_decay too strong "

@@ -79,7 +79,7 @@ def plot_embeddings(model, of="items", labels=None, n_labels=10, ax=None, min_ra
     ratio = pca.explained_variance_ratio
     ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
-    ax.set_title(f"{type(model).__name__}: {of} embeddings ({len(x):,} shown)")
+    ax.set_title(f"{type(model).__name__}: {of[:-1]} embeddings ({len(x):,} shown)")
     return ax
 
 

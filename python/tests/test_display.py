@@ -52,3 +52,35 @@ def test_rich_display(trained):
     history_html = trained.history._repr_html_()
     assert "6 epochs" in history_html and "val_loss" in history_html
     assert "train_loss" in repr(trained.history)
+
+
+def inside_figure(fig, artist):
+    """True when the artist's drawn box lies within the figure's (after a plain savefig)."""
+    import io
+
+    fig.savefig(io.BytesIO(), format="png")  # lays the figure out as savefig does
+    box, whole = artist.get_window_extent(), fig.bbox
+    return box.x0 >= whole.x0 - 1 and box.y0 >= whole.y0 - 1 and box.x1 <= whole.x1 + 1 and box.y1 <= whole.y1 + 1
+
+
+def test_history_plot_labels_stay_inside_a_plain_savefig(trained):
+    axes = trained.history.plot()
+    fig = axes[0].figure
+    assert all(inside_figure(fig, ax.xaxis.label) and inside_figure(fig, ax.title) for ax in axes)
+    plt.close("all")
+
+
+def test_plot_embeddings_keeps_labels_inside_and_can_leave_out_rare_items(trained):
+    long_names = {i: f"a rather long title for item {i} (1999)" for i in trained.item_ids}
+    ax = embedrec.plot_embeddings(trained, labels=long_names, n_labels=12)
+    texts = ax.texts
+    assert len(texts) == 12 and all(len(t.get_text()) <= 28 for t in texts)
+    assert all(inside_figure(ax.figure, t) for t in texts)
+    counts = trained._fitted.seen_csr()[1]
+    threshold = int(np.median(np.bincount(counts)))
+    few = embedrec.plot_embeddings(trained, min_ratings=threshold)
+    shown = len(few.collections[0].get_offsets())
+    assert 2 <= shown < len(trained.item_ids)
+    subset = embedrec.plot_embeddings(trained, items=trained.item_ids[:20])
+    assert len(subset.collections[0].get_offsets()) == 20
+    plt.close("all")
