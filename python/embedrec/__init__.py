@@ -24,8 +24,10 @@ from .plotting import plot_embeddings
 
 
 def models_by_name():
-    """Model classes by name, for loading saved models."""
-    return {cls.__name__: cls for cls in (MatrixFactorization, EmbeddingNN, NeuMF)}
+    """Model classes by name, for loading saved models (each registers itself when defined)."""
+    from ._base import registered_models
+
+    return registered_models()
 
 __version__ = "0.1.0"
 core_version = _core_version()

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from . import _diagnose, _frame, _loading, persistence
+from ._interrupts import deferred as deferred_interrupts
 from ._checks import check_int
 from ._ids import IdMap
 from ._progress import EpochBar
-from .errors import (InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled,
+from .errors import (EmbedrecError, InvalidArgumentError, ModelBusyError, NotFittedError, TrainingCancelled,
                      TrainingDivergedError)
 from .history import History
 
@@ -86,9 +87,38 @@ class FoldInBatch:
         return rows
 
 
+#: Model classes by name, for ``load``: every subclass of Recommender registers itself when it
+#: is defined, so a new model saves and loads without being listed anywhere else.
+_REGISTRY = {}
+
+
+def registered_models():
+    """Model classes by class name (what a saved file names)."""
+    return dict(_REGISTRY)
+
+
 class Recommender:
     """Base class of embedrec's models. Subclasses implement ``_create_core`` and
     ``_training_options``; everything else here is shared."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    def __setattr__(self, name, value):
+        # Hyper-parameters are kept as Python values: NumPy scalars (what a grid over np.arange
+        # gives) become ints and floats as they are set, so params, repr and files agree.
+        if name in self._param_attributes():
+            value = _python_value(value)
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def _param_attributes(cls):
+        found = cls.__dict__.get("_param_attribute_set")
+        if found is None:
+            found = frozenset(cls._PARAM_ATTRS.get(n, n) for n in cls._PARAM_NAMES)
+            cls._param_attribute_set = found
+        return found
 
     #: Constructor arguments in order; each is kept as the attribute of the same name unless
     #: ``_PARAM_ATTRS`` names another (``MatrixFactorization``'s ``global_bias`` option lives
@@ -242,10 +272,6 @@ class Recommender:
         finally:
             data.ratings.close()  # empty once the trainer took the data over
         rating_range = data.stats.range if not implicit else None
-        # One assignment publishes the new model: another thread sees the old fit or this one,
-        # never a mix. The old core is freed when the last reference to it goes.
-        # The seen items (for recommend's exclude_seen) come from the trainer's data at the end.
-        self._fitted = Fitted(core, users, items, columns, None, spec, rating_range)
         history = History(has_validation=val is not None, loss=self._loss_name)
         self.history = history
         patience = options.get("patience")
@@ -253,25 +279,47 @@ class Recommender:
         best, best_weights, waited = np.inf, None, 0
         before = None
         diverged = None
+        # True while the core holds an epoch that the history does not (yet) list: an interrupt
+        # then must put the epoch's weights back, so that the model is always exactly the
+        # epochs its history keeps.
+        ahead = False
+        stop = self._stop_request()
+        stop.clear()  # a stop() that came before this fit began is not for it
         try:
+            # One assignment publishes the new model: another thread sees the old fit or this
+            # one, never a mix (the old core is freed when the last reference to it goes). Its
+            # seen items come from the trainer's data at the end (the finally below).
+            self._fitted = Fitted(core, users, items, columns, None, spec, rating_range)
+            self._active_trainer = trainer
             for epoch in range(1, options["epochs"] + 1):
+                if stop.is_set():  # model.stop() between two epochs
+                    history.interrupted = True
+                    break
                 # A copy of the weights before the epoch, so that an interrupted or diverged
                 # epoch can be undone: the model then holds exactly the last complete epoch.
-                before = core.snapshot(reuse=before)
+                with deferred_interrupts():
+                    before = core.snapshot(reuse=before)
                 bar = EpochBar(epoch, options["epochs"], len(df) * (1 + self._negatives), verbose)
                 try:
+                    ahead = True
                     loss, train_mae, seconds = trainer.run_epoch(bar.update)
-                except (KeyboardInterrupt, TrainingCancelled):
+                except TrainingCancelled:
                     bar.abandon()
-                    core.restore(before)
+                    with deferred_interrupts():
+                        core.restore(before)
+                        ahead = False
                     history.interrupted = True
-                    if verbose:
-                        print(f"interrupted during epoch {epoch}; keeping the weights of the "
-                              f"{epoch - 1} finished epoch(s)")
+                    if stop.is_set():  # model.stop(): training ends here, fit returns
+                        break
                     raise KeyboardInterrupt from None
+                except KeyboardInterrupt:
+                    bar.abandon()
+                    raise
                 if not (np.isfinite(loss) and np.isfinite(train_mae)):
                     bar.abandon()
-                    core.restore(before)
+                    with deferred_interrupts():
+                        core.restore(before)
+                        ahead = False
                     diverged = (epoch, loss)
                     break
                 row = {"epoch": epoch, "train_loss": loss, "train_mae": train_mae}
@@ -281,12 +329,15 @@ class Recommender:
                     row["val_loss"] = float(np.mean(err ** 2))
                     row["val_mae"] = float(np.mean(np.abs(err)))
                 row["seconds"] = seconds
-                history.append(row)
+                with deferred_interrupts():
+                    history.append(row)
+                    ahead = False
                 bar.finish(row)
                 if patience is not None:
                     if row[monitor] < best:
-                        best, best_weights, waited = row[monitor], core.snapshot(reuse=best_weights), 0
-                        history.best_epoch = epoch
+                        with deferred_interrupts():
+                            best, best_weights, waited = row[monitor], core.snapshot(reuse=best_weights), 0
+                            history.best_epoch = epoch
                     else:
                         waited += 1
                         if waited >= patience:
@@ -295,15 +346,30 @@ class Recommender:
                                 print(f"early stopping: {monitor} has not improved for {patience} epoch(s); "
                                       f"restoring the weights of epoch {history.best_epoch}")
                             break
+            if best_weights is not None and history.best_epoch != len(history):
+                core.restore(best_weights)
+        except KeyboardInterrupt:
+            # Ctrl-C at any point of the loop: the model goes back to the epochs the history
+            # keeps (the epoch under way, or one that ran but is not listed yet, is undone).
+            with deferred_interrupts():
+                if ahead:
+                    core.restore(before)
+                history.interrupted = True
+            if verbose:
+                print(f"interrupted; keeping the weights of the {len(history)} finished epoch(s)")
+            raise
         finally:
-            # Dropped first: the copy of the pairs below is the fit's last allocation, and the
-            # snapshot need not coexist with it.
-            before = None
-            try:
-                self._fitted = Fitted(core, users, items, columns, trainer.seen(len(users), len(df)), spec,
-                                      rating_range)
-            finally:
-                trainer.close()
+            # Never split by Ctrl-C: the trainer's pairs copied out and the fitted state
+            # published, so the model is whole (saves, recommends) whatever happened above.
+            with deferred_interrupts():
+                self._active_trainer = None
+                stop.clear()
+                before = None  # dropped first: the copy of the pairs is the fit's last allocation
+                try:
+                    self._fitted = Fitted(core, users, items, columns, trainer.seen(len(users), len(df)), spec,
+                                          rating_range)
+                finally:
+                    trainer.close()
         if diverged is not None:
             epoch, loss = diverged
             kept = (f"the weights of epoch {epoch - 1}, the last finite one" if epoch > 1
@@ -312,11 +378,31 @@ class Recommender:
                 f"training diverged: the loss of epoch {epoch} was {loss}; the model keeps {kept}. Lower lr "
                 f"(it is {options.get('lr')!r}), use a smaller init_std / init_range, or rescale ratings of "
                 f"extreme magnitude (these range over {data.stats.range[0]:g}..{data.stats.range[1]:g}).")
-        if best_weights is not None and history.best_epoch != len(history):
-            core.restore(best_weights)
         val_baseline = float(np.mean((val[2].astype(np.float64) - data.stats.mean) ** 2)) if val is not None else None
         _diagnose.warn_if_failed(self, history, data.stats, options, val_baseline)
         return history
+
+    def stop(self):
+        """Asks the ``fit`` running on this model (in another thread: Ctrl-C reaches only the
+        main thread) to stop as soon as it can, within a fraction of a second. The epoch under
+        way is undone, so the model holds exactly the epochs its history lists
+        (``history.interrupted`` is True), and that ``fit`` returns its history normally.
+        Returns True when a fit was running; without one it does nothing."""
+        event = self._stop_request()
+        trainer = self.__dict__.get("_active_trainer")
+        if trainer is None:
+            return False
+        event.set()
+        try:
+            trainer.cancel()
+        except EmbedrecError:  # the fit ended meanwhile: its trainer is closed
+            pass
+        return True
+
+    def _stop_request(self):
+        """The event ``stop`` sets for the running fit (made on first use, so that models made
+        by ``load`` or unpickling have one too)."""
+        return self.__dict__.setdefault("_stop", threading.Event())
 
     def lr_find(self, df, user=None, item=None, rating=None, start_lr=1e-5, end_lr=10.0, num_it=100,
                 step_ratings=None, stop_div=True, seed=0):
@@ -502,19 +588,33 @@ class Recommender:
 
     @classmethod
     def _restore(cls, header, arrays, ids, core):
-        """Finishes loading: wraps a core already holding the saved weights."""
+        """Finishes loading: wraps a core already holding the saved weights. Everything read
+        here is checked (``load`` turns a failed check into ModelFileError)."""
         model = cls(**cls._params_from_saved(header["params"]))
+        n_users, n_items = len(ids["users"]), len(ids["items"])
+        columns = header["columns"]
+        if not isinstance(columns, list) or len(columns) != 3:
+            raise ValueError("the file does not name three columns")
+        columns = [persistence.decode_label(c) if c is not None else None for c in columns]
+        seen_users, seen_items = arrays.get("seen_users"), arrays.get("seen_items")
+        if (seen_users is None or seen_items is None or seen_users.ndim != 1 or seen_users.shape != seen_items.shape
+                or seen_users.dtype.kind not in "iu" or seen_items.dtype.kind not in "iu"):
+            raise ValueError("the training pairs are missing or of different lengths")
+        if seen_users.size and (seen_users.min() < 0 or seen_users.max() >= n_users or seen_items.min() < 0
+                                or seen_items.max() >= n_items):
+            raise ValueError("a training pair refers to a user or item the file does not have")
         rating_range = header.get("rating_range")
-        model._fitted = Fitted.from_pairs(core, IdMap(ids["users"]), IdMap(ids["items"]), header["columns"],
-                                          arrays["seen_users"].astype(np.int32), arrays["seen_items"].astype(np.int32),
-                                          model._unfitted_copy(), tuple(rating_range) if rating_range else None)
+        if rating_range is not None:
+            if not (isinstance(rating_range, list) and len(rating_range) == 2
+                    and all(isinstance(v, (int, float)) and np.isfinite(v) for v in rating_range)
+                    and rating_range[0] <= rating_range[1]):
+                raise ValueError(f"the rating range {rating_range!r} is not a pair of finite numbers")
+            rating_range = tuple(float(v) for v in rating_range)
+        model._fitted = Fitted.from_pairs(core, IdMap(ids["users"]), IdMap(ids["items"]), columns,
+                                          seen_users.astype(np.int32), seen_items.astype(np.int32),
+                                          model._unfitted_copy(), rating_range)
         if header.get("history") is not None:
-            h = header["history"]
-            model.history = History(has_validation=h["has_validation"], loss=h.get("loss", model._loss_name))
-            model.history.rows = h["rows"]
-            model.history.interrupted = h["interrupted"]
-            model.history.best_epoch = h.get("best_epoch")
-            model.history.stopped_epoch = h.get("stopped_epoch")
+            model.history = _history_from_saved(header["history"], model._loss_name)
         return model
 
     # ----- what was learned ----------------------------------------------------------------
@@ -539,6 +639,17 @@ def _clipped(state, predictions):
     return predictions
 
 
+def _python_value(value):
+    """NumPy scalars as Python numbers, inside tuples and lists too; arrays as tuples."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return tuple(_python_value(v) for v in value.tolist())
+    if isinstance(value, (tuple, list)):
+        return type(value)(_python_value(v) for v in value)
+    return value
+
+
 def _plain(value):
     """A parameter value as JSON can hold it: NumPy scalars as Python numbers, tuples as lists."""
     if isinstance(value, np.generic):
@@ -548,10 +659,31 @@ def _plain(value):
     return value
 
 
-def _unfitted_model(name, params):
-    from . import models_by_name
+def _history_from_saved(h, default_loss):
+    """A History from its saved form, every field checked."""
+    from .history import COLUMNS
 
-    cls = models_by_name()[name]
+    if not isinstance(h, dict) or not isinstance(h.get("rows"), list):
+        raise ValueError("the saved history has no rows")
+    history = History(has_validation=bool(h.get("has_validation")), loss=h.get("loss", default_loss))
+    if history.loss not in ("mse", "mae", "bce"):
+        raise ValueError(f"the saved history names an unknown loss {history.loss!r}")
+    for row in h["rows"]:
+        if (not isinstance(row, dict) or not set(row) <= set(COLUMNS)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row.values())):
+            raise ValueError("a saved history row is not a row of numbers")
+    history.rows = h["rows"]
+    history.interrupted = bool(h.get("interrupted"))
+    for field in ("best_epoch", "stopped_epoch"):
+        value = h.get(field)
+        if value is not None and not (isinstance(value, int) and 1 <= value <= max(len(history.rows), 1)):
+            raise ValueError(f"the saved history's {field} {value!r} is not one of its epochs")
+        setattr(history, field, value)
+    return history
+
+
+def _unfitted_model(name, params):
+    cls = _REGISTRY[name]
     return cls(**cls._params_from_saved(params))
 
 

@@ -10,6 +10,7 @@ from ctypes import c_double, c_int32, c_int64
 import numpy as np
 
 from . import _lib
+from ._interrupts import deferred as deferred_interrupts, start_deferring
 from ._lib import as_float32, as_int32, check, lib, ptr
 
 
@@ -67,8 +68,10 @@ class CoreMF(_CoreModel):
         return [(which, self.get_array(which)) for which in range(5)]
 
     def restore(self, snapshot):
-        for which, values in snapshot:
-            self.set_array(which, values)
+        """Puts every array of ``snapshot`` back, all or (on an error) none mid-way by Ctrl-C."""
+        with deferred_interrupts():
+            for which, values in snapshot:
+                self.set_array(which, values)
 
     def embeddings(self, of_items):
         nu, ni, k = self.shape()
@@ -208,7 +211,7 @@ class CoreTrainer:
             finally:
                 done.set()
 
-        deferred = _start_deferring_ctrl_c(threading.Thread(target=work, name="embedrec-epoch", daemon=True))
+        deferred = start_deferring(threading.Thread(target=work, name="embedrec-epoch", daemon=True))
         interrupted = False
         while True:
             try:
@@ -230,30 +233,6 @@ class CoreTrainer:
             cls = _lib._ERROR_CLASSES.get(status, _lib.errors.EmbedrecError)
             raise cls(result.get("message") or f"embedrec core returned status {status}", code=status)
         return loss.value, mae.value, seconds.value
-
-
-def _start_deferring_ctrl_c(thread):
-    """Starts ``thread`` with Ctrl-C held back until it has started. Returns None, or the
-    SIGINT handler to call in its place when a Ctrl-C came meanwhile.
-
-    Why: ``Thread.start`` waits for the new thread to run. A KeyboardInterrupt raised in that
-    wait left the worker training, unseen, while the caller went on as if the epoch had stopped
-    (restoring the weights then failed with ModelBusyError). Signal handlers run only in the
-    main thread, so elsewhere there is nothing to hold back."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        thread.start()  # (None: a handler Python did not install, which it could not put back)
-        return None
-    came = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
-    try:
-        thread.start()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if not came or previous is signal.SIG_IGN:
-        return None
-    if callable(previous):
-        return previous
-    return signal.default_int_handler  # SIG_DFL, or a handler set outside Python: stop as Ctrl-C does
 
 
 class CoreNet(_CoreModel):
@@ -296,8 +275,10 @@ class CoreNet(_CoreModel):
         return [(j, w, self.get_param(j, w)) for j in range(self.n_nodes) for w in (0, 1) if self.param_size(j, w)]
 
     def restore(self, snapshot):
-        for node, which, values in snapshot:
-            self.set_param(node, which, values)
+        """As CoreMF.restore: never split by Ctrl-C."""
+        with deferred_interrupts():
+            for node, which, values in snapshot:
+                self.set_param(node, which, values)
 
     def predict(self, users, items, n_threads=0):
         users, items = as_int32(users), as_int32(items)

@@ -14,6 +14,9 @@ from .errors import TrainingWarning
 
 #: A fit "learned nothing" when its last loss is at least this share of the baseline's.
 NO_BETTER_THAN_BASELINE = 0.99
+#: Fewer ratings than this say nothing about whether training works (a toy frame of a handful of
+#: ratings cannot beat its own mean): no warning.
+TOO_FEW_TO_JUDGE = 200
 #: ... and "ran away" when it is this many times the baseline's.
 FAR_ABOVE_BASELINE = 2.0
 #: A fit's loss "grew" when its last epoch's is this many times its best epoch's.
@@ -57,7 +60,7 @@ def warn_if_failed(model, history, stats, options, val_baseline=None):
 
 def failure(model, history, stats, options, val_baseline=None):
     """The warning's text for a failed fit, or None when the fit looks healthy."""
-    if history.interrupted or not len(history):
+    if history.interrupted or not len(history) or stats.n < TOO_FEW_TO_JUDGE:
         return None
     name = type(model).__name__
     loss = history.loss

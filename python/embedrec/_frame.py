@@ -37,6 +37,7 @@ def find_columns(df, user=None, item=None, rating=None, needs_rating=True, what=
     False): the names given; else a column with one of the role's usual names; else, when no
     column has a usual name, the first columns in order. Warns when the rating column was not
     named and looks like ids or timestamps."""
+    check_unique_columns(df, what)
     roles = [("user", user), ("item", item)] + ([("rating", rating)] if needs_rating else [])
     given = {role: name for role, name in roles if name is not None}
     for role, name in given.items():
@@ -91,8 +92,18 @@ def require_frame(df, what="df"):
         raise InvalidArgumentError(f"{what} is empty: there are no ratings to use")
 
 
+def check_unique_columns(df, what="df"):
+    """Two columns of one name make ``df[name]`` a frame: refuse them, naming the name."""
+    duplicated = df.columns[df.columns.duplicated()]
+    if len(duplicated):
+        raise InvalidArgumentError(
+            f"{what} has more than one column named {', '.join(repr(c) for c in pd.unique(duplicated))}; "
+            f"rename them (df.columns = [...]) so that each column has its own name")
+
+
 def resolve_columns(df, names, what="df"):
     """Column names to use: the given ones, or the first len(names) columns of df."""
+    check_unique_columns(df, what)
     resolved = []
     for position, (role, name) in enumerate(names):
         if name is None:

@@ -31,7 +31,7 @@ class IdMap:
             count, first = missing
             raise InvalidArgumentError(
                 f"the {what} column has {count} missing id(s) (first at row {first}); "
-                f"every rating needs a {what} id")
+                f"every rating needs {'an' if what[0] in 'aeiou' else 'a'} {what} id")
         values = None
         if column.dtype.kind in "iu":  # NumPy ints, and nullable ones (Int64 ...) as their NumPy type
             values = column.to_numpy(dtype=getattr(column.dtype, "numpy_dtype", column.dtype))
@@ -44,6 +44,7 @@ class IdMap:
             uniques = pd.unique(column)
         except TypeError:  # unhashable ids (lists, dicts)
             raise InvalidArgumentError(f"the {what} column holds unhashable values; ids must be numbers or strings") from None
+        _check_encodable(uniques, what)
         index = pd.Index(uniques)
         try:
             index = index.sort_values()
@@ -87,3 +88,16 @@ class IdMap:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise UnknownIdError(f"{len(missing)} {what} id(s) were not seen during fit: {shown}{more}. {hint}")
         return rows
+
+
+def _check_encodable(uniques, what):
+    """String ids must be valid Unicode (a lone surrogate, as decoding bytes with
+    'surrogateescape' leaves, could never be saved or compared with what a file gives back)."""
+    for value in uniques:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidArgumentError(
+                    f"the {what} id {value!r} is not valid Unicode text (it holds a lone surrogate); decode the "
+                    f"ids with errors='replace' or use their bytes' hex as ids") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import errors
+from ._interrupts import deferred as _deferred_interrupts
 
 LIBRARY_NAME = "libembedrec.so"
 #: The same library compiled for AVX2 + FMA CPUs (LLVM's "haswell"); loaded when the CPU has
@@ -209,9 +210,11 @@ class Handle:
         self._free = free
 
     def close(self):
-        value, self.value = self.value, None
-        if value is not None:
-            self._free(value)
+        # Taking the value and freeing it are one step for Ctrl-C: split, the handle would leak.
+        with _deferred_interrupts():
+            value, self.value = self.value, None
+            if value is not None:
+                self._free(value)
 
     def __del__(self):
         try:
@@ -221,7 +224,11 @@ class Handle:
 
 
 def new_handle(create, free):
-    """Calls ``create(out_pointer)`` and wraps the handle it writes."""
+    """Calls ``create(out_pointer)`` and wraps the handle it writes; a Ctrl-C meanwhile waits
+    until the handle is wrapped (freed with its wrapper), so it can never leak."""
     out = c_void_p()
-    check(create(ctypes.byref(out)))
-    return Handle(out.value, free)
+    with _deferred_interrupts():
+        status = create(ctypes.byref(out))
+        handle = Handle(out.value, free) if status == OK and out.value else None
+    check(status)
+    return handle

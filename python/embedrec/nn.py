@@ -230,6 +230,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
 
 
 def _check_layers(name, layers):
+    if isinstance(layers, (str, bytes)):
+        raise InvalidArgumentError(f"{name} must be a sequence of layer widths such as (100, 50), got {layers!r}")
     try:
         layers = tuple(layers)
     except TypeError:
