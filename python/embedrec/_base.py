@@ -5,6 +5,8 @@ this base class owns the DataFrame handling, the id maps, the epoch loop, valida
 prediction, so every model behaves the same way from Python.
 """
 
+import abc
+import inspect
 import threading
 import warnings
 
@@ -93,13 +95,20 @@ _REGISTRY = {}
 
 
 def registered_models():
-    """Model classes by class name (what a saved file names)."""
-    return dict(_REGISTRY)
+    """Model classes by class name (what a saved file names); abstract ones are left out."""
+    return {name: cls for name, cls in _REGISTRY.items() if not inspect.isabstract(cls)}
 
 
-class Recommender:
-    """Base class of embedrec's models. Subclasses implement ``_create_core`` and
-    ``_training_options``; everything else here is shared."""
+class Recommender(abc.ABC):
+    """Base class of embedrec's models: the contract every model keeps.
+
+    This class owns what every model does the same way: the DataFrame handling, the id maps,
+    the epoch loop with validation, early stopping, Ctrl-C and ``stop()``, prediction, fold-in's
+    bookkeeping, saving and loading. A model class supplies the hooks below marked abstract
+    (what its core is, how it trains, what it saves) and may override the optional ones; it
+    registers itself for ``load`` by being defined. ``docs/architecture.md`` walks through
+    adding one.
+    """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -187,6 +196,80 @@ class Recommender:
         total = int(table["params"].sum())
         print_fn(f'Model: "{type(self).__name__}"\n{table.to_string(index=False)}\n'
                  f"Total params: {total:,}\nTrainable params: {total:,}")
+
+    # ----- the contract: what a model class supplies -------------------------------------------
+    @property
+    @abc.abstractmethod
+    def params(self):
+        """Every hyper-parameter by name, with defaults resolved (what ``fit`` will use)."""
+
+    @abc.abstractmethod
+    def _validate_params(self):
+        """Raises InvalidArgumentError naming any hyper-parameter out of range (called by the
+        constructor, ``set_params`` and ``fit``)."""
+
+    @abc.abstractmethod
+    def _create_core(self, n_users, n_items):
+        """A new core model (``_core.CoreMF`` or ``_core.CoreNet``) with tables of these sizes,
+        initialised from the seed."""
+
+    @abc.abstractmethod
+    def _training_options(self):
+        """The options of a training run, as a dict: at least ``epochs`` and ``patience``, and
+        whatever ``_create_trainer`` reads (``lr`` and ``weight_decay`` are named in messages)."""
+
+    @abc.abstractmethod
+    def _create_trainer(self, core, ratings, options):
+        """A ``_core.CoreTrainer`` for ``core`` that takes over ``ratings`` (a CoreRatings)."""
+
+    @abc.abstractmethod
+    def summary_frame(self, n_users=None, n_items=None):
+        """The model's layers as a DataFrame (layer, type, output shape, params, inputs), for
+        ``summary`` and ``count_params``; sizes from the fitted ids (``_described``) or given."""
+
+    def count_params(self, n_users=None, n_items=None):
+        """Number of trained parameters, as ``summary`` totals them."""
+        return int(self.summary_frame(n_users, n_items)["params"].sum())
+
+    @abc.abstractmethod
+    def _saved_arrays(self, state):
+        """The fitted weights of ``state`` (a Fitted) as named NumPy arrays for the file."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _from_saved(cls, header, arrays, ids):
+        """A loaded model: a core rebuilt from ``arrays`` (each checked against the expected
+        shape), then ``cls._restore(header, arrays, ids, core)``."""
+
+    @abc.abstractmethod
+    def _fold_in_core(self, state, batch, **options):
+        """A new core holding ``state``'s model with the users of ``batch`` (a FoldInBatch)
+        solved or trained in; the old core is left untouched for concurrent readers."""
+
+    # Optional hooks, with the defaults of an explicit-rating model:
+    def _start_from_data(self, core, stats):
+        """Adjusts a new core's initial weights to the training ratings' ``stats`` (a
+        ``_loading.RatingStats``) before the trainer is made."""
+
+    def _ratings_outside(self, ratings):
+        """How many of these float32 ratings the model cannot fit (e.g. outside its y_range);
+        may raise instead when such ratings make training meaningless."""
+        return 0
+
+    def _report_ratings_outside(self, count):
+        """Warns about the ``count`` ratings ``_ratings_outside`` flagged over the data."""
+
+    def _needs_ratings(self):
+        """False for models trained on implicit interactions (no rating column)."""
+        return True
+
+    #: Negatives sampled per positive each epoch (implicit training); 0 for rating models.
+    _negatives = 0
+
+    #: The loss the model trains, as the history names it ("mse", "mae" or "bce").
+    @property
+    def _loss_name(self):
+        return getattr(self, "loss", "mse")
 
     def _exclusive(self, what):
         """Context that refuses a second fit / fold_in running at once on this model."""
@@ -416,30 +499,6 @@ class Recommender:
         from .lr_find import lr_find
 
         return lr_find(self, df, user, item, rating, start_lr, end_lr, num_it, step_ratings, stop_div, seed)
-
-    #: The loss the model trains, as the history names it ("mse", "mae" or "bce").
-    @property
-    def _loss_name(self):
-        return getattr(self, "loss", "mse")
-
-    def _start_from_data(self, core, stats):
-        """Hook: adjusts a new core's initial weights to the training ratings' ``stats``
-        (before the trainer is made)."""
-
-    def _ratings_outside(self, ratings):
-        """Hook: how many of these float32 ratings the model cannot fit (e.g. outside its
-        y_range); may raise instead when such ratings make training meaningless."""
-        return 0
-
-    def _report_ratings_outside(self, count):
-        """Hook: warns about the ``count`` ratings ``_ratings_outside`` flagged over the data."""
-
-    def _needs_ratings(self):
-        """False for models trained on implicit interactions (no rating column)."""
-        return True
-
-    #: Negatives sampled per positive each epoch (implicit training); 0 for rating models.
-    _negatives = 0
 
     # ----- prediction ----------------------------------------------------------------------
     def _state(self):

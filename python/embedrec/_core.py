@@ -14,8 +14,9 @@ from ._interrupts import deferred as deferred_interrupts, start_deferring
 from ._lib import as_float32, as_int32, check, lib, ptr
 
 
-class _CoreModel:
-    """Owns one model handle of the core (freed once, explicitly or when collected)."""
+class _CoreObject:
+    """Owns one handle of the core (a ``_lib.Handle``: freed once, explicitly or when
+    collected). ``handle`` is the one way to reach it."""
 
     _handle = None
 
@@ -25,6 +26,10 @@ class _CoreModel:
 
     def close(self):
         self._handle.close()
+
+
+class _CoreModel(_CoreObject):
+    """A model handle (matrix factorisation or network)."""
 
 
 class CoreMF(_CoreModel):
@@ -83,14 +88,6 @@ class CoreMF(_CoreModel):
         check(lib.embedrec_model_predict(self.handle, ptr(users), ptr(items), users.size, int(n_threads), ptr(out)))
         return out
 
-    def evaluate(self, users, items, ratings, n_threads=0):
-        users, items, ratings = as_int32(users), as_int32(items), as_float32(ratings)
-        mse, mae = c_double(), c_double()
-        check(lib.embedrec_model_evaluate(self.handle, ptr(users), ptr(items), ptr(ratings), users.size,
-                                          int(n_threads), ctypes.byref(mse), ctypes.byref(mae)))
-        return mse.value, mae.value
-
-
     def recommend(self, user_rows, k, candidates=None, seen=None, n_threads=0):
         """Top-k (item rows, scores) per user row, each (len(user_rows), k), padded with -1/-inf.
         ``seen`` is a CSR pair (indptr int64, item rows int32) of items to skip."""
@@ -116,7 +113,7 @@ class CoreMF(_CoreModel):
         return out_rows, out_scores
 
 
-class CoreRatings:
+class CoreRatings(_CoreObject):
     """Training data handed to the core a chunk at a time (``append``), so that the complete
     converted set exists only once, in the core. A trainer then takes the data over; this
     object is empty afterwards."""
@@ -133,21 +130,14 @@ class CoreRatings:
         ratings.append(users, items, values)
         return ratings
 
-    @property
-    def handle(self):
-        return self._handle.value
-
     def append(self, users, items, values):
         users, items, values = as_int32(users), as_int32(items), as_float32(values)
         if not users.size == items.size == values.size:
             raise ValueError("users, items and values must have the same length")
         check(lib.embedrec_ratings_append(self.handle, ptr(users), ptr(items), ptr(values), users.size))
 
-    def close(self):
-        self._handle.close()
 
-
-class CoreTrainer:
+class CoreTrainer(_CoreObject):
     """A training run in the core; takes over the data of a :class:`CoreRatings`."""
 
     def __init__(self, model, ratings, optimizer, schedule, epochs, batch_size, lr, weight_decay, n_threads, seed):
@@ -159,31 +149,28 @@ class CoreTrainer:
             lib.embedrec_trainer_free,
         )
 
-    def close(self):
-        self._handle.close()
-
     def seen(self, n_users, n):
         """Each user's training items as CSR (indptr int64, item rows int32), from the core's
         copy of the n training pairs."""
         indptr = np.empty(int(n_users) + 1, dtype=np.int64)
         items = np.empty(int(n), dtype=np.int32)
-        check(lib.embedrec_trainer_seen(self._handle.value, ptr(indptr), indptr.size, ptr(items), items.size))
+        check(lib.embedrec_trainer_seen(self.handle, ptr(indptr), indptr.size, ptr(items), items.size))
         return indptr, items
 
     def cancel(self):
-        check(lib.embedrec_trainer_cancel(self._handle.value))
+        check(lib.embedrec_trainer_cancel(self.handle))
 
     def set_deterministic(self, on=True):
-        check(lib.embedrec_trainer_set_deterministic(self._handle.value, int(bool(on))))
+        check(lib.embedrec_trainer_set_deterministic(self.handle, int(bool(on))))
 
     def set_dropout(self, user_rate, item_rate):
         """Per-side embedding dropout for the epochs to come (matrix factorisation only)."""
-        check(lib.embedrec_trainer_set_dropout(self._handle.value, float(user_rate), float(item_rate)))
+        check(lib.embedrec_trainer_set_dropout(self.handle, float(user_rate), float(item_rate)))
 
     def progress(self):
         """(examples done, examples in the epoch, their loss sum) of the running epoch."""
         done, total, loss = c_int64(), c_int64(), c_double()
-        check(lib.embedrec_trainer_progress(self._handle.value, ctypes.byref(done), ctypes.byref(total),
+        check(lib.embedrec_trainer_progress(self.handle, ctypes.byref(done), ctypes.byref(total),
                                             ctypes.byref(loss)))
         return done.value, total.value, loss.value
 
@@ -204,7 +191,7 @@ class CoreTrainer:
         def work():
             try:
                 result["status"] = lib.embedrec_trainer_run_epoch(
-                    self._handle.value, ctypes.byref(loss), ctypes.byref(mae), ctypes.byref(seconds))
+                    self.handle, ctypes.byref(loss), ctypes.byref(mae), ctypes.byref(seconds))
                 # Read the message on the thread that failed: the last error is thread-local.
                 if result["status"] != _lib.OK:
                     result["message"] = _lib.last_error()
@@ -226,7 +213,7 @@ class CoreTrainer:
                 interrupted = True
                 self.cancel()
         if interrupted:
-            check(lib.embedrec_trainer_reset_cancel(self._handle.value))
+            check(lib.embedrec_trainer_reset_cancel(self.handle))
             raise KeyboardInterrupt
         status = result["status"]
         if status != _lib.OK:
@@ -291,52 +278,6 @@ class CoreNet(_CoreModel):
         node = self.item_node if of_items else self.user_node
         return self.get_param(node, 0).reshape(self.n_items if of_items else self.n_users, -1)
 
-    def recommend(self, user_rows, k, candidates=None, seen=None, n_threads=0):
-        """Scores every candidate through the network in blocks (same outputs as CoreMF)."""
-        cands = np.arange(self.n_items, dtype=np.int32) if candidates is None else as_int32(candidates)
-        rows = as_int32(user_rows)
-        out_items = np.full((rows.size, k), -1, dtype=np.int32)
-        out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
-        block = max(1, 2_000_000 // max(cands.size, 1))
-        for start in range(0, rows.size, block):
-            chunk = rows[start:start + block]
-            scores = self.predict(np.repeat(chunk, cands.size), np.tile(cands, chunk.size), n_threads)
-            scores = scores.reshape(chunk.size, cands.size)
-            if seen is not None:
-                position = np.full(self.n_items, -1, dtype=np.int64)
-                position[cands] = np.arange(cands.size)
-                for r, u in enumerate(chunk):
-                    rated = position[seen[1][seen[0][u]:seen[0][u + 1]]]
-                    scores[r, rated[rated >= 0]] = -np.inf
-            _write_top_k(scores, cands, out_items[start:start + chunk.size], out_scores[start:start + chunk.size], k)
-        return out_items, out_scores
-
-    def similar(self, of_items, rows, k, metric, n_threads=0):
-        table = self.embeddings(of_items).astype(np.float64)
-        if metric == "cosine":
-            norms = np.linalg.norm(table, axis=1)
-            table = table / np.where(norms > 0, norms, 1)[:, None]
-        rows = as_int32(rows)
-        out_rows = np.full((rows.size, k), -1, dtype=np.int32)
-        out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
-        for start in range(0, rows.size, 1024):
-            chunk = rows[start:start + 1024]
-            scores = table[chunk] @ table.T
-            scores[np.arange(chunk.size), chunk] = -np.inf
-            _write_top_k(scores, np.arange(table.shape[0], dtype=np.int32), out_rows[start:start + chunk.size],
-                         out_scores[start:start + chunk.size], k)
-        return out_rows, out_scores
-
-
-def _write_top_k(scores, ids, out_ids, out_scores, k):
-    """Best-first top-k per row of ``scores`` (ties: lower position first), skipping -inf."""
-    kk = min(k, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
-    top = np.take_along_axis(scores, order, axis=1)
-    valid = np.isfinite(top)
-    out_ids[:, :kk] = np.where(valid, ids[order], -1)
-    out_scores[:, :kk] = np.where(valid, top, -np.inf)
-
 
 class CoreNetTrainer(CoreTrainer):
     """Training run of a network (same epoch, cancel and free calls as CoreTrainer)."""
@@ -352,7 +293,6 @@ class CoreNetTrainer(CoreTrainer):
             lib.embedrec_trainer_free,
         )
 
-
-def freeze_all_but_new_users(trainer, first_user):
-    """Makes a network trainer update only the user embedding rows from ``first_user`` on."""
-    check(lib.embedrec_net_trainer_freeze(trainer._handle.value, int(first_user)))
+    def freeze_all_but_new_users(self, first_user):
+        """Makes this network trainer update only the user embedding rows from ``first_user`` on."""
+        check(lib.embedrec_net_trainer_freeze(self.handle, int(first_user)))

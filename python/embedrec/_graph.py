@@ -38,9 +38,6 @@ class Graph:
     def product(self, name, a, b):
         return self._add(name, "product", [a, b], self.width(a), 0, layer_type="Multiply")
 
-    def dot(self, name, a, b):
-        return self._add(name, "dot", [a, b], 1, 0, layer_type="Dot")
-
     def concat(self, name, inputs):
         if len(inputs) == 1:
             return inputs[0]

@@ -1,6 +1,8 @@
 """Asking a trained model things: recommendations, similar items and users, PCA of the
-embeddings. Scoring and top-k run in the core (multi-threaded); this layer maps raw ids to rows
-and back, so every answer is in the user's own ids."""
+embeddings. This layer maps raw ids to rows and back, so every answer is in the user's own ids.
+Matrix factorisation scores and selects its top-k in the core (multi-threaded); a network has no
+top-k entry in the core, so its candidates are scored by the core's ``predict`` in blocks and
+ranked here (``_network_recommend``, ``_network_similar``)."""
 
 import numbers
 
@@ -9,6 +11,7 @@ import pandas as pd
 
 from . import _lib
 from ._checks import check_int
+from ._core import CoreNet
 from .errors import InvalidArgumentError
 
 
@@ -126,7 +129,10 @@ class EmbeddingQueries:
                                     state.items.index, "item")
         k = _check_k(k, len(state.items) if candidates is None else candidates.size)
         seen = state.seen_csr() if exclude_seen else None
-        out_rows, out_scores = state.core.recommend(rows, k, candidates, seen, self.n_threads)
+        if isinstance(state.core, CoreNet):
+            out_rows, out_scores = _network_recommend(state.core, rows, k, candidates, seen, self.n_threads)
+        else:
+            out_rows, out_scores = state.core.recommend(rows, k, candidates, seen, self.n_threads)
         return _top_k_frame(query, "user", out_rows, out_scores, state.items.index, "item")
 
     def _similar(self, of_items, ids, k, metric, min_ratings):
@@ -139,7 +145,10 @@ class EmbeddingQueries:
         rows = table.rows(query, what, hint=SIMILAR_HINT.format(method=f"similar_{what}s"))
         if not min_ratings:
             k = _check_k(k, len(table) - 1)
-            out_rows, out_scores = state.core.similar(of_items, rows, k, metric, self.n_threads)
+            if isinstance(state.core, CoreNet):
+                out_rows, out_scores = _network_similar(state.core, of_items, rows, k, metric)
+            else:
+                out_rows, out_scores = state.core.similar(of_items, rows, k, metric, self.n_threads)
             return _top_k_frame(query, what, out_rows, out_scores, table.index, f"similar_{what}")
         # Only neighbours rated often enough: rank among them (the query itself is dropped).
         allowed = _rated_enough(state, min_ratings, of_items)
@@ -202,3 +211,57 @@ class EmbeddingQueries:
         if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or not 1 <= n_components <= limit:
             raise InvalidArgumentError(f"n_components must be an integer in [1, {limit}], got {n_components!r}")
         return EmbeddingPCA(of, table_ids, embeddings, int(n_components))
+
+
+def _network_recommend(core, user_rows, k, candidates=None, seen=None, n_threads=0):
+    """Top-k (item rows, scores) per user row of a network, each (len(user_rows), k), padded
+    with -1 / -inf (the outputs of CoreMF.recommend): every candidate scored by the core's
+    predict, in blocks of about two million pairs."""
+    cands = np.arange(core.n_items, dtype=np.int32) if candidates is None else np.asarray(candidates, np.int32)
+    rows = np.asarray(user_rows, dtype=np.int32)
+    out_items = np.full((rows.size, k), -1, dtype=np.int32)
+    out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
+    block = max(1, 2_000_000 // max(cands.size, 1))
+    position = None
+    if seen is not None:
+        position = np.full(core.n_items, -1, dtype=np.int64)
+        position[cands] = np.arange(cands.size)
+    for start in range(0, rows.size, block):
+        chunk = rows[start:start + block]
+        scores = core.predict(np.repeat(chunk, cands.size), np.tile(cands, chunk.size), n_threads)
+        scores = scores.reshape(chunk.size, cands.size)
+        if seen is not None:
+            for r, u in enumerate(chunk):
+                rated = position[seen[1][seen[0][u]:seen[0][u + 1]]]
+                scores[r, rated[rated >= 0]] = -np.inf
+        _write_top_k(scores, cands, out_items[start:start + chunk.size], out_scores[start:start + chunk.size], k)
+    return out_items, out_scores
+
+
+def _network_similar(core, of_items, rows, k, metric):
+    """Top-k (rows, scores) of the same table per query row, by cosine or dot product of a
+    network's exposed embedding table; never the row itself."""
+    table = core.embeddings(of_items).astype(np.float64)
+    if metric == "cosine":
+        norms = np.linalg.norm(table, axis=1)
+        table = table / np.where(norms > 0, norms, 1)[:, None]
+    rows = np.asarray(rows, dtype=np.int32)
+    out_rows = np.full((rows.size, k), -1, dtype=np.int32)
+    out_scores = np.full((rows.size, k), -np.inf, dtype=np.float32)
+    for start in range(0, rows.size, 1024):
+        chunk = rows[start:start + 1024]
+        scores = table[chunk] @ table.T
+        scores[np.arange(chunk.size), chunk] = -np.inf
+        _write_top_k(scores, np.arange(table.shape[0], dtype=np.int32), out_rows[start:start + chunk.size],
+                     out_scores[start:start + chunk.size], k)
+    return out_rows, out_scores
+
+
+def _write_top_k(scores, ids, out_ids, out_scores, k):
+    """Best-first top-k per row of ``scores`` (ties: lower position first), skipping -inf."""
+    kk = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :kk]
+    top = np.take_along_axis(scores, order, axis=1)
+    valid = np.isfinite(top)
+    out_ids[:, :kk] = np.where(valid, ids[order], -1)
+    out_scores[:, :kk] = np.where(valid, top, -np.inf)

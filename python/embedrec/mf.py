@@ -166,7 +166,7 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     def count_params(self, n_users=None, n_items=None):
         """Number of trained parameters: both embedding tables, and the biases when used (the
         global term is the training mean, not trained)."""
-        return int(self.summary_frame(n_users, n_items)["params"].sum())
+        return super().count_params(n_users, n_items)
 
     # ----- hooks for the shared fit loop ---------------------------------------------------
     def _create_core(self, n_users, n_items):

@@ -2,13 +2,15 @@
 (``EmbeddingNN``), the product-plus-dense "matrix factorisation" network of the goodbooks post
 (``EmbeddingNN(combine="product", biases=True)``) and NeuMF (He et al. 2017)."""
 
+import abc
+
 import numpy as np
 import pandas as pd
 
 from . import _lib
 from ._base import Recommender
 from ._checks import check_bool, check_choice, check_dropout, check_float, check_int, check_y_range
-from ._core import CoreNet, CoreNetTrainer, CoreRatings, freeze_all_but_new_users
+from ._core import CoreNet, CoreNetTrainer, CoreRatings
 from ._graph import Graph
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError, NotFittedError
@@ -57,6 +59,15 @@ class NetworkModel(EmbeddingQueries, Recommender):
         check_y_range(p.get("y_range"))
 
     # ----- the architecture ------------------------------------------------------------------
+    @abc.abstractmethod
+    def _build(self, g, n_users, n_items):
+        """Adds the network's nodes to ``g`` (a ``_graph.Graph``) for tables of these sizes;
+        returns the (user, item) embedding nodes exposed as the model's embeddings."""
+
+    @abc.abstractmethod
+    def _validate_architecture(self):
+        """Raises InvalidArgumentError naming any architecture argument out of range."""
+
     def graph(self, n_users, n_items):
         """The network this model builds for tables of these sizes."""
         return self._graph_and_nodes(n_users, n_items)[0]
@@ -168,7 +179,7 @@ class NetworkModel(EmbeddingQueries, Recommender):
                                  p["optimizer"], "constant", epochs, p["batch_size"], p["lr"],
                                  p["weight_decay"], p["n_threads"], p["seed"])
         try:
-            freeze_all_but_new_users(trainer, n_old)
+            trainer.freeze_all_but_new_users(n_old)
             for _ in range(epochs):
                 trainer.run_epoch()
         finally:

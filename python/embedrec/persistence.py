@@ -195,11 +195,12 @@ def from_bytes(data, source="the data"):
     return header, arrays, ids
 
 
-class ModelFileNotFoundError(EmbedrecError, FileNotFoundError):
-    """``load`` was given a path where there is no file."""
+class ModelFileNotFoundError(InvalidArgumentError, FileNotFoundError):
+    """``load`` was given a path where there is no file (a ``FileNotFoundError``, and an
+    ``InvalidArgumentError`` as it was before)."""
 
 
-class ModelPathIsADirectoryError(EmbedrecError, IsADirectoryError):
+class ModelPathIsADirectoryError(InvalidArgumentError, IsADirectoryError):
     """``load`` or ``save`` was given a directory instead of a file."""
 
 

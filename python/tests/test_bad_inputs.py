@@ -105,7 +105,14 @@ CASES = [
     # --- files ---
     ("load a truncated file", "fitted.save('/tmp/embedrec-t'); b = open('/tmp/embedrec-t', 'rb').read(); open('/tmp/embedrec-t', 'wb').write(b[:100]); embedrec.load('/tmp/embedrec-t')", "ModelFileError"),
     ("load a text file", "open('/tmp/embedrec-x', 'w').write('hello'); embedrec.load('/tmp/embedrec-x')", "ModelFileError"),
-    ("load a missing file", "embedrec.load('/tmp/embedrec-does-not-exist')", "InvalidArgumentError"),
+    ("load a missing file", "embedrec.load('/tmp/embedrec-does-not-exist')", "FileNotFoundError"),
+    ("load a missing file is an EmbedrecError too", "embedrec.load('/tmp/embedrec-does-not-exist')", "EmbedrecError"),
+    ("load a directory", "embedrec.load('/tmp')", "IsADirectoryError"),
+    ("save to an empty path", "fitted.save('')", "InvalidArgumentError"),
+    ("two columns of one name", "MF().fit(frame().set_axis(['user', 'user', 'rating'], axis=1))", "InvalidArgumentError"),
+    ("layers given as a string", "embedrec.EmbeddingNN(layers='100')", "InvalidArgumentError"),
+    ("a lone surrogate id", "MF().fit(frame(user=['a', 'b\\udc80', 'c']))", "InvalidArgumentError"),
+    ("diverging lr", "MF(lr=10).fit(embedrec.datasets.synthetic(n_users=200, n_items=50, ratings_per_user=20, seed=1))", "TrainingDivergedError"),
 ]
 
 
