@@ -8,7 +8,8 @@
 //   compiles the header as C so a broken header fails the build.
 // - EmbedrecCAPI: the `@_cdecl` exports that implement that header; the only place where
 //   pointers from a foreign caller are turned into Swift values, so every check lives here.
-// - CEmbedrecShims: header-only C the core needs and Swift lacks (a prefetch hint).
+// - CEmbedrecShims: header-only C the core needs and Swift lacks (prefetch hints, a vector
+//   square root, a multiply-add fused where the CPU has one).
 import PackageDescription
 
 let package = Package(
@@ -17,10 +18,11 @@ let package = Package(
         .library(name: "embedrec", type: .dynamic, targets: ["EmbedrecCAPI"]),
     ],
     targets: [
-        .target(name: "CEmbedrecShims"),
-        .target(name: "EmbedrecCore", dependencies: ["CEmbedrecShims"]),
-        .target(name: "CEmbedrec"),
-        .target(name: "EmbedrecCAPI", dependencies: ["EmbedrecCore"]),
+        // Each target's README.md says what it owns (documentation, not part of the build).
+        .target(name: "CEmbedrecShims", exclude: ["README.md"]),
+        .target(name: "EmbedrecCore", dependencies: ["CEmbedrecShims"], exclude: ["README.md"]),
+        .target(name: "CEmbedrec", exclude: ["README.md"]),
+        .target(name: "EmbedrecCAPI", dependencies: ["EmbedrecCore"], exclude: ["README.md"]),
         .testTarget(name: "EmbedrecCoreTests", dependencies: ["EmbedrecCore"]),
         .testTarget(name: "EmbedrecCAPITests", dependencies: ["EmbedrecCAPI", "CEmbedrec"]),
     ]

@@ -155,7 +155,7 @@ public func embedrecNetTrainerCreate(_ h: UnsafeMutableRawPointer?, _ users: Uns
         try registry.create(out) {
             let net = try network(h)
             let l = try loaderCopying(users, items, targets, n, valuesName: "targets", nUsers: net.nUsers, nItems: net.nItems)
-            guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
+            let lossKind = try Loss.numbered(loss)
             let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
                                                  lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
             return TrainerBox(try l.handOver {

@@ -87,7 +87,7 @@ public func embedrecNetTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ rating
     status {
         try registry.create(out) {
             let net = try registry.lookup(h, as: Network.self, kind: "network")
-            guard let lossKind = Loss(rawValue: loss) else { throw CoreError.invalid("loss must be 0 (mse), 1 (mae) or 2 (bce), got \(loss)") }
+            let lossKind = try Loss.numbered(loss)
             let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
                                                  lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
             let l = try loader(ratings, nUsers: net.nUsers, nItems: net.nItems)

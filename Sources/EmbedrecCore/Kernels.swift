@@ -21,11 +21,10 @@ public enum Kernels {
 
     /// acc + a · b in each lane: a fused multiply-add (one rounding) in the build for AVX2 +
     /// FMA CPUs, a multiply and an add in the baseline build (`embedrec_madd8`). Only the
-    /// networks' dense products (`TileKernels`) use it: there, on the 2-core EPYC of the
-    /// benchmarks, fused products took 7-37% less time per tile, 21% at the median (half the
-    /// arithmetic instructions; the core's vector units were the limit), at the price of the
-    /// two builds differing in the networks' last bits. Everything else keeps multiply and add
-    /// apart.
+    /// networks' dense products (`TileKernels`) use it: there fused products take clearly less
+    /// time per tile (half the arithmetic instructions; the core's vector units are the limit),
+    /// at the price of the two builds differing in the networks' last bits. Everything else
+    /// keeps multiply and add apart.
     @inline(__always)
     static func madd(_ acc: SIMD8<Float>, _ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
         embedrec_madd8(acc, a, b)

@@ -59,7 +59,7 @@ public final class RatingSet {
     /// The j of each swap is drawn `lookahead` swaps early and its three lines fetched then:
     /// the draws do not depend on the data, so the permutation is the one drawn one swap at a
     /// time, but the swaps no longer wait for memory one after another (the networks reshuffle
-    /// every epoch; 1 M ratings took 9 ms, a twentieth of an MF-network epoch on two threads).
+    /// every epoch).
     public func shuffle(using rng: inout Xoshiro256) {
         guard count > 1 else { return }
         let lookahead = 16, steps = count - 1

@@ -8,16 +8,16 @@ import CEmbedrecShims
 ///
 /// Why not Dispatch: a batch of 256 examples is two parallel steps of some tens of
 /// microseconds each, and waking Dispatch's sleeping workers for each one cost about as much
-/// again on the 2-core VMs measured (two threads were barely faster than one at batch 256).
+/// again on 2-core VMs (two threads were barely faster than one at batch 256).
 /// These workers spin for a while after each step, so the next step finds them running; after
 /// about 20,000 idle turns (some 10 ms, most of them `sched_yield` calls of 0.5 µs) they back
 /// off to short sleeps, so an idle trainer costs almost nothing.
 ///
 /// Before yielding, a waiting thread spins with the CPU's pause hint for about 10 µs when the
-/// team has no more threads than the machine has cores (MF network on 2 threads, 15 epochs
-/// each: best 0.293 -> 0.283 s, median 0.315 -> 0.305 s). With more threads than cores that
-/// would hold a core the thread being waited for needs (3 threads on 2 cores: 0.10 -> 0.19 s
-/// per epoch), so an oversubscribed team yields after a couple of microseconds, as before.
+/// team has no more threads than the machine has cores: the next step then finds it running
+/// sooner. With more threads than cores that would hold a core the thread being waited for
+/// needs (epochs took twice as long), so an oversubscribed team yields after a couple of
+/// microseconds. (Measurements: docs/performance.md.)
 ///
 /// The team belongs to one trainer, whose deinit must call `shutdown` (the workers hold the
 /// team, so the team cannot stop itself).

@@ -57,7 +57,7 @@ final class KernelTests: XCTestCase {
 
     func testAdamRowMatchesTheScalarFormulaBitForBit() {
         var rng = Xoshiro256(seed: 13)
-        let (b1, b2, eps) = (AdamTrainer.beta1, AdamTrainer.beta2, AdamTrainer.epsilon)
+        let (b1, b2, eps) = (Adam.beta1, Adam.beta2, Adam.epsilon)
         for k in Self.lengths {
             for decay: Float in [0, 0.01] {
                 let w0 = randomRow(k, &rng), g = randomRow(k, &rng)
@@ -67,7 +67,7 @@ final class KernelTests: XCTestCase {
                 w.withUnsafeMutableBufferPointer { wp in
                     m.withUnsafeMutableBufferPointer { mp in
                         v.withUnsafeMutableBufferPointer { vp in
-                            AdamTrainer.adamRow(wp.baseAddress!, mp.baseAddress!, vp.baseAddress!, g, k, AdamTrainer.AdamFactors(lr: lr, bc1: bc1, bc2: bc2), decay: decay)
+                            Adam.stepRow(wp.baseAddress!, mp.baseAddress!, vp.baseAddress!, g, k, Adam.Factors(lr: lr, bc1: bc1, bc2: bc2), decay: decay)
                         }
                     }
                 }

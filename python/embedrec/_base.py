@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _diagnose, _frame, _loading, persistence
+from . import _diagnose, _frame, _lib, _loading, persistence
 from ._interrupts import deferred as deferred_interrupts
 from ._checks import check_int
 from ._ids import IdMap
@@ -725,7 +725,7 @@ def _history_from_saved(h, default_loss):
     if not isinstance(h, dict) or not isinstance(h.get("rows"), list):
         raise ValueError("the saved history has no rows")
     history = History(has_validation=bool(h.get("has_validation")), loss=h.get("loss", default_loss))
-    if history.loss not in ("mse", "mae", "bce"):
+    if history.loss not in _lib.LOSSES:
         raise ValueError(f"the saved history names an unknown loss {history.loss!r}")
     for row in h["rows"]:
         if (not isinstance(row, dict) or not set(row) <= set(COLUMNS)

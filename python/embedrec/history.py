@@ -7,8 +7,13 @@ import pandas as pd
 COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "seconds")
 
 
-#: What each loss is called in plots and messages.
-LOSS_NAMES = {"mse": "MSE", "mae": "MAE", "bce": "binary cross-entropy"}
+#: What a loss is called in plots and messages, where its code in upper case would not do.
+LOSS_NAMES = {"bce": "binary cross-entropy"}
+
+
+def loss_name(loss):
+    """The display name of a loss code ("mse" -> "MSE")."""
+    return LOSS_NAMES.get(loss, str(loss).upper())
 
 
 class History(Sequence):
@@ -57,13 +62,13 @@ class History(Sequence):
     def __repr__(self):
         if not self.rows:
             return "History(no epochs)"
-        return (f"History({len(self.rows)} epochs, train_loss: {LOSS_NAMES.get(self.loss, self.loss)})\n"
+        return (f"History({len(self.rows)} epochs, train_loss: {loss_name(self.loss)})\n"
                 f"{self.to_frame().to_string(index=False)}")
 
     def _repr_html_(self):
         note = " (interrupted)" if self.interrupted else ""
         return (f"<p><b>History</b>: {len(self)} epochs{note}, train_loss is "
-                f"{LOSS_NAMES.get(self.loss, self.loss)}</p>" + self.to_frame().to_html(index=False))
+                f"{loss_name(self.loss)}</p>" + self.to_frame().to_html(index=False))
 
     def plot(self, axes=None):
         """Training and validation loss and MAE per epoch (matplotlib); returns the Axes."""

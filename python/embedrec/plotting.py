@@ -17,7 +17,7 @@ def plot_history(history, axes=None):
     """Loss and MAE per epoch, training and (when recorded) validation, side by side.
     Returns the two matplotlib Axes. A new figure is laid out (constrained layout) so that
     its titles and labels stay inside it under a plain ``savefig``."""
-    from .history import LOSS_NAMES
+    from .history import loss_name
 
     plt = _pyplot()
     if not len(history):
@@ -25,7 +25,7 @@ def plot_history(history, axes=None):
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     epochs = history["epoch"]
-    loss_title = f"loss ({LOSS_NAMES.get(history.loss, history.loss)})"
+    loss_title = f"loss ({loss_name(history.loss)})"
     for ax, metric, title in ((axes[0], "loss", loss_title), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[f"train_{metric}"], marker="o", label="train")
         if history.has_validation:

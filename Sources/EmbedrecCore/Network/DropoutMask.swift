@@ -3,8 +3,8 @@
 /// rounded to 1/65536), and kept entries are scaled by 1 / keep.
 ///
 /// Why a hash and not a generator per example: seeding a xoshiro256** per example and drawing
-/// its entries one 64-bit draw after another is a chain of dependent steps, and took 14 ms per
-/// thread of a 0.28 s epoch of the MF network (30-wide dropout, 2 threads). Here every entry
+/// its entries one 64-bit draw after another is a chain of dependent steps, a visible share of a
+/// network's epoch. Here every entry
 /// is a function of its coordinates alone, eight entries to one vector of 32-bit lanes, so
 /// the lanes and the examples run side by side. The mask depends only on (seed, node, entry),
 /// never on the order of computation or the number of threads.
@@ -43,7 +43,7 @@ enum DropoutMask {
     ///
     /// Each 32-bit hash decides two entries, by its low and its high 16 bits: entries
     /// 16k + l and 16k + 8 + l from lane l of the hashes of block k (lanes counted from 8k).
-    /// One hash per entry, the masks took 4.7 ms of each thread's 0.23 s MF-network epoch.
+    /// (One hash per entry took noticeably longer.)
     @inline(__always)
     static func fill(_ mask: UnsafeMutablePointer<Float>, width: Int, key: UInt64, threshold: UInt32, scale: Float) {
         let limit = SIMD8<UInt32>(repeating: threshold)

@@ -119,7 +119,7 @@ public final class Network {
                         out: UnsafeMutablePointer<Float>, threads: Int) throws {
         let n = resolveThreads(threads, work: count, minPerThread: 20_000)
         let weights = PaddedWeights(network: self)
-        let tiles = try (0..<n).map { _ in try TilePass(network: self, weights: weights, capacity: NetworkTrainer.tileRows) }
+        let tiles = try (0..<n).map { _ in try TilePass(network: self, weights: weights, capacity: TilePass.defaultRows) }
         let ptrs = UncheckedSendable((users, items, out))
         parallelChunks(count: count, chunks: n) { c, range in
             let (us, its, o) = ptrs.value

@@ -7,10 +7,9 @@
 /// streams past, so each loaded vector of B feeds four rows and each broadcast entry of A two
 /// vectors (the 24 columns of an odd number of vectors go in blocks of 3 rows instead, and a
 /// one-unit layer has a product of its own). Each multiply-add is `Kernels.madd`: fused in the
-/// AVX2 + FMA build, where the shapes of the MF network's layers took 7-37% less time per tile
-/// (21% at the median) than with a separate multiply and add: half the vector arithmetic
-/// instructions, on a core whose vector units were the limit. (An earlier measurement, in
-/// another state of the machine, saw 13.7 -> 14.6 multiply-adds a cycle on a 64³ product.) So
+/// AVX2 + FMA build, where the MF network's layers took clearly less time per tile than with a
+/// separate multiply and add: half the vector arithmetic instructions, on a core whose vector
+/// units were the limit (docs/performance.md has the measurements). So
 /// the two builds give the networks slightly different bits; within a build every entry's
 /// terms are still summed in order of i, whatever the path, and the tests' plain loops use
 /// `madd` too.

@@ -104,6 +104,9 @@ final class TileScratch {
 /// an input (in backward order) writes it, later ones add to it. Clearing them per tile took about
 /// a tenth of the training time of the write-ups' networks (profiled).
 final class TilePass {
+    /// Examples per tile, for training and prediction alike.
+    static let defaultRows = 64
+
     let network: Network
     let weights: PaddedWeights
     let capacity: Int
@@ -187,8 +190,8 @@ final class TilePass {
     /// Where the nodes' values and gradients live: each in its own matrix, except
     /// - the inputs of a concatenation that it is the only reader of, whose values are written
     ///   straight into their columns of its rows (and whose gradients are read from there), so
-    ///   the concatenation copies nothing. Without it, the MF network's concatenation took 3 ms
-    ///   of a thread's epoch forward and 3 backward, copying rows that were just written.
+    ///   the concatenation copies nothing (it used to copy rows that were just written, forward
+    ///   and backward).
     /// - the input of a dropout node that it is the only reader of: the mask is applied in
     ///   place, forward and backward (the elementwise kernels read each vector before writing it).
     /// Only embedding, dropout and product nodes are placed so, as they write exactly their own
@@ -270,10 +273,8 @@ final class TilePass {
     /// floats per embedding entry) whose rows the forward pass fetches into cache along with
     /// the embedding rows: the optimiser step then finds them there instead of waiting for
     /// memory at the end of the batch. Into L2 and for reading: the forward pass does not read
-    /// them, and a write-intent fetch into L1 (as before) crowded L1 and took the lines of
-    /// rows both threads' chunks touch away from the other core (2 threads, best of 20 epochs
-    /// twice: MF network 0.288 -> 0.278 s and 0.282 -> 0.274 s; tabular, best of 16, 0.237 ->
-    /// 0.222 s).
+    /// them, and a write-intent fetch into L1 crowded L1 and took the lines of rows both
+    /// threads' chunks touch away from the other core.
     ///
     /// Row r of the companion is `count` floats at `companion + r · stride` (by default the
     /// trainer's moment tables: two floats per entry of the node's row).

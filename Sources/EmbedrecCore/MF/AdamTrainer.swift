@@ -38,7 +38,6 @@ final class AdamTrainer: Trainer {
     /// 16 bits: `n_threads` may be up to 1,024.
     private let ratingThread: Buffer<UInt16>
 
-    static let beta1: Float = 0.9, beta2: Float = 0.99, epsilon: Float = 1e-5
     /// Per-side embedding dropout (none by default); set before the first epoch.
     var dropout = EmbeddingDropout.none
 
@@ -144,16 +143,11 @@ final class AdamTrainer: Trainer {
     /// will take in the next batch's step 1 (`NextBatchFetch`): step 1 mostly waits for user
     /// records, step 2 mostly for Adam's divider, so the waits move under the arithmetic.
     ///
-    /// Measured on two threads, goodbooks-shaped, 1 M ratings: fetching the next batch's records
-    /// in step 2, step 1 went from 38 to 25 ms per epoch and step 2 from 44 to 52 ms (best of 42
-    /// epochs 0.078 -> 0.077 s, median 0.087 -> 0.081 s); owning rows by first rating
-    /// (rather than by slot number) keeps most rows on the core that read them in step 1,
-    /// 0.142 -> 0.131 s per epoch; gradients written in step 1 instead of gathered from the
-    /// weights in a separate step, 0.108 -> 0.104 s (best of 18 epochs; median 0.115 -> 0.109).
-    /// Stepping the rows that only one rating touches (most users) right in step 1 instead, while
-    /// they are in cache, was slower, twice (0.101 -> 0.113 s; with `Records`, 0.092 -> 0.098 s):
-    /// step 2's loop over rows keeps more rows' lines in flight than step 1's loop over ratings,
-    /// whose Adam arithmetic then sits between one rating's loads and the next.
+    /// Owning rows by first rating (rather than by slot number) keeps most rows on the core that
+    /// read them in step 1. Stepping the rows that only one rating touches (most users) right in
+    /// step 1 instead, while they are in cache, was slower: step 2's loop over rows keeps more
+    /// rows' lines in flight than step 1's loop over ratings, whose Adam arithmetic then sits
+    /// between one rating's loads and the next. (Measurements: docs/performance.md.)
     private func runBatch(_ range: Range<Int>, next: Range<Int>, threads: Int) -> (Double, Double) {
         let m = model
         let us = data.users.base, its = data.items.base, rs = data.ratings.base
@@ -258,10 +252,8 @@ final class AdamTrainer: Trainer {
     /// end). Thread 0's part is 8% shorter than an even share, the rest split evenly: step 2
     /// gives each row to the thread of its first rating, and the first rating of a row that
     /// several ratings share (a popular item) falls in the batch's first part more often than
-    /// not, so thread 0 stepped the most rows (48 against 38 ms of each epoch's step 2 on two
-    /// threads). Shorter, it finishes step 1 early and step 2 about with the others. 2 threads,
-    /// 42 epochs each, two comparisons: best 0.080 -> 0.077 s and 0.080 -> 0.079 s. Which
-    /// thread steps a row does not change the result.
+    /// not, so thread 0 stepped the most rows. Shorter, it finishes step 1 early and step 2
+    /// about with the others. Which thread steps a row does not change the result.
     @inline(__always)
     static func partStart(_ t: Int, of threads: Int, count: Int) -> Int {
         if t <= 0 { return 0 }
@@ -302,7 +294,7 @@ final class AdamTrainer: Trainer {
     private struct AdamBatchUpdate: @unchecked Sendable {
         let t: AdamTrainer
         let decay: Float
-        let factors: AdamFactors
+        let factors: Adam.Factors
         let ratingThread: UnsafeMutablePointer<UInt16>
         /// How many of its rows ahead a thread prefetches.
         static let ahead = 4
@@ -311,7 +303,7 @@ final class AdamTrainer: Trainer {
             t = trainer
             ratingThread = trainer.ratingThread.base
             self.decay = decay
-            factors = AdamFactors(lr: lr, step: step)
+            factors = Adam.Factors(lr: lr, step: step)
         }
 
         /// Adds each owned row's later ratings' gradients (factors and bias) to its first
@@ -357,7 +349,7 @@ final class AdamTrainer: Trainer {
                 let first = Int(firsts[s])
                 guard thread(ofRating: first) == owner else { continue }
                 let r = records.record(Int(touched[s])), l2 = decay * Float(counts[s])
-                AdamTrainer.adamRow(r, r + m1, r + m2, grads + first &* gk, width, factors, decay: l2)
+                Adam.stepRow(r, r + m1, r + m2, grads + first &* gk, width, factors, decay: l2)
                 if nonNegative { Kernels.clampNonNegative(r, k) }
                 _ = next.fetchOne(); _ = next.fetchOne()
             }
@@ -368,97 +360,5 @@ final class AdamTrainer: Trainer {
         /// gradient, so both are in its core's cache, and most users have one rating in a batch.
         @inline(__always)
         private func thread(ofRating j: Int) -> Int { Int(ratingThread[j]) }
-    }
-
-    /// The factors of one batch's Adam steps, with bias correction: worked out once per batch.
-    /// Worked out in each row's step, they were four scalar divisions per row (factors and
-    /// bias), on the divider that the rows' square roots and divisions keep busy.
-    struct AdamFactors {
-        /// lr / (1 - β1^t) and 1 / (1 - β2^t) at step t (from 1).
-        let step, ic2: Float
-
-        init(lr: Float, bc1: Float, bc2: Float) {
-            step = lr / bc1
-            ic2 = 1 / bc2
-        }
-
-        init(lr: Float, step t: Int) {
-            self.init(lr: lr, bc1: 1 - Float(_pow(Double(beta1), Double(t))), bc2: 1 - Float(_pow(Double(beta2), Double(t))))
-        }
-    }
-
-    /// Adam update of k parameters from their gradient plus `decay` times their own values (an
-    /// L2 term, added here once per row rather than once per rating), with bias-corrected
-    /// moments.
-    ///
-    /// The last k % 8 entries of a row of k ≥ 8 are done as the row's last eight, computed
-    /// from the old values before any of the row is stored and stored last: the entries it
-    /// shares with the last full vector get the same bits twice, since every entry's update
-    /// reads only that entry. (Built lane by lane, the padded tail cost a fifth of a 30-wide
-    /// row's step.) Rows of fewer than 8 (the networks' bias rows) are stepped entry by entry
-    /// with scalar arithmetic: the same IEEE operations as one lane of the vector code, so the
-    /// same bits.
-    @inline(__always)
-    static func adamRow(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
-                        _ g: UnsafePointer<Float>, _ k: Int, _ factors: AdamFactors, decay: Float = 0) {
-        let step = factors.step, ic2 = factors.ic2
-        if k < 8 {
-            for j in 0..<k {
-                let wj = w[j]
-                let gj = decay != 0 ? g[j] + decay * wj : g[j]
-                let mj = beta1 * m[j] + (1 - beta1) * gj
-                let vj = beta2 * v[j] + (1 - beta2) * gj * gj
-                m[j] = mj
-                v[j] = vj
-                w[j] = wj - step * mj / ((vj * ic2).squareRoot() + epsilon)
-            }
-            return
-        }
-        // Two copies of the vector loop, with and without the L2 term: with the choice made
-        // per vector inside one loop, the compiler split each row vector into lanes and put
-        // it back together around the division (Adam MF on 2 threads, 42 epochs each: best
-        // 0.090 -> 0.088 s, median 0.111 -> 0.101 s).
-        if decay != 0 {
-            adamVectors(w, m, v, g, k, step: step, ic2: ic2, decay: decay, decayed: true)
-        } else {
-            adamVectors(w, m, v, g, k, step: step, ic2: ic2, decay: 0, decayed: false)
-        }
-    }
-
-    /// `adamRow` for k ≥ 8, eight entries at a time, the last k % 8 as described there.
-    @inline(__always)
-    private static func adamVectors(_ w: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                                    _ v: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ k: Int,
-                                    step: Float, ic2: Float, decay: Float, decayed: Bool) {
-        let vb1 = SIMD8<Float>(repeating: beta1), vb2 = SIMD8<Float>(repeating: beta2)
-        let one = SIMD8<Float>(repeating: 1)
-        let vstep = SIMD8<Float>(repeating: step), vic2 = SIMD8<Float>(repeating: ic2)
-        let eps = SIMD8<Float>(repeating: epsilon), vd = SIMD8<Float>(repeating: decay)
-        @inline(__always) func update(_ j: Int) -> (w: SIMD8<Float>, m: SIMD8<Float>, v: SIMD8<Float>) {
-            let wj = Kernels.load8(w + j)
-            let gj = decayed ? Kernels.load8(g + j) + vd * wj : Kernels.load8(g + j)
-            let mj = vb1 * Kernels.load8(m + j) + (one - vb1) * gj
-            let vj = vb2 * Kernels.load8(v + j) + (one - vb2) * gj * gj
-            return (wj - vstep * mj / (embedrec_sqrt8(vj * vic2) + eps), mj, vj)
-        }
-        let full = k & ~7
-        // The tail in plain vector variables: held as an optional tuple across the loop, it
-        // went through general-purpose registers lane by lane.
-        let hasTail = full < k
-        var tailW = SIMD8<Float>(), tailM = SIMD8<Float>(), tailV = SIMD8<Float>()
-        if hasTail { (tailW, tailM, tailV) = update(k &- 8) }
-        var j = 0
-        while j < full {
-            let (wj, mj, vj) = update(j)
-            Kernels.store8(mj, m + j)
-            Kernels.store8(vj, v + j)
-            Kernels.store8(wj, w + j)
-            j &+= 8
-        }
-        if hasTail {
-            Kernels.store8(tailM, m + (k &- 8))
-            Kernels.store8(tailV, v + (k &- 8))
-            Kernels.store8(tailW, w + (k &- 8))
-        }
     }
 }

@@ -103,13 +103,15 @@ public final class MFModel {
         return (lo + (hi - lo) * s, (hi - lo) * s * (1 - s))
     }
 
-    /// The prediction for a raw score and the derivative of the squared-error loss
-    /// ½ (ŷ - r)² with respect to that raw score: (ŷ - r) · dŷ/draw. Both trainers build their
-    /// updates from this one function, and the tests check it against finite differences.
+    /// The prediction for a raw score and the derivative of ½ (ŷ - r)², half the squared error
+    /// (`Loss.mse`), with respect to that raw score: (ŷ - r) · dŷ/draw. Half: SGD's classic
+    /// update (Funk, Surprise, LIBMF), for which the learning rates are tuned; Adam doubles it
+    /// back. Both trainers build their updates from this one function, and the tests check it
+    /// against finite differences.
     @inline(__always)
     public func lossGradient(raw: Float, rating: Float) -> (prediction: Float, dRaw: Float) {
         let (pred, slope) = output(raw)
-        return (pred, (pred - rating) * slope)
+        return (pred, 0.5 * Loss.mse.evaluate(output: pred, target: rating).gradient * slope)
     }
 
     /// The raw global bias that makes an all-zero model predict `mean`.

@@ -5,9 +5,8 @@
 /// Why: a rating's user is a row at random among tens of thousands, rarely in any cache, and a
 /// step reads and writes all of that row's state. Kept in the model's tables and two moment
 /// tables, that state was four places in memory per row (factors, moments, bias, bias
-/// moments), each a separate fetch; in a record it is one run of cache lines, fetched once.
-/// Adam MF on two threads, goodbooks-shaped, 1 M ratings, best of 56 epochs: 0.106 -> 0.093 s
-/// per epoch (median 0.131 -> 0.107 s); one thread 0.186 -> 0.158 s.
+/// moments), each a separate fetch; in a record it is one run of cache lines, fetched once
+/// (an eighth off Adam MF's epoch; docs/performance.md).
 ///
 /// The model's tables are copied in when training starts and out after every epoch (an
 /// interrupted one too), so between epochs the model is what it would have been without the
