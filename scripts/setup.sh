@@ -4,7 +4,8 @@
 #   bash scripts/setup.sh [VENV] [PIP-REQUIREMENT ...]
 #
 # VENV defaults to .venv. Extra arguments pin dependencies in that environment (the test
-# command uses this for the oldest supported NumPy and pandas). `pip install .` compiles the
+# command uses this for the oldest supported NumPy and pandas). EMBEDREC_EXTRAS names the
+# package extras to install (default: test; the test command adds spark for the newest run). `pip install .` compiles the
 # Swift core in release mode and bundles it in the package, so the Swift toolchain must be on
 # PATH (or at /opt/swift, as on the project's machines).
 set -euo pipefail
@@ -35,7 +36,8 @@ python=${PYTHON:-python3}
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" ".[test]"
+extras=${EMBEDREC_EXTRAS:-test}
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" ".[$extras]"
 "$venv/bin/python" - "$venv" <<'PY'
 import sys
 

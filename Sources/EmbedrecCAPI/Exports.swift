@@ -293,3 +293,53 @@ public func embedrecTrainerResetCancel(_ h: UnsafeMutableRawPointer?) -> Int32 {
 public func embedrecTrainerFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
     status { try registry.remove(h, as: TrainerBox.self, kind: "trainer") }
 }
+
+@_cdecl("embedrec_mf_sgd_block")
+public func embedrecMFSGDBlock(_ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>?, _ ratings: UnsafePointer<Float>?,
+                               _ n: Int64, _ userFactors: UnsafeMutablePointer<Float>?, _ userBias: UnsafeMutablePointer<Float>?,
+                               _ nUsers: Int64, _ itemFactors: UnsafeMutablePointer<Float>?,
+                               _ itemBias: UnsafeMutablePointer<Float>?, _ nItems: Int64, _ nFactors: Int32,
+                               _ biases: Int32, _ nonNegative: Int32, _ hasYRange: Int32, _ yLo: Double, _ yHi: Double,
+                               _ globalBias: Double, _ lr: Double, _ weightDecay: Double, _ userDropout: Double,
+                               _ itemDropout: Double, _ threads: Int32, _ seed: UInt64,
+                               _ lossSum: UnsafeMutablePointer<Double>?, _ absSum: UnsafeMutablePointer<Double>?) -> Int32 {
+    status {
+        let count = try Check.length(n, "n")
+        guard count >= 1 else { throw CoreError.invalid("a block needs at least one rating, got \(count)") }
+        let nu = try Check.int(nUsers, "n_users", in: 1...Int64(Int32.max))
+        let ni = try Check.int(nItems, "n_items", in: 1...Int64(Int32.max))
+        let k = try Check.int(Int64(nFactors), "n_factors", in: 1...Int64(MFConfig.maxFactors))
+        let userCells = try MemoryBudget.product([nu, k], what: "user factors")
+        let itemCells = try MemoryBudget.product([ni, k], what: "item factors")
+        let data = try RatingSet(users: try Check.pointer(users, "users", count: count),
+                                 items: try Check.pointer(items, "items", count: count),
+                                 ratings: try Check.pointer(ratings, "ratings", count: count),
+                                 count: count, nUsers: nu, nItems: ni, what: "block ratings")
+        let uf = try Check.mutablePointer(userFactors, "user_factors", count: userCells)
+        let ub = try Check.mutablePointer(userBias, "user_bias", count: nu)
+        let itf = try Check.mutablePointer(itemFactors, "item_factors", count: itemCells)
+        let ib = try Check.mutablePointer(itemBias, "item_bias", count: ni)
+        for (name, p, c) in [("user_factors", UnsafePointer(uf), userCells), ("item_factors", UnsafePointer(itf), itemCells),
+                             ("user_bias", UnsafePointer(ub), nu), ("item_bias", UnsafePointer(ib), ni)] {
+            for j in 0..<c where !p[j].isFinite {
+                throw CoreError.invalid("\(name)[\(j)] is \(p[j]); parameters must be finite")
+            }
+        }
+        let yRange: (lo: Float, hi: Float)? =
+            hasYRange != 0 ? (try Check.finite(yLo, "y_range low"), try Check.finite(yHi, "y_range high")) : nil
+        try EmbeddingDropout.validate(user: userDropout, item: itemDropout)
+        var options = TrainOptions()
+        options.epochs = 1
+        options.learningRate = try Check.finite(lr, "lr")
+        options.weightDecay = try Check.finite(weightDecay, "weight_decay")
+        options.threads = try Check.int(Int64(threads), "n_threads", in: 0...1024)
+        options.seed = seed
+        let stats = try BlockSGD.run(ratings: data, users: BlockSGD.Tables(factors: uf, biases: ub, rows: nu),
+                                     items: BlockSGD.Tables(factors: itf, biases: ib, rows: ni), nFactors: k,
+                                     biases: biases != 0, nonNegative: nonNegative != 0, yRange: yRange,
+                                     globalBias: try Check.finite(globalBias, "global_bias"), options: options,
+                                     dropout: EmbeddingDropout(userRate: Float(userDropout), itemRate: Float(itemDropout)))
+        lossSum?.pointee = stats.loss * Double(count)
+        absSum?.pointee = stats.mae * Double(count)
+    }
+}

@@ -338,3 +338,33 @@ final class MiscCAPITests: XCTestCase {
         XCTAssertEqual(after, before)
     }
 }
+
+final class BlockCAPITests: XCTestCase {
+    func testSGDBlockTrainsInPlaceAndRejectsBadArguments() {
+        var users: [Int32] = [0, 1, 1], items: [Int32] = [1, 0, 1], ratings: [Float] = [4, 2, 5]
+        var uf = [Float](repeating: 0.1, count: 2 * 3), ub = [Float](repeating: 0, count: 2)
+        var itf = [Float](repeating: 0.1, count: 2 * 3), ib = [Float](repeating: 0, count: 2)
+        var loss = -1.0, abs = -1.0
+        XCTAssertEqual(embedrec_mf_sgd_block(&users, &items, &ratings, 3, &uf, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0.05, 0.01, 0, 0, 1, 7, &loss, &abs), EMBEDREC_OK)
+        XCTAssertNotEqual(uf, [Float](repeating: 0.1, count: 6))  // trained in place
+        XCTAssertGreaterThan(loss, 0)
+        XCTAssertGreaterThan(abs, 0)
+        // Indices outside the blocks, no ratings, NULL tables, non-finite parameters, bad rates.
+        var outside: [Int32] = [0, 5, 1]
+        XCTAssertEqual(embedrec_mf_sgd_block(&outside, &items, &ratings, 3, &uf, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0.05, 0.01, 0, 0, 1, 7, nil, nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_mf_sgd_block(&users, &items, &ratings, 0, &uf, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0.05, 0.01, 0, 0, 1, 7, nil, nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_mf_sgd_block(&users, &items, &ratings, 3, nil, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0.05, 0.01, 0, 0, 1, 7, nil, nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+        uf[2] = .nan
+        XCTAssertEqual(embedrec_mf_sgd_block(&users, &items, &ratings, 3, &uf, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0.05, 0.01, 0, 0, 1, 7, nil, nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+        uf[2] = 0.1
+        XCTAssertEqual(embedrec_mf_sgd_block(&users, &items, &ratings, 3, &uf, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0.05, 0.01, 1.5, 0, 1, 7, nil, nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+        XCTAssertEqual(embedrec_mf_sgd_block(&users, &items, &ratings, 3, &uf, &ub, 2, &itf, &ib, 2, 3, 1, 0, 0, 0, 0,
+                                             3.5, 0, 0.01, 0, 0, 1, 7, nil, nil), EMBEDREC_ERR_INVALID_ARGUMENT)
+    }
+}

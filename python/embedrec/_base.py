@@ -280,7 +280,7 @@ class Recommender(abc.ABC):
 
     # ----- fitting -------------------------------------------------------------------------
     def fit(self, df, user=None, item=None, rating=None, validation=None, validation_split=0.0,
-            verbose=False):
+            verbose=False, num_blocks=None):
         """Trains the model from scratch on the ratings in ``df``.
 
         ``user``, ``item`` and ``rating`` name the columns. Without them, the columns are found
@@ -302,6 +302,12 @@ class Recommender(abc.ABC):
 
         Returns the :class:`~embedrec.History`, also kept as ``model.history``.
 
+        ``df`` may be a Spark DataFrame (``pyspark.sql.DataFrame``, classic or Connect): then
+        ``MatrixFactorization`` with SGD trains on the cluster by distributed SGD over
+        ``num_blocks`` × ``num_blocks`` blocks (default: the cluster's parallelism), with
+        ``validation`` a Spark DataFrame, and the fitted model lands here as after a local fit
+        (``embedrec.spark`` says how).
+
         Training that fails is never silent: a loss that becomes NaN or infinite stops the fit
         with :class:`~embedrec.TrainingDivergedError` and the weights of the last finite epoch;
         a fit whose loss ends no better than predicting the mean rating, or grows, warns
@@ -310,6 +316,17 @@ class Recommender(abc.ABC):
         ``interrupted``), the model is put back to the weights of the last complete epoch (so it
         can still predict), and ``KeyboardInterrupt`` is raised.
         """
+        from . import spark
+
+        if spark.is_spark_frame(df):
+            if validation_split:
+                raise InvalidArgumentError("validation_split is for pandas frames; with a Spark DataFrame pass "
+                                           "validation= a Spark DataFrame (e.g. from df.randomSplit)")
+            with self._exclusive("fit"):
+                return spark.fit(self, df, user, item, rating, validation, num_blocks, verbose)
+        if num_blocks is not None:
+            raise InvalidArgumentError("num_blocks applies to training on a Spark DataFrame; df is a "
+                                       f"{type(df).__name__}")
         with self._exclusive("fit"):
             return self._fit(df, user, item, rating, validation, validation_split, verbose)
 

@@ -296,3 +296,22 @@ class CoreNetTrainer(CoreTrainer):
     def freeze_all_but_new_users(self, first_user):
         """Makes this network trainer update only the user embedding rows from ``first_user`` on."""
         check(lib.embedrec_net_trainer_freeze(self.handle, int(first_user)))
+
+
+def sgd_block(users, items, ratings, user_factors, user_bias, item_factors, item_bias, n_factors, biases,
+              non_negative, y_range, global_bias, lr, weight_decay, dropout, n_threads, seed):
+    """One block of distributed SGD in the core (``embedrec_mf_sgd_block``): the factor and
+    bias arrays (float32, C-contiguous, the caller's) are updated in place. Returns the block's
+    sums of squared and absolute errors."""
+    users, items, ratings = as_int32(users), as_int32(items), as_float32(ratings)
+    for array in (user_factors, user_bias, item_factors, item_bias):
+        if array.dtype != np.float32 or not array.flags.c_contiguous or not array.flags.writeable:
+            raise ValueError("factor and bias blocks must be writeable C-contiguous float32 arrays")
+    lo, hi = (float(y_range[0]), float(y_range[1])) if y_range is not None else (0.0, 0.0)
+    loss, absolute = c_double(), c_double()
+    check(lib.embedrec_mf_sgd_block(
+        ptr(users), ptr(items), ptr(ratings), users.size, ptr(user_factors), ptr(user_bias), user_bias.size,
+        ptr(item_factors), ptr(item_bias), item_bias.size, int(n_factors), int(bool(biases)), int(bool(non_negative)),
+        int(y_range is not None), lo, hi, float(global_bias), float(lr), float(weight_decay), float(dropout[0]),
+        float(dropout[1]), int(n_threads), int(seed) % 2**64, ctypes.byref(loss), ctypes.byref(absolute)))
+    return loss.value, absolute.value

@@ -95,6 +95,10 @@ _SIGNATURES = {
     "embedrec_trainer_reset_cancel": (c_int32, [c_void_p]),
     "embedrec_trainer_seen": (c_int32, [c_void_p, c_void_p, c_int64, c_void_p, c_int64]),
     "embedrec_trainer_free": (c_int32, [c_void_p]),
+    "embedrec_mf_sgd_block": (c_int32, [c_void_p, c_void_p, c_void_p, c_int64, c_void_p, c_void_p, c_int64, c_void_p,
+                                        c_void_p, c_int64, c_int32, c_int32, c_int32, c_int32, c_double, c_double,
+                                        c_double, c_double, c_double, c_double, c_double, c_int32, c_uint64, _f64p,
+                                        _f64p]),
 }
 
 

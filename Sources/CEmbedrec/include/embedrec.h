@@ -292,6 +292,27 @@ int32_t embedrec_trainer_seen(EmbedrecTrainerHandle trainer, int64_t *indptr, in
 /* Frees a trainer and its copy of the training data and optimiser state. */
 int32_t embedrec_trainer_free(EmbedrecTrainerHandle trainer);
 
+/*
+ * One block of distributed SGD (DSGD) for matrix factorisation: one pass of the SGD of
+ * embedrec_trainer_create (optimizer SGD, constant rate) over the block's n ratings, against a
+ * block of n_users user rows (user_factors[n_users * n_factors], user_bias[n_users]) and a block
+ * of n_items item rows, updated in place. users/items index into those blocks. global_bias is the
+ * raw global term (fixed); y_range and non_negative as in embedrec_mf_create; dropout as in
+ * embedrec_trainer_set_dropout. With n_threads > 1 the block runs the deterministic schedule, so
+ * its result depends only on its inputs, the seed and n_threads. Writes the sums of the ratings'
+ * squared and absolute errors (each measured before its own update); either output may be NULL.
+ * An engine (Spark, Dask, Ray) runs the grid of blocks; nothing here is engine-specific.
+ * Limits: 1 <= n <= 2^31-1; 1 <= n_users, n_items <= 2^31-1; 1 <= n_factors <= 65536; every
+ * parameter finite; 0 < lr <= 10; 0 <= weight_decay <= 100; 0 <= dropout rates <= 0.99.
+ */
+int32_t embedrec_mf_sgd_block(const int32_t *users, const int32_t *items, const float *ratings, int64_t n,
+                              float *user_factors, float *user_bias, int64_t n_users,
+                              float *item_factors, float *item_bias, int64_t n_items, int32_t n_factors,
+                              int32_t biases, int32_t non_negative, int32_t has_y_range, double y_lo, double y_hi,
+                              double global_bias, double lr, double weight_decay, double user_dropout,
+                              double item_dropout, int32_t n_threads, uint64_t seed, double *loss_sum,
+                              double *abs_sum);
+
 #ifdef __cplusplus
 }
 #endif
