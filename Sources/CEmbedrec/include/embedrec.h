@@ -99,7 +99,8 @@ int32_t embedrec_model_predict(EmbedrecModelHandle model, const int32_t *users, 
                                int64_t n, int32_t n_threads, float *out);
 
 /* Mean squared error and mean absolute error of the predictions for n known (user, item,
- * rating) triples with finite ratings; 0 and 0 when n is 0. */
+ * rating) triples with finite ratings; 0 and 0 when n is 0. For C callers: the Python package
+ * computes its metrics from embedrec_model_predict (the tests exercise this function). */
 int32_t embedrec_model_evaluate(EmbedrecModelHandle model, const int32_t *users, const int32_t *items,
                                 const float *ratings, int64_t n, int32_t n_threads, double *mse,
                                 double *mae);
@@ -194,6 +195,8 @@ int32_t embedrec_net_predict(EmbedrecModelHandle net, const int32_t *users, cons
  * ignored. Other arguments as in embedrec_trainer_create; weight_decay is an L2 penalty per
  * example on the embedding rows it uses and a decoupled decay (AdamW) of the dense kernels.
  * Results do not depend on n_threads. Limits: 0 <= negatives <= 100.
+ * For C callers with the whole data in arrays; the Python package uses
+ * embedrec_net_trainer_create_from.
  */
 int32_t embedrec_net_trainer_create(EmbedrecModelHandle net, const int32_t *users, const int32_t *items,
                                     const float *targets, int64_t n, int32_t loss, int32_t negatives,
@@ -213,6 +216,8 @@ int32_t embedrec_net_trainer_freeze(EmbedrecTrainerHandle trainer, int64_t first
  * 1 <= batch_size <= 2^24; 0 < lr <= 10; 0 <= weight_decay <= 100; 0 <= n_threads <= 1024.
  * weight_decay is the L2 penalty per rating on the rows and biases that rating uses.
  * `epochs` fixes the length of the one-cycle schedule; running more epochs is allowed.
+ * For C callers with the whole data in arrays; the Python package hands data over in chunks
+ * (embedrec_ratings_create / embedrec_trainer_create_from) and does not use this function.
  */
 int32_t embedrec_trainer_create(EmbedrecModelHandle model, const int32_t *users, const int32_t *items,
                                 const float *ratings, int64_t n, int32_t optimizer, int32_t schedule,

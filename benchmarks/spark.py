@@ -1,0 +1,109 @@
+"""embedrec on Spark against Spark ALS and against embedrec locally, on generated data.
+
+    python benchmarks/spark.py [--shape ml-20m|goodbooks] [--rank 32] [--epochs 10] [--blocks 2]
+
+On ``local[2]`` (set PYSPARK_PYTHON to this interpreter; the script does): the same 90/10 split
+for every model; for each, the fit time, seconds per epoch (iteration for ALS) and test RMSE,
+and the peak RSS of this process (the driver) and of the Python workers (Spark's executors run
+in the JVM of the driver on local[2]; their Python workers are what runs the core). Then where
+an embedrec-on-Spark epoch's time goes: the cluster's work per sub-epoch (moving factor
+blocks in and out, the task's ratings into pandas, the core's SGD) against the local epoch.
+Needs ``pip install ".[spark]"`` and a Java runtime.
+"""
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+import embedrec
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="ml-20m", choices=["ml-20m", "goodbooks"])
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--weight-decay", type=float, default=0.03)
+    parser.add_argument("--als-reg", type=float, nargs="+", default=[0.05])
+    parser.add_argument("--skip-als", action="store_true")
+    args = parser.parse_args(argv)
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from pyspark.sql import SparkSession
+
+    df = embedrec.datasets.synthetic(shape=args.shape, seed=0)
+    train, test = embedrec.train_test_split(df, test_size=0.1, seed=42)
+    print(f"{args.shape}-shaped: {len(train):,} training ratings, {df['user'].nunique():,} users, "
+          f"{df['item'].nunique():,} items; rank {args.rank}, {args.epochs} epochs, {args.blocks} blocks")
+    params = dict(n_factors=args.rank, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay)
+    rows = []
+
+    start = time.perf_counter()
+    local = embedrec.MatrixFactorization(**params)
+    local.fit(train)
+    local_seconds = time.perf_counter() - start
+    local_rmse = embedrec.rmse(test["rating"], local.predict(test, unknown="mean"))
+    local_epoch = float(np.median(local.history["seconds"]))
+    rows.append(("embedrec, local (2 threads)", local_seconds, local_epoch, local_rmse))
+
+    spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.driver.memory", "8g")
+             .config("spark.sql.adaptive.enabled", "false").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    sdf = spark.createDataFrame(train).cache()
+    sdf.count()
+    start = time.perf_counter()
+    on_spark = embedrec.MatrixFactorization(**params)
+    on_spark.fit(sdf, num_blocks=args.blocks)
+    spark_seconds = time.perf_counter() - start
+    spark_rmse = embedrec.rmse(test["rating"], on_spark.predict(test, unknown="mean"))
+    spark_epoch = float(np.median(on_spark.history["seconds"]))
+    rows.append((f"embedrec on Spark, {args.blocks} blocks", spark_seconds, spark_epoch, spark_rmse))
+
+    if not args.skip_als:
+        from pyspark.ml.recommendation import ALS
+
+        for reg in args.als_reg:
+            als = ALS(rank=args.rank, maxIter=args.epochs, regParam=reg, userCol="user", itemCol="item",
+                      ratingCol="rating", coldStartStrategy="nan", seed=0)
+            als_train = sdf.selectExpr("cast(user as int) user", "cast(item as int) item", "rating")
+            start = time.perf_counter()
+            fitted = als.fit(als_train)
+            als_seconds = time.perf_counter() - start
+            scored = fitted.transform(spark.createDataFrame(test)).toPandas()
+            pred = scored["prediction"].fillna(train["rating"].mean()).to_numpy()
+            als_rmse = embedrec.rmse(scored["rating"], pred)
+            rows.append((f"Spark ALS, regParam {reg}", als_seconds, als_seconds / args.epochs, als_rmse))
+
+    print(f"\n{'model':38s} {'fit s':>8s} {'s/epoch':>8s} {'test RMSE':>10s}")
+    for name, seconds, per_epoch, rmse in rows:
+        print(f"{name:38s} {seconds:8.1f} {per_epoch:8.2f} {rmse:10.4f}")
+    print(f"\nSpark epoch / local epoch: {spark_epoch / local_epoch:.1f}x; "
+          f"per sub-epoch {spark_epoch / args.blocks:.2f} s")
+    bytes_per_epoch = 2 * args.blocks * (len(on_spark.user_ids) + len(on_spark.item_ids)) * (args.rank + 1) * 4
+    print(f"factor bytes moved per epoch (both sides, there and back, each sub-epoch): {bytes_per_epoch / 2**20:.0f} MiB")
+    print(f"peak RSS: driver {peak_rss_mib():.0f} MiB, Python workers {children_peak_rss_mib():.0f} MiB")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
