@@ -4,10 +4,9 @@
 
 On ``local[2]`` (set PYSPARK_PYTHON to this interpreter; the script does): the same 90/10 split
 for every model; for each, the fit time, seconds per epoch (iteration for ALS) and test RMSE,
-and the peak RSS of this process (the driver) and of the Python workers (Spark's executors run
-in the JVM of the driver on local[2]; their Python workers are what runs the core). Then where
-an embedrec-on-Spark epoch's time goes: the cluster's work per sub-epoch (moving factor
-blocks in and out, the task's ratings into pandas, the core's SGD) against the local epoch.
+and the driver's peak RSS. Then where an embedrec-on-Spark epoch's time goes: the core's SGD
+in the tasks, the rest of the tasks' work (ratings into NumPy, factor blocks in and out), and
+Spark's scheduling and data movement, against the local epoch.
 Needs ``pip install ".[spark]"`` and a Java runtime.
 """
 
@@ -24,10 +23,6 @@ import embedrec
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def children_peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def main(argv=None):
@@ -98,9 +93,17 @@ def main(argv=None):
         print(f"{name:38s} {seconds:8.1f} {per_epoch:8.2f} {rmse:10.4f}")
     print(f"\nSpark epoch / local epoch: {spark_epoch / local_epoch:.1f}x; "
           f"per sub-epoch {spark_epoch / args.blocks:.2f} s")
+    timing = on_spark.history.spark_timing
+    core = float(np.median([t["core"] for t in timing]))
+    task = float(np.median([t["task"] for t in timing]))
+    epoch = float(np.median([t["epoch"] for t in timing]))
+    print(f"where an epoch's {epoch:.2f} s go (median epoch; the slowest task of each sub-epoch): "
+          f"the core's SGD {core:.2f} s, the rest of the task (its ratings into NumPy, sorting, factor "
+          f"blocks in and out) {task - core:.2f} s, Spark's scheduling and moving data {epoch - task:.2f} s")
     bytes_per_epoch = 2 * args.blocks * (len(on_spark.user_ids) + len(on_spark.item_ids)) * (args.rank + 1) * 4
     print(f"factor bytes moved per epoch (both sides, there and back, each sub-epoch): {bytes_per_epoch / 2**20:.0f} MiB")
-    print(f"peak RSS: driver {peak_rss_mib():.0f} MiB, Python workers {children_peak_rss_mib():.0f} MiB")
+    print(f"peak RSS of the driver process: {peak_rss_mib():.0f} MiB (the executors' Python workers are "
+          f"children of the JVM, not counted here)")
     spark.stop()
     return 0
 

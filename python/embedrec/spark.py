@@ -136,10 +136,14 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             start = time.perf_counter()
             saved = (P.copy(), bu.copy(), Q.copy(), bi.copy())  # the last complete epoch, for Ctrl-C
             loss_sum = abs_sum = 0.0
+            spent = {"core": 0.0, "task": 0.0}
             for s in range(blocks):
-                loss, absolute = _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T)
+                timing = {}
+                loss, absolute = _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing)
                 loss_sum += loss
                 abs_sum += absolute
+                spent["core"] += timing.get("core", 0.0)
+                spent["task"] += timing.get("task", 0.0)
             row = {"epoch": epoch, "train_loss": loss_sum / stats["n"], "train_mae": abs_sum / stats["n"]}
             if not (np.isfinite(row["train_loss"]) and np.isfinite(row["train_mae"])):
                 P, bu, Q, bi = saved
@@ -155,6 +159,9 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
                 row["val_loss"], row["val_mae"] = mse, mae
             row["seconds"] = time.perf_counter() - start
             history.append(row)
+            #: Per epoch, where its time went: the slowest task's seconds in the core and in all,
+            #: summed over sub-epochs (the rest is Spark's scheduling and moving data).
+            history.spark_timing = getattr(history, "spark_timing", []) + [dict(spent, epoch=row["seconds"])]
             saved = None
             if verbose:
                 print(f"epoch {epoch}/{p['epochs']} - " + " - ".join(summary(row)))
@@ -259,9 +266,10 @@ def _block_seed(seed, epoch, s, b):
     return int.from_bytes(digest[:8], "little")
 
 
-def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T):
+def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing):
     """One stratum: the p blocks (b, (b + s) mod p) trained at once; the driver's factor
-    arrays updated with what the tasks return. Returns the sums of squared and absolute errors."""
+    arrays updated with what the tasks return. Returns the sums of squared and absolute errors;
+    ``timing`` gets the slowest task's seconds in the core (``core``) and in all (``task``)."""
     k = p["n_factors"]
     rows = []
     for b in range(blocks):
@@ -277,7 +285,8 @@ def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T):
     options = {"k": k, "biases": p["biases"], "non_negative": p["non_negative"], "y_range": p["y_range"],
                "global_bias": g, "lr": p["lr"], "weight_decay": p["weight_decay"], "dropout": p["dropout"],
                "threads": _task_threads(spark), "fail_marker": FAIL_ONCE_MARKER}
-    out_schema = ("ub int, uf binary, ubias binary, itf binary, ibias binary, loss double, abs double")
+    out_schema = ("ub int, uf binary, ubias binary, itf binary, ibias binary, loss double, abs double, "
+                  "core_s double, task_s double")
     trained = (stratum.groupBy("ub").cogroup(factor_blocks.groupBy("ub"))
                .applyInPandas(_block_trainer(options), schema=out_schema).toPandas())
     loss = absolute = 0.0
@@ -290,6 +299,8 @@ def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T):
         bi[c::blocks] = np.frombuffer(row.ibias, dtype=np.float32)
         loss += row.loss
         absolute += row.abs
+        timing["core"] = max(timing.get("core", 0.0), row.core_s)  # the slowest task sets the pace
+        timing["task"] = max(timing.get("task", 0.0), row.task_s)
     return loss, absolute
 
 
@@ -318,7 +329,7 @@ def _block_trainer(options):
             else:
                 raise RuntimeError("injected task failure (embedrec.spark.FAIL_ONCE_MARKER)")
         if len(factors) == 0:
-            return pd.DataFrame(columns=["ub", "uf", "ubias", "itf", "ibias", "loss", "abs"])
+            return pd.DataFrame(columns=["ub", "uf", "ubias", "itf", "ibias", "loss", "abs", "core_s", "task_s"])
         f = factors.iloc[0]
         k = options["k"]
         uf = np.frombuffer(f["uf"], dtype=np.float32).copy()
@@ -326,6 +337,8 @@ def _block_trainer(options):
         itf = np.frombuffer(f["itf"], dtype=np.float32).copy()
         ib = np.frombuffer(f["ibias"], dtype=np.float32).copy()
         loss = absolute = 0.0
+        started = time.perf_counter()
+        core_seconds = 0.0
         if len(ratings):
             lu = ratings["lu"].to_numpy(np.int64)
             li = ratings["li"].to_numpy(np.int64)
@@ -333,12 +346,15 @@ def _block_trainer(options):
             order = np.lexsort((r, li, lu))
             dropout = options["dropout"]
             dropout = dropout if isinstance(dropout, (tuple, list)) else (dropout, dropout)
+            in_core = time.perf_counter()
             loss, absolute = sgd_block(lu[order], li[order], r[order], uf, ub, itf, ib, k, options["biases"],
                                        options["non_negative"], options["y_range"], options["global_bias"],
                                        options["lr"], options["weight_decay"], dropout, options["threads"],
                                        int(f["seed"]))
+            core_seconds = time.perf_counter() - in_core
         return pd.DataFrame({"ub": [int(f["ub"])], "uf": [uf.tobytes()], "ubias": [ub.tobytes()],
-                             "itf": [itf.tobytes()], "ibias": [ib.tobytes()], "loss": [loss], "abs": [absolute]})
+                             "itf": [itf.tobytes()], "ibias": [ib.tobytes()], "loss": [loss], "abs": [absolute],
+                             "core_s": [core_seconds], "task_s": [time.perf_counter() - started]})
 
     return train
 
