@@ -25,7 +25,7 @@ from .plotting import plot_embeddings
 
 def models_by_name():
     """Model classes by name, for loading saved models (each registers itself when defined)."""
-    from ._base import registered_models
+    from ._registry import registered_models
 
     return registered_models()
 

@@ -42,6 +42,7 @@ class IdMap:
                 return cls._fit_dense(values, low, span)
         try:
             uniques = pd.unique(column)
+            _release_arrow_cache(column)
         except TypeError:  # unhashable ids (lists, dicts)
             raise InvalidArgumentError(f"the {what} column holds unhashable values; ids must be numbers or strings") from None
         _check_encodable(uniques, what)
@@ -50,7 +51,10 @@ class IdMap:
             index = index.sort_values()
         except TypeError:  # ids of types that do not compare (e.g. ints and strings mixed): first-seen order
             pass
-        return cls(index), lambda a, b: index.get_indexer(column.iloc[a:b]).astype(np.int32)
+        arrow = _arrow_rows(column, index)
+        if arrow is not None:
+            return cls(index), arrow
+        return cls(index), lambda a, b: _looked_up(index, column, a, b)
 
     @classmethod
     def _fit_dense(cls, values, low, span):
@@ -101,3 +105,65 @@ def _check_encodable(uniques, what):
                 raise InvalidArgumentError(
                     f"the {what} id {value!r} is not valid Unicode text (it holds a lone surrogate); decode the "
                     f"ids with errors='replace' or use their bytes' hex as ids") from None
+
+
+def _arrow_rows(column, index):
+    """For a column of pyarrow-backed strings (pandas 3's default with pyarrow installed): rows
+    looked up by pyarrow's ``index_in`` on each slice, without making a Python string per
+    rating (``get_indexer`` would, a slice at a time: more memory than the slice's rows
+    themselves). None for other columns."""
+    dtype = column.dtype
+    if getattr(dtype, "storage", None) != "pyarrow" and not str(dtype).endswith("[pyarrow]"):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = pa.chunked_array(pa.array(column.array)) if not hasattr(column.array, "_pa_array") \
+            else column.array._pa_array
+        if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+            return None
+        table = pa.array(list(index), type=values.type, memory_pool=pa.system_memory_pool())
+    except Exception:  # an Arrow type or a pandas layout this does not know: the general path
+        return None
+
+    def rows(a, b):
+        # In pieces of 2^16 rows, the lookup's buffers on the system allocator and pyarrow's
+        # cache handed back after each: pyarrow's own pool keeps what it frees, which would
+        # count in full against the fit's memory.
+        pool = pa.system_memory_pool()
+        out = np.empty(b - a, dtype=np.int32)
+        for start in range(a, b, 1 << 16):
+            stop = min(start + (1 << 16), b)
+            found = pc.coalesce(pc.index_in(values.slice(start, stop - start), value_set=table, memory_pool=pool),
+                                pa.scalar(-1, pa.int32()), memory_pool=pool)
+            at = start - a
+            for chunk in found.chunks:
+                out[at:at + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                at += len(chunk)
+        pa.default_memory_pool().release_unused()
+        return out
+
+    return rows
+
+
+def _release_arrow_cache(column):
+    """Hands pyarrow's cached memory back after an Arrow-backed column's unique values were
+    found (its hash table would otherwise stay counted in the fit's memory)."""
+    if getattr(column.dtype, "storage", None) == "pyarrow" or str(column.dtype).endswith("[pyarrow]"):
+        try:
+            import pyarrow as pa
+
+            pa.default_memory_pool().release_unused()
+        except Exception:
+            pass
+
+
+def _looked_up(index, column, a, b):
+    """Rows of ``column``'s entries a..b-1 by hash lookup, 2^16 at a time: ``get_indexer``
+    returns int64 and hashes a whole slice at once, transients the fit's memory budget counts."""
+    out = np.empty(b - a, dtype=np.int32)
+    for start in range(a, b, 1 << 16):
+        stop = min(start + (1 << 16), b)
+        out[start - a:stop - a] = index.get_indexer(column.iloc[start:stop])
+    return out

@@ -36,16 +36,22 @@ class RatingStats:
         self.n, self.total, self.squares, self.deviations = 0, 0.0, 0.0, 0.0
         self.low, self.high, self.center = np.inf, -np.inf, None
 
+    #: Values summed in float64 this many at a time: the temporaries stay small beside the data
+    #: a fit holds (the memory budget counts every transient of the conversion).
+    STEP = 1 << 15
+
     def add(self, values):
-        v = values.astype(np.float64)
         if self.center is None:
-            self.center = float(np.median(v)) if v.size else 0.0
-        self.n += v.size
-        self.total += float(v.sum())
-        self.squares += float(np.dot(v, v))
-        self.deviations += float(np.abs(v - self.center).sum())
-        if v.size:
-            self.low, self.high = min(self.low, float(v.min())), max(self.high, float(v.max()))
+            self.center = float(np.median(values)) if values.size else 0.0
+        self.n += values.size
+        for a in range(0, values.size, self.STEP):
+            v = values[a:a + self.STEP].astype(np.float64)
+            self.total += float(v.sum())
+            self.squares += float(np.dot(v, v))
+            v -= self.center
+            self.deviations += float(np.abs(v, out=v).sum())
+        if values.size:
+            self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
     @property
     def mean(self):

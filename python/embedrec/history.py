@@ -43,6 +43,11 @@ class History(Sequence):
         self.rows.append(row)
 
     @property
+    def loss_title(self):
+        """The training loss's display name ("MSE", "MAE", "binary cross-entropy")."""
+        return loss_name(self.loss)
+
+    @property
     def columns(self):
         return [c for c in COLUMNS if self.has_validation or not c.startswith("val_")]
 

@@ -98,6 +98,8 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
                     "batch_size", "lr", "weight_decay", "init_std", "schedule", "patience", "deterministic", "seed",
                     "n_threads")
     _PARAM_ATTRS = {"global_bias": "use_global_bias"}
+    #: ``fit`` takes a Spark DataFrame (distributed SGD; ``embedrec.spark``).
+    _trains_on_spark = True
 
     @property
     def params(self):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _registry
 from ._interrupts import deferred as deferred_interrupts
 from .errors import EmbedrecError, InvalidArgumentError
 
@@ -266,14 +267,13 @@ def load_bytes(data, source="the data"):
     """Rebuilds a model from :func:`to_bytes` output (also what ``pickle`` uses). Whatever the
     bytes hold, the result is a model or a ModelFileError (or an EmbedrecMemoryError for a
     model too large for this machine), never another library's error."""
-    from ._base import registered_models
     from .errors import EmbedrecMemoryError
 
     header, arrays, ids = from_bytes(data, source)
     try:
         if not isinstance(header, dict) or not isinstance(header.get("class"), str):
             raise ValueError("the header names no model class")
-        cls = registered_models().get(header["class"])
+        cls = _registry.model_class(header["class"])
         if cls is None:
             raise ModelFileError(f"{source} holds a {header['class']!r}, which this embedrec does not know")
         if not isinstance(header.get("params"), dict):

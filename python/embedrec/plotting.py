@@ -17,15 +17,13 @@ def plot_history(history, axes=None):
     """Loss and MAE per epoch, training and (when recorded) validation, side by side.
     Returns the two matplotlib Axes. A new figure is laid out (constrained layout) so that
     its titles and labels stay inside it under a plain ``savefig``."""
-    from .history import loss_name
-
     plt = _pyplot()
     if not len(history):
         raise InvalidArgumentError("the history has no epochs to plot")
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     epochs = history["epoch"]
-    loss_title = f"loss ({loss_name(history.loss)})"
+    loss_title = f"loss ({history.loss_title})"
     for ax, metric, title in ((axes[0], "loss", loss_title), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[f"train_{metric}"], marker="o", label="train")
         if history.has_validation:

@@ -28,9 +28,13 @@ import pandas as pd
 
 from . import _diagnose, _frame, _lib
 from ._checks import check_int
+from ._core import sgd_block
+from ._fitted import Fitted
+from ._ids import IdMap
 from ._loading import RatingStats
 from ._progress import summary
-from .errors import InvalidArgumentError, TrainingDivergedError
+from .errors import InvalidArgumentError, TrainingDivergedError, UnknownIdError
+from .persistence import load_bytes
 from .history import History
 
 #: Test hook: a path; while a file exists there, the next block task to start deletes it and
@@ -53,9 +57,7 @@ def _pyspark():
 
 
 def _check_model(model):
-    from .mf import MatrixFactorization
-
-    if not isinstance(model, MatrixFactorization):
+    if not getattr(model, "_trains_on_spark", False):
         raise InvalidArgumentError(
             f"{type(model).__name__} cannot train on a Spark DataFrame yet: on Spark, MatrixFactorization with "
             f"optimizer='sgd' trains (biases, global_bias, y_range, non_negative, dropout). Train this model on a "
@@ -221,8 +223,6 @@ def _stats(sdf, columns, F):
 def _id_map(sdf, column, what):
     """The id map of one column, from its distinct ids (never a collect of the ratings), ordered
     as a local fit orders them."""
-    from ._ids import IdMap
-
     distinct = sdf.select(column).distinct().toPandas()[column]
     index = pd.Index(pd.unique(distinct))
     try:
@@ -318,8 +318,6 @@ def _block_trainer(options):
     def train(ratings, factors):
         import os
 
-        from embedrec._core import sgd_block
-
         marker = options["fail_marker"]
         if marker and os.path.exists(marker):
             try:
@@ -405,8 +403,6 @@ class _Scorer:
 def _publish(model, core, P, bu, Q, bi, g, users, items, columns, ratings, rating_range, blocks):
     """The trained factors into the driver's core, and the fitted state as a local fit leaves it
     (the training pairs, for recommend's exclude_seen, collected as int32 rows)."""
-    from ._base import Fitted
-
     pairs = ratings.select("ub", "ib", "lu", "li").toPandas()
     user_rows = (pairs["lu"].to_numpy(np.int64) * blocks + pairs["ub"].to_numpy(np.int64)).astype(np.int32)
     item_rows = (pairs["li"].to_numpy(np.int64) * blocks + pairs["ib"].to_numpy(np.int64)).astype(np.int32)
@@ -435,9 +431,7 @@ def predict(model, sdf, user=None, item=None, unknown="raise"):
     used in ``fit``. ``unknown="raise"`` fails the job on an id the model does not know (with
     UnknownIdError's message); ``"mean"`` predicts it as ``predict(..., unknown="mean")`` does."""
     _, T = _pyspark()
-    from .mf import MatrixFactorization
-
-    if not isinstance(model, MatrixFactorization):
+    if not getattr(model, "_trains_on_spark", False):
         raise InvalidArgumentError("embedrec.spark.predict scores MatrixFactorization models; score networks with "
                                    "model.predict on pandas frames")
     if unknown not in ("raise", "mean"):
@@ -457,8 +451,6 @@ def predict(model, sdf, user=None, item=None, unknown="raise"):
                 for role, column, index in (("user", u, scorer.users), ("item", i, scorer.items)):
                     missing = index.get_indexer(pd.Index(frame[column])) < 0
                     if missing.any():
-                        from embedrec.errors import UnknownIdError
-
                         shown = ", ".join(repr(v) for v in pd.unique(frame[column][missing])[:5])
                         raise UnknownIdError(f"{role} id(s) not seen during fit: {shown}. Pass unknown='mean' to "
                                              f"predict them from the global mean and the known biases.")
@@ -484,9 +476,7 @@ def recommend_all(model, spark, k=10, exclude_seen=True, users=None, partitions=
     schema = f"user {user_type}, item {item_type}, score float, rank long"
 
     def recommend(frames):
-        import embedrec.persistence as persistence
-
-        local = persistence.load_bytes(blob)
+        local = load_bytes(blob)
         for chunk in frames:
             if len(chunk):
                 out = local.recommend(chunk["user"].to_numpy(), k=k, exclude_seen=exclude_seen)

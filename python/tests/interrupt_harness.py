@@ -92,15 +92,22 @@ def references(kind, df):
 
 
 class Interrupter:
-    """Sends SIGINT after ``delay`` seconds (and again ``gap`` later when given); ``wait`` returns
-    once every signal has been sent and handled, swallowing the late ones."""
+    """Sends SIGINT ``delay`` seconds after ``go()`` (and again ``gap`` later when given);
+    ``wait`` returns once every signal has been sent and handled, swallowing the late ones. The
+    thread starts before and waits for ``go``, so that no signal lands outside the operation's
+    ``try``."""
 
     def __init__(self, delay, gap=None):
         self.sent = threading.Event()
+        self.started = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(delay, gap), daemon=True)
         self.thread.start()
 
+    def go(self):
+        self.started.set()
+
     def _run(self, delay, gap):
+        self.started.wait()
         time.sleep(delay)
         os.kill(os.getpid(), signal.SIGINT)
         if gap is not None:
@@ -166,6 +173,7 @@ def run(rounds, seed=0, verbose=False):
         interrupter = Interrupter(delay, gap)
         interrupted = False
         try:
+            interrupter.go()
             if op in MODELS:
                 model = MODELS[op]()
                 model.fit(df)

@@ -111,7 +111,7 @@ CASES = [
     ("save to an empty path", "fitted.save('')", "InvalidArgumentError"),
     ("two columns of one name", "MF().fit(frame().set_axis(['user', 'user', 'rating'], axis=1))", "InvalidArgumentError"),
     ("layers given as a string", "embedrec.EmbeddingNN(layers='100')", "InvalidArgumentError"),
-    ("a lone surrogate id", "MF().fit(frame(user=['a', 'b\\udc80', 'c']))", "InvalidArgumentError"),
+    ("a lone surrogate id", "MF().fit(frame(user=pd.Series(['a', 'b\\udc80', 'c'], dtype=object)))", "InvalidArgumentError"),
     ("diverging lr", "MF(lr=10).fit(embedrec.datasets.synthetic(n_users=200, n_items=50, ratings_per_user=20, seed=1))", "TrainingDivergedError"),
 ]
 
