@@ -1,4 +1,4 @@
-"""The accuracy bar of the foundation issue, on the fixed split the peers were measured on
+"""The accuracy bars of matrix factorisation's defaults, on the fixed split the peers were measured on
 (skipped where ../shared/data is absent; benchmarks/accuracy.py prints the same numbers)."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Peak memory of a fit (issue: at most 1.5x the training data as int32/int32/float32, plus the
+"""Peak memory of a fit (the budget: at most 1.5x the training data as int32/int32/float32, plus the
 parameters and optimiser state, above what the process held before), and the chunked
 conversion that keeps it there: any slice size gives the same data, error positions count from
 the start of the frame, and both id-mapping paths agree."""
