@@ -1,6 +1,6 @@
 """Test RMSE of embedrec's defaults on MovieLens, on the fixed split the peers were measured on.
 
-Protocol (../shared/notes/peers.md): perm = numpy.random.default_rng(42).permutation(n); the
+Protocol (the one the peers were measured with): perm = numpy.random.default_rng(42).permutation(n); the
 first round(0.1 n) rows of perm are the test set, the rest train; test rows whose user or item
 is not in train are predicted with unknown="mean". RMSE over all test rows.
 

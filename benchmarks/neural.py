@@ -137,7 +137,7 @@ def keras_models(n_users, n_items):
 
 def run_fastai(train, test, epochs):
     """fastai's collab_learner(use_nn=True, layers=[100, 50]) with its recipe: fit_one_cycle,
-    lr 5e-3, wd 0.1, batch 256 (notes/peers.md). Returns (seconds per epoch, RMSE)."""
+    lr 5e-3, wd 0.1, batch 256 (the peers' measured settings). Returns (seconds per epoch, RMSE)."""
     import torch
     from fastai.collab import CollabDataLoaders, collab_learner
 

@@ -4,7 +4,7 @@ same factors and epochs, each library in its own process (for its peak RSS).
     python benchmarks/peers.py [--shape goodbooks | --movielens PATH] [--factors 32] [--epochs 10] [--slow]
                                [--lr 0.02] [--weight-decay 0.02] [--repeat 3]
 
-Peers, when importable: LIBMF (``pip install libmf``; 2 threads, L2 0.04 as in notes/peers.md),
+Peers, when importable: LIBMF (``pip install libmf``; 2 threads, L2 0.04 as the peers' measurements found best),
 cornac MF (biased SGD), and with ``--slow`` Surprise SVD. Prints fit seconds per epoch (wall time
 of the whole ``fit`` divided by the epochs, so each library's own overheads count), million
 ratings per second, test RMSE, and peak RSS above the process's RSS with the data loaded. Ratios
@@ -13,7 +13,7 @@ fresh process) and the median fit time is shown, since epoch times on a shared 2
 vary from run to run. Never a test dependency.
 
 Settings: every library gets the same factors and epochs. LIBMF runs with the L2 0.04 that
-notes/peers.md found best for it (its own learning-rate schedule, AdaGrad); embedrec with lr
+found best for it in the peers' measurements (its own learning-rate schedule, AdaGrad); embedrec with lr
 0.02 and weight decay 0.02, because its defaults (lr 0.007, 60 epochs) are tuned for sparse
 data like MovieLens and under-fit this denser set in 10 epochs (0.818 vs 0.594; with its
 default 60 epochs it reaches 0.612). cornac runs its biased MF with lr 0.01 and L2 0.02.
@@ -81,7 +81,7 @@ def run_libmf(train, test, k, epochs, clock):
     clock.start()
     model.fit(data)
     clock.stop()
-    # The binding reads the query array column-major (notes/peers.md): pass it Fortran-ordered.
+    # The binding reads the query array column-major (the peers' measured settings): pass it Fortran-ordered.
     pred = model.predict(np.asfortranarray(test[:, :2], dtype=np.float64))
     return pred
 
