@@ -36,11 +36,6 @@ df = pd.DataFrame({"user": users, "item": rng.zipf(1.5, n) % 6_000,
 # A first small fit loads the library and starts the thread pool: the interpreter's share.
 embedrec.MatrixFactorization(epochs=1, optimizer=optimizer).fit(df.iloc[:2000])
 model = embedrec.MatrixFactorization(n_factors=k, epochs=2, optimizer=optimizer)
-# Memory freed before the fit (building the frame) stays resident in the allocator's heap, and
-# the fit's buffers would reuse it without the RSS growing: hand it back to the system first, so
-# that the peak measures what the fit holds.
-import ctypes
-ctypes.CDLL("libc.so.6").malloc_trim(0)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the peak (VmHWM) to the current RSS
 base = rss("VmRSS")
