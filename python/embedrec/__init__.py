@@ -8,7 +8,7 @@
     model.item_embeddings                       # (n_items, n_factors), row j = model.item_ids[j]
 """
 
-from . import datasets
+from . import datasets, evaluation, model_selection
 from ._lib import version as _core_version
 from .errors import (EmbedrecError, EmbedrecMemoryError, InvalidArgumentError, ModelBusyError, NotFittedError,
                      TrainingDivergedError, TrainingWarning, UnknownIdError)
@@ -17,7 +17,8 @@ from .lr_find import LRFinderResult
 from .metrics import mae, rmse
 from .mf import MatrixFactorization
 from .nn import EmbeddingNN, NeuMF
-from .model_selection import train_test_split
+from .evaluation import ranking_metrics
+from .model_selection import leave_k_out, time_split, train_test_split
 from .persistence import ModelFileError, load
 from ._queries import EmbeddingPCA
 from .plotting import plot_embeddings
@@ -35,7 +36,7 @@ core_version = _core_version()
 from ._lib import KERNELS as core_kernels  # noqa: E402
 
 __all__ = [
-    "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "rmse", "mae", "datasets",
+    "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "leave_k_out", "time_split", "ranking_metrics", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
     "EmbedrecMemoryError", "TrainingDivergedError", "TrainingWarning", "LRFinderResult", "__version__", "core_version", "core_kernels",
 ]
