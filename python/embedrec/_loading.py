@@ -36,6 +36,14 @@ class RatingStats:
         self.n, self.total, self.squares, self.deviations = 0, 0.0, 0.0, 0.0
         self.low, self.high, self.center = np.inf, -np.inf, None
 
+    @classmethod
+    def from_totals(cls, n, total, squares, low, high):
+        """Stats of ratings summarised elsewhere (a Spark aggregation): count, sum, sum of
+        squares and range. Without a pass over the values there is no MAE baseline (0)."""
+        stats = cls()
+        stats.n, stats.total, stats.squares, stats.low, stats.high = n, total, squares, low, high
+        return stats
+
     #: Values summed in float64 this many at a time: the temporaries stay small beside the data
     #: a fit holds (the memory budget counts every transient of the conversion).
     STEP = 1 << 15

@@ -154,8 +154,9 @@ class EmbeddingQueries:
         allowed = _rated_enough(state, min_ratings, of_items)
         k = _check_k(k, allowed.size)
         wider = min(k + 1, max(allowed.size, 1))
-        vectors = state.core.embeddings(of_items)[allowed].astype(np.float64)
-        queries = state.core.embeddings(of_items)[rows].astype(np.float64)
+        embeddings = state.core.embeddings(of_items)  # one copy out of the core, read twice
+        vectors = embeddings[allowed].astype(np.float64)
+        queries = embeddings[rows].astype(np.float64)
         if metric == "cosine":
             vectors /= np.where((n := np.linalg.norm(vectors, axis=1)) > 0, n, 1)[:, None]
             queries /= np.where((n := np.linalg.norm(queries, axis=1)) > 0, n, 1)[:, None]

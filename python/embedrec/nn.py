@@ -13,7 +13,7 @@ from ._checks import check_bool, check_choice, check_dropout, check_float, check
 from ._core import CoreNet, CoreNetTrainer, CoreRatings
 from ._graph import Graph
 from ._queries import EmbeddingQueries
-from .errors import InvalidArgumentError, NotFittedError
+from .errors import InvalidArgumentError
 
 TRAINING_PARAMS = ("loss", "optimizer", "epochs", "batch_size", "lr", "weight_decay", "schedule", "patience",
                    "seed", "n_threads")

@@ -91,7 +91,7 @@ def _place_labels(ax, points, x, y):
     plot, never off the figure's edge), nudged vertically away from labels placed before."""
     if not points:
         return
-    cx, cy = (np.min(x) + np.max(x)) / 2, (np.min(y) + np.max(y)) / 2
+    cx = (np.min(x) + np.max(x)) / 2
     span_y = max(float(np.ptp(y)), 1e-12)
     placed = []
     for px, py, text in sorted(points, key=lambda p: -p[1]):

@@ -118,9 +118,7 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
     items = _id_map(sdf, i_col, "item")
     ratings = _blocked_ratings(spark, sdf, columns, users, items, blocks, F)
     val = validation.select(*columns) if validation is not None else None
-    local_stats = RatingStats()
-    local_stats.n, local_stats.total, local_stats.squares = stats["n"], stats["sum"], stats["squares"]
-    local_stats.low, local_stats.high = stats["min"], stats["max"]
+    local_stats = RatingStats.from_totals(stats["n"], stats["sum"], stats["squares"], stats["min"], stats["max"])
     core = model._create_core(len(users), len(items))
     model._start_from_data(core, local_stats)
     k = p["n_factors"]
