@@ -190,6 +190,42 @@ public func embedrecModelRecommend(_ h: UnsafeMutableRawPointer?, _ users: Unsaf
     }
 }
 
+@_cdecl("embedrec_model_rank")
+public func embedrecModelRank(_ h: UnsafeMutableRawPointer?, _ users: UnsafePointer<Int32>?, _ nUsers: Int64, _ k: Int32,
+                              _ relevantIndptr: UnsafePointer<Int64>?, _ relevantItems: UnsafePointer<Int32>?,
+                              _ nRelevant: Int64, _ seenIndptr: UnsafePointer<Int64>?, _ seenItems: UnsafePointer<Int32>?,
+                              _ nSeen: Int64, _ threads: Int32, _ outItems: UnsafeMutablePointer<Int32>?,
+                              _ outAUC: UnsafeMutablePointer<Double>?) -> Int32 {
+    status {
+        let m = try model(h)
+        let count = try Check.length(nUsers, "n_users")
+        let topK = try Check.int(Int64(k), "k", in: 1...Int64(Int32.max))
+        let outCount = try MemoryBudget.product([count, topK], what: "top-k lists")
+        try MemoryBudget.check(bytes: outCount * 4, what: "top-k lists")
+        let us = try Check.pointer(users, "users", count: count)
+        for j in 0..<count where us[j] < 0 || Int(us[j]) >= m.config.nUsers {
+            throw CoreError.invalid("user row \(us[j]) at position \(j) is outside 0..<\(m.config.nUsers)")
+        }
+        let nRel = try Check.length(nRelevant, "n_relevant")
+        let relevant = try RelevantItems(indptr: try Check.pointer(relevantIndptr, "relevant_indptr", count: count + 1),
+                                         indices: try Check.pointer(relevantItems, "relevant_items", count: nRel),
+                                         count: nRel, queries: count, nItems: m.config.nItems)
+        var seen: SeenItems? = nil
+        if let seenIndptr {
+            let n = try Check.length(nSeen, "n_seen")
+            seen = try SeenItems(indptr: seenIndptr, indices: try Check.pointer(seenItems, "seen_items", count: n),
+                                 count: n, nUsers: m.config.nUsers, nItems: m.config.nItems)
+        }
+        let oi = try Check.mutablePointer(outItems, "out_items", count: outCount)
+        let oa = try Check.mutablePointer(outAUC, "out_auc", count: count)
+        let t = try Check.int(Int64(threads), "n_threads", in: 0...1024)
+        try m.useGuard.withReading {
+            m.rankingEvaluation(users: us, count: count, k: topK, relevant: relevant, seen: seen, threads: t,
+                                outItems: oi, outAUC: oa)
+        }
+    }
+}
+
 @_cdecl("embedrec_model_similar")
 public func embedrecModelSimilar(_ h: UnsafeMutableRawPointer?, _ ofItems: Int32, _ rows: UnsafePointer<Int32>?, _ nRows: Int64,
                                  _ k: Int32, _ metric: Int32, _ threads: Int32, _ outRows: UnsafeMutablePointer<Int32>?,

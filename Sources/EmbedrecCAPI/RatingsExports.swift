@@ -51,8 +51,9 @@ func loaderCopying(_ users: UnsafePointer<Int32>?, _ items: UnsafePointer<Int32>
     return l
 }
 
-/// The loader behind `h`, checked to match a model's table sizes.
-private func loader(_ h: UnsafeMutableRawPointer?, nUsers: Int, nItems: Int) throws -> RatingLoader {
+/// The loader behind `h`, checked to match a model's table sizes (every trainer constructor
+/// that takes chunked data goes through here).
+func ratingsLoader(_ h: UnsafeMutableRawPointer?, nUsers: Int, nItems: Int) throws -> RatingLoader {
     let l = try loader(h)
     guard l.nUsers == nUsers, l.nItems == nItems else {
         throw CoreError.invalid("the ratings were made for \(l.nUsers) users and \(l.nItems) items, "
@@ -71,7 +72,7 @@ public func embedrecTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ ratings: 
             let m = try registry.lookup(h, as: MFModel.self, kind: "model")
             let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
                                                  lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-            let l = try loader(ratings, nUsers: m.config.nUsers, nItems: m.config.nItems)
+            let l = try ratingsLoader(ratings, nUsers: m.config.nUsers, nItems: m.config.nItems)
             let t = try l.handOver { try makeTrainer(model: m, data: $0, options: options) }
             return TrainerBox(t)
         }
@@ -90,7 +91,7 @@ public func embedrecNetTrainerCreateFrom(_ h: UnsafeMutableRawPointer?, _ rating
             let lossKind = try Loss.numbered(loss)
             let options = try Check.trainOptions(optimizer: optimizer, schedule: schedule, epochs: epochs, batchSize: batchSize,
                                                  lr: lr, weightDecay: weightDecay, threads: threads, seed: seed)
-            let l = try loader(ratings, nUsers: net.nUsers, nItems: net.nItems)
+            let l = try ratingsLoader(ratings, nUsers: net.nUsers, nItems: net.nItems)
             let t = try l.handOver {
                 try NetworkTrainer(network: net, data: $0, loss: lossKind, negatives: Int(negatives), options: options)
             }

@@ -9,6 +9,7 @@ import Darwin
 @inline(__always) func _cos(_ x: Double) -> Double { cos(x) }
 @inline(__always) func _expf(_ x: Float) -> Float { expf(x) }
 @inline(__always) func _sqrtf(_ x: Float) -> Float { x.squareRoot() }
+@inline(__always) func _log1pf(_ x: Float) -> Float { log1pf(x) }
 @inline(__always) func _pow(_ x: Double, _ y: Double) -> Double { pow(x, y) }
 
 /// Logistic function, written to stay finite for any finite input.

@@ -72,4 +72,47 @@ final class RankingTests: XCTestCase {
         XCTAssertTrue(zip(scores, scores.dropFirst()).allSatisfy { $0 >= $1 })
         XCTAssertTrue(scores.allSatisfy { $0 <= 1.0001 && $0 >= -1.0001 })
     }
+
+    /// The evaluation pass's top-k equals recommend's, and its AUC a brute-force count over
+    /// pairs, for few relevant items (a scan per item) and many (the sorted path).
+    func testRankingEvaluationMatchesRecommendAndABruteForceAUC() throws {
+        let m = try makeModel()
+        let seenIndptr: [Int64] = [0, 3, 3, 3, 3, 3], seenItems: [Int32] = [0, 1, 2]
+        // Query 0 is user 0 with 4 relevant items (one of them seen); query 1 user 1 with 26.
+        let many = (4..<30).map { Int32($0) }
+        let relevant: [Int32] = [2, 5, 9, 17] + many
+        let relIndptr: [Int64] = [0, 4, Int64(4 + many.count)]
+        let users: [Int32] = [0, 1]
+        try seenIndptr.withUnsafeBufferPointer { sp in
+            try seenItems.withUnsafeBufferPointer { si in
+                try relIndptr.withUnsafeBufferPointer { rp in
+                    try relevant.withUnsafeBufferPointer { ri in
+                        let seen = try SeenItems(indptr: sp.baseAddress!, indices: si.baseAddress!, count: 3, nUsers: 5, nItems: 30)
+                        let rel = try RelevantItems(indptr: rp.baseAddress!, indices: ri.baseAddress!, count: relevant.count,
+                                                    queries: 2, nItems: 30)
+                        var top = [Int32](repeating: 0, count: 10), auc = [Double](repeating: 0, count: 2)
+                        m.rankingEvaluation(users: users, count: 2, k: 5, relevant: rel, seen: seen, threads: 1,
+                                            outItems: &top, outAUC: &auc)
+                        var expected = [Int32](repeating: 0, count: 10), scores = [Float](repeating: 0, count: 10)
+                        m.recommend(users: users, count: 2, k: 5, candidates: nil, candidateCount: 0, seen: seen, threads: 1,
+                                    outItems: &expected, outScores: &scores)
+                        XCTAssertEqual(top, expected)
+                        for (q, u) in users.enumerated() {
+                            let skip = Set(u == 0 ? [0, 1, 2] : [Int]())
+                            let wanted = Set(relevant[Int(relIndptr[q])..<Int(relIndptr[q + 1])].map { Int($0) }).subtracting(skip)
+                            let others = (0..<30).filter { !skip.contains($0) && !wanted.contains($0) }
+                            var ordered = 0.0
+                            for p in wanted {
+                                for n in others {
+                                    let sp = m.rawScore(user: Int(u), item: p), sn = m.rawScore(user: Int(u), item: n)
+                                    ordered += sp > sn ? 1 : sp == sn ? 0.5 : 0
+                                }
+                            }
+                            XCTAssertEqual(auc[q], ordered / Double(wanted.count * others.count), accuracy: 1e-12)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

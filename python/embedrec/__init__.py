@@ -17,8 +17,9 @@ from .lr_find import LRFinderResult
 from .metrics import mae, rmse
 from .mf import MatrixFactorization
 from .nn import EmbeddingNN, NeuMF
+from .implicit import BPR, ImplicitMF
 from .evaluation import ranking_metrics
-from .model_selection import leave_k_out, time_split, train_test_split
+from .model_selection import GridSearch, cross_validate, leave_k_out, time_split, train_test_split
 from .persistence import ModelFileError, load
 from ._queries import EmbeddingPCA
 from .plotting import plot_embeddings
@@ -36,7 +37,7 @@ core_version = _core_version()
 from ._lib import KERNELS as core_kernels  # noqa: E402
 
 __all__ = [
-    "MatrixFactorization", "EmbeddingNN", "NeuMF", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "leave_k_out", "time_split", "ranking_metrics", "rmse", "mae", "datasets",
+    "MatrixFactorization", "EmbeddingNN", "NeuMF", "ImplicitMF", "BPR", "History", "EmbeddingPCA", "plot_embeddings", "load", "ModelFileError", "train_test_split", "leave_k_out", "time_split", "cross_validate", "GridSearch", "ranking_metrics", "rmse", "mae", "datasets",
     "EmbedrecError", "InvalidArgumentError", "UnknownIdError", "NotFittedError", "ModelBusyError",
     "EmbedrecMemoryError", "TrainingDivergedError", "TrainingWarning", "LRFinderResult", "__version__", "core_version", "core_kernels",
 ]

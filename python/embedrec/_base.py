@@ -187,8 +187,40 @@ class Recommender(abc.ABC):
         """False for models trained on implicit interactions (no rating column)."""
         return True
 
+    def _takes_weights(self):
+        """True for implicit models that read an optional weight column (plays, clicks)."""
+        return False
+
+    #: Implicit models whose validation is a ranking of held-out interactions (history columns
+    #: val_precision and val_ndcg) rather than an error on held-out ratings.
+    _validates_by_ranking = False
+
     #: Negatives sampled per positive each epoch (implicit training); 0 for rating models.
     _negatives = 0
+
+    def _history_columns(self):
+        """The history's columns (``history.COLUMNS`` for rating models)."""
+        return None
+
+    def _monitored(self, has_validation):
+        """(history column, sign) early stopping watches: sign +1 when lower is better."""
+        return ("val_loss" if has_validation else "train_loss"), 1
+
+    def _validation_data(self, validation, columns, users, items):
+        """The validation frame as the epoch loop's ``_validation_row`` reads it: for rating
+        models (user rows, item rows, ratings), unknown ids as -1."""
+        _frame.resolve_columns(validation, [("user", columns[0]), ("item", columns[1]), ("rating", columns[2])],
+                               "validation")
+        return (users.rows(validation[columns[0]], "user", unknown="mean"),
+                items.rows(validation[columns[1]], "item", unknown="mean"),
+                _frame.ratings_array(validation[columns[2]], columns[2]))
+
+    def _validation_row(self, core, val, trainer, n_train):
+        """The validation columns of an epoch's history row: MSE and MAE of the clipped
+        predictions, for rating models."""
+        pred = _clipped(self._fitted, core.predict(val[0], val[1], self.n_threads)).astype(np.float64)
+        err = val[2] - pred
+        return {"val_loss": float(np.mean(err ** 2)), "val_mae": float(np.mean(np.abs(err)))}
 
     #: The loss the model trains, as the history names it ("mse", "mae" or "bce").
     @property
@@ -258,9 +290,9 @@ class Recommender(abc.ABC):
         spec = self._unfitted_copy()  # the parameters this fit uses, whatever is set later
         implicit = not self._needs_ratings()
         columns = _frame.find_columns(df, user, item, rating, needs_rating=not implicit)
-        if implicit:  # implicit interactions: every pair is a positive
-            columns = columns[:2] + [None]
-            if validation is not None or validation_split:
+        if implicit:  # implicit interactions: every pair is a positive, of an optional weight
+            columns = columns[:2] + [_frame.find_weight_column(df, columns, rating) if self._takes_weights() else None]
+            if (validation is not None or validation_split) and not self._validates_by_ranking:
                 raise InvalidArgumentError("validation data is not supported for implicit training (negatives > 0) yet")
         if not (isinstance(validation_split, (int, float)) and 0.0 <= float(validation_split) < 1.0):
             raise InvalidArgumentError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -280,11 +312,7 @@ class Recommender(abc.ABC):
         try:
             if validation is not None:
                 _frame.require_frame(validation, "validation")
-                _frame.resolve_columns(validation, [("user", columns[0]), ("item", columns[1]), ("rating", columns[2])],
-                                       "validation")
-                val = (users.rows(validation[columns[0]], "user", unknown="mean"),
-                       items.rows(validation[columns[1]], "item", unknown="mean"),
-                       _frame.ratings_array(validation[columns[2]], columns[2]))
+                val = self._validation_data(validation, columns, users, items)
             self._report_ratings_outside(data.outside)
             _diagnose.warn_if_extreme(data.stats)
             core = self._create_core(len(users), len(items))
@@ -294,10 +322,10 @@ class Recommender(abc.ABC):
         finally:
             data.ratings.close()  # empty once the trainer took the data over
         rating_range = data.stats.range if not implicit else None
-        history = History(has_validation=val is not None, loss=self._loss_name)
+        history = History(has_validation=val is not None, loss=self._loss_name, columns=self._history_columns())
         self.history = history
         patience = options.get("patience")
-        monitor = "val_loss" if val is not None else "train_loss"
+        monitor, sign = self._monitored(val is not None)  # sign: +1 lower is better, -1 higher
         best, best_weights, waited = np.inf, None, 0
         before = None
         diverged = None
@@ -344,21 +372,20 @@ class Recommender(abc.ABC):
                         ahead = False
                     diverged = (epoch, loss)
                     break
-                row = {"epoch": epoch, "train_loss": loss, "train_mae": train_mae}
+                row = {"epoch": epoch, "train_loss": loss}
+                if "train_mae" in history.all_columns:
+                    row["train_mae"] = train_mae
                 if val is not None:
-                    pred = _clipped(self._fitted, core.predict(val[0], val[1], self.n_threads)).astype(np.float64)
-                    err = val[2] - pred
-                    row["val_loss"] = float(np.mean(err ** 2))
-                    row["val_mae"] = float(np.mean(np.abs(err)))
+                    row.update(self._validation_row(core, val, trainer, len(df)))
                 row["seconds"] = seconds
                 with deferred_interrupts():
                     history.append(row)
                     ahead = False
                 bar.finish(row)
                 if patience is not None:
-                    if row[monitor] < best:
+                    if sign * row[monitor] < best:
                         with deferred_interrupts():
-                            best, best_weights, waited = row[monitor], core.snapshot(reuse=best_weights), 0
+                            best, best_weights, waited = sign * row[monitor], core.snapshot(reuse=best_weights), 0
                             history.best_epoch = epoch
                     else:
                         waited += 1
@@ -400,7 +427,8 @@ class Recommender(abc.ABC):
                 f"training diverged: the loss of epoch {epoch} was {loss}; the model keeps {kept}. Lower lr "
                 f"(it is {options.get('lr')!r}), use a smaller init_std / init_range, or rescale ratings of "
                 f"extreme magnitude (these range over {data.stats.range[0]:g}..{data.stats.range[1]:g}).")
-        val_baseline = float(np.mean((val[2].astype(np.float64) - data.stats.mean) ** 2)) if val is not None else None
+        val_baseline = (float(np.mean((val[2].astype(np.float64) - data.stats.mean) ** 2))
+                        if val is not None and not implicit else None)
         _diagnose.warn_if_failed(self, history, data.stats, options, val_baseline)
         return history
 
@@ -515,9 +543,15 @@ class Recommender(abc.ABC):
         roles = [("user", user or state.columns[0]), ("item", item or state.columns[1])]
         if not implicit:
             roles.append(("rating", rating or state.columns[2]))
+        elif self._takes_weights():  # the weight column named, or the one fit used when df has it
+            weight = rating or (state.columns[2] if state.columns[2] in df.columns else None)
+            if weight is not None:
+                roles.append(("weight", weight))
         names = _frame.resolve_columns(df, roles)
-        ratings = (_frame.ratings_array(df[names[2]], names[2]).astype(np.float64) if not implicit
+        ratings = (_frame.ratings_array(df[names[2]], names[2]).astype(np.float64) if len(names) > 2
                    else np.ones(len(df)))
+        if implicit and (ratings < 0).any():
+            raise InvalidArgumentError(f"interaction weights must be >= 0, found {ratings.min():g}")
         item_rows = state.items.rows(df[names[1]], "item", unknown="mean")
         if (item_rows < 0).any():
             warnings.warn(f"{int((item_rows < 0).sum())} rating(s) of items unknown to the model were ignored",
@@ -573,7 +607,8 @@ class Recommender(abc.ABC):
         if self.history is not None:
             history = {"rows": self.history.rows, "has_validation": self.history.has_validation,
                        "interrupted": self.history.interrupted, "best_epoch": self.history.best_epoch,
-                       "stopped_epoch": self.history.stopped_epoch, "loss": self.history.loss}
+                       "stopped_epoch": self.history.stopped_epoch, "loss": self.history.loss,
+                       "columns": list(self.history.all_columns)}
         extra = {"rating_range": [float(v) for v in state.rating_range] if state.rating_range is not None else None}
         return persistence.to_bytes(type(self).__name__, state.spec._saved_params(), state.columns, arrays,
                                     {"users": state.users.index, "items": state.items.index}, history, extra)
@@ -659,12 +694,16 @@ def _plain(value):
 
 def _history_from_saved(h, default_loss):
     """A History from its saved form, every field checked."""
-    from .history import COLUMNS
+    from .history import ALL_COLUMNS as COLUMNS, KNOWN_LOSSES
 
     if not isinstance(h, dict) or not isinstance(h.get("rows"), list):
         raise ValueError("the saved history has no rows")
-    history = History(has_validation=bool(h.get("has_validation")), loss=h.get("loss", default_loss))
-    if history.loss not in _lib.LOSSES:
+    columns = h.get("columns")
+    if columns is not None and not (isinstance(columns, list) and set(columns) <= set(COLUMNS)):
+        raise ValueError(f"the saved history names unknown columns {columns!r}")
+    history = History(has_validation=bool(h.get("has_validation")), loss=h.get("loss", default_loss),
+                      columns=columns)
+    if history.loss not in KNOWN_LOSSES:
         raise ValueError(f"the saved history names an unknown loss {history.loss!r}")
     for row in h["rows"]:
         if (not isinstance(row, dict) or not set(row) <= set(COLUMNS)

@@ -103,6 +103,21 @@ class CoreMF(_CoreModel):
             seen_items.size if seen_items is not None else 0, int(n_threads), ptr(out_items), ptr(out_scores)))
         return out_items, out_scores
 
+    def rank(self, user_rows, k, relevant, seen=None, n_threads=0):
+        """Top-k item rows per user row ((len(user_rows), k), padded with -1; every item a
+        candidate but the ``seen`` CSR's) and each user's AUC of its ``relevant`` items (a CSR
+        pair over the queries) against the other candidates (float64, NaN when undefined)."""
+        users = as_int32(user_rows)
+        rel_indptr, rel_items = np.ascontiguousarray(relevant[0], dtype=np.int64), as_int32(relevant[1])
+        indptr, seen_items = (np.ascontiguousarray(seen[0], dtype=np.int64), as_int32(seen[1])) if seen else (None, None)
+        out_items = np.empty((users.size, k), dtype=np.int32)
+        out_auc = np.empty(users.size, dtype=np.float64)
+        check(lib.embedrec_model_rank(
+            self.handle, ptr(users), users.size, int(k), ptr(rel_indptr), ptr(rel_items), rel_items.size,
+            ptr(indptr) if indptr is not None else None, ptr(seen_items) if seen_items is not None else None,
+            seen_items.size if seen_items is not None else 0, int(n_threads), ptr(out_items), ptr(out_auc)))
+        return out_items, out_auc
+
     def similar(self, of_items, rows, k, metric, n_threads=0):
         """Top-k (rows, scores) of the same table per query row, each (len(rows), k)."""
         rows = as_int32(rows)
@@ -148,6 +163,19 @@ class CoreTrainer(_CoreObject):
                 int(batch_size), float(lr), float(weight_decay), int(n_threads), int(seed) % 2**64, out),
             lib.embedrec_trainer_free,
         )
+
+    @classmethod
+    def implicit(cls, model, ratings, method, epochs, lr, regularization, alpha, cg_steps, n_threads, seed):
+        """An implicit-feedback trainer (``method`` "als" or "bpr") for a CoreMF."""
+        trainer = cls.__new__(cls)
+        trainer._model = model
+        trainer._handle = _lib.new_handle(
+            lambda out: lib.embedrec_implicit_trainer_create(
+                model.handle, ratings.handle, _lib.IMPLICIT_METHODS[method], int(epochs), float(lr),
+                float(regularization), float(alpha), int(cg_steps), int(n_threads), int(seed) % 2**64, out),
+            lib.embedrec_trainer_free,
+        )
+        return trainer
 
     def seen(self, n_users, n):
         """Each user's training items as CSR (indptr int64, item rows int32), from the core's

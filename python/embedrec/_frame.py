@@ -70,6 +70,22 @@ def find_columns(df, user=None, item=None, rating=None, needs_rating=True, what=
     return names
 
 
+def find_weight_column(df, columns, weight=None, what="df"):
+    """The optional weight column of implicit data (plays, clicks, quantity): the one named,
+    else a column other than the user and item ones with a usual rating or count name
+    (rating, weight, plays, count, clicks, ...), else None (every interaction weighs 1)."""
+    if weight is not None:
+        if weight not in df.columns:
+            raise InvalidArgumentError(f"{what} has no weight column {weight!r}; its columns are {list(df.columns)!r}")
+        if weight in columns:
+            raise InvalidArgumentError(f"the weight column {weight!r} is also the user or item column")
+        return weight
+    for column in df.columns:
+        if column not in columns and _normalised(column) in USUAL_NAMES["rating"]:
+            return column
+    return None
+
+
 def _warn_if_id_like(column, found):
     if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
         return  # check_ratings_column raises, naming it

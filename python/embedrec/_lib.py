@@ -40,6 +40,7 @@ OPTIMIZERS = {"sgd": 0, "adam": 1}
 SCHEDULES = {"constant": 0, "one_cycle": 1}
 METRICS = {"cosine": 0, "dot": 1}
 LOSSES = {"mse": 0, "mae": 1, "bce": 2}
+IMPLICIT_METHODS = {"als": 0, "bpr": 1}
 
 # Network node layout (EMBEDREC_NODE_*).
 NODE_INTS, NODE_VALUES = 8, 4
@@ -67,6 +68,10 @@ _SIGNATURES = {
     "embedrec_model_evaluate": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int32, _f64p, _f64p]),
     "embedrec_model_recommend": (c_int32, [c_void_p, c_void_p, c_int64, c_int32, c_void_p, c_int64, c_void_p, c_void_p,
                                            c_int64, c_int32, c_void_p, c_void_p]),
+    "embedrec_model_rank": (c_int32, [c_void_p, c_void_p, c_int64, c_int32, c_void_p, c_void_p, c_int64, c_void_p,
+                                      c_void_p, c_int64, c_int32, c_void_p, c_void_p]),
+    "embedrec_implicit_trainer_create": (c_int32, [c_void_p, c_void_p, c_int32, c_int32, c_double, c_double, c_double,
+                                                   c_int32, c_int32, c_uint64, _handle_out]),
     "embedrec_model_similar": (c_int32, [c_void_p, c_int32, c_void_p, c_int64, c_int32, c_int32, c_int32, c_void_p,
                                          c_void_p]),
     "embedrec_net_create": (c_int32, [c_void_p, c_void_p, c_int32, c_int64, c_int64, c_uint64, _handle_out]),

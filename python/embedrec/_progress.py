@@ -18,9 +18,9 @@ except ImportError:  # pragma: no cover - tqdm is a dependency, but stay usable 
 
 
 def summary(row):
-    parts = [f"loss {row['train_loss']:.4f}", f"mae {row['train_mae']:.4f}"]
-    if "val_loss" in row:
-        parts += [f"val_loss {row['val_loss']:.4f}", f"val_mae {row['val_mae']:.4f}"]
+    """A history row as short "name value" parts (train_loss shown as "loss", train_mae as "mae")."""
+    parts = [f"{name.replace('train_', '')} {value:.4f}" for name, value in row.items()
+             if name not in ("epoch", "seconds")]
     parts.append(f"{row['seconds']:.2f}s")
     return parts
 
@@ -40,6 +40,8 @@ class EpochBar:
     def update(self, done, total, loss_sum):
         if self.bar is None:
             return
+        if total and total != self.bar.total:  # the core counts its own units (ALS: rows solved)
+            self.bar.total = total
         if done > self.done:
             self.bar.update(done - self.done)
             self.done = done

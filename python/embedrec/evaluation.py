@@ -18,6 +18,11 @@ is in R_u:
 each averaged over users; and catalogue coverage = distinct items in all the top-k lists /
 items in the catalogue. Test pairs whose user or item the model does not know are left out
 (they can be neither ranked nor recommended).
+
+For the factor models (MatrixFactorization, ImplicitMF, BPR) the core does the ranking: one
+pass per user scores every item once, keeps the top k as ``recommend`` does and counts the
+AUC's ordered pairs from the same scores, multi-threaded over users; the list metrics are then
+computed from the top-k lists at once. The networks rank through their own ``recommend`` path.
 """
 
 import numpy as np
@@ -25,6 +30,7 @@ import pandas as pd
 
 from . import _frame
 from ._checks import check_int
+from ._core import CoreMF
 from .errors import InvalidArgumentError
 
 METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "auc")
@@ -56,68 +62,86 @@ def ranking_metrics(model, test, k=10, exclude_seen=True, relevance=None, per_us
     user_rows = state.users.rows(test[u_col], "user", unknown="mean")
     item_rows = state.items.rows(test[i_col], "item", unknown="mean")
     keep = relevant & (user_rows >= 0) & (item_rows >= 0)
-    pairs = pd.DataFrame({"u": user_rows[keep], "i": item_rows[keep]}).drop_duplicates()
-    if pairs.empty:
+    if not keep.any():
         raise InvalidArgumentError("no test pair is relevant and known to the model: nothing to rank")
-    by_user = pairs.groupby("u")["i"].apply(lambda s: np.asarray(s, dtype=np.int64))
-    users = by_user.index.to_numpy()
-    top = model.recommend(state.users.index[users], k=k, exclude_seen=exclude_seen)
-    top_rows = state.items.rows(top["item"], "item")
-    lists = {}
-    for u_row, group in zip(state.users.rows(top["user"], "user"), top_rows):
-        lists.setdefault(int(u_row), []).append(int(group))
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    scores = _AllScores(model, state, exclude_seen)
-    rows = []
-    for u_row, wanted in zip(users, by_user.to_numpy()):
-        listed = np.asarray(lists.get(int(u_row), []), dtype=np.int64)
-        rel = np.isin(listed, wanted).astype(np.float64)
-        hits = rel.sum()
-        n_rel = wanted.size
-        ideal = discounts[:min(n_rel, k)].sum()
-        precision_at = np.cumsum(rel) / np.arange(1, rel.size + 1) if rel.size else rel
-        first = np.flatnonzero(rel)
-        rows.append({
-            "user": state.users.index[u_row],
-            "precision": hits / k,
-            "recall": hits / n_rel,
-            "ndcg": float((rel * discounts[:rel.size]).sum() / ideal),
-            "map": float((precision_at * rel).sum() / min(n_rel, k)),
-            "mrr": 1.0 / (first[0] + 1) if first.size else 0.0,
-            "hit_rate": float(hits > 0),
-            "auc": scores.auc(int(u_row), wanted),
-        })
-    frame = pd.DataFrame(rows, columns=["user", *METRICS])
+    users, indptr, wanted = relevant_csr(user_rows[keep], item_rows[keep])
+    n_items = len(state.items)
+    seen = state.seen_csr() if exclude_seen else None
+    if isinstance(state.core, CoreMF):
+        top, auc = state.core.rank(users, k, (indptr, wanted), seen, model.n_threads)
+    else:
+        from ._queries import _network_recommend
+
+        top, _ = _network_recommend(state.core, users, min(k, n_items), None, seen, model.n_threads)
+        if top.shape[1] < k:
+            top = np.hstack([top, np.full((top.shape[0], k - top.shape[1]), -1, dtype=top.dtype)])
+        auc = _network_auc(state, users, indptr, wanted, seen)
+    frame = pd.DataFrame(per_user_metrics(top, indptr, wanted, k, n_items))
+    frame["auc"] = auc
+    frame.insert(0, "user", state.users.index[users])
+    frame = frame[["user", *METRICS]]
     if per_user:
         return frame
     means = frame[list(METRICS)].mean()
-    recommended = np.unique(top_rows)
-    means["coverage"] = recommended.size / len(state.items)
+    listed = top[top >= 0]
+    means["coverage"] = np.unique(listed).size / n_items
     return means
 
 
-class _AllScores:
-    """Each user's scores of every item (the model's own, unclipped), for AUC over the whole
-    catalogue; the user's training items left out with ``exclude_seen``."""
+def relevant_csr(user_rows, item_rows):
+    """Distinct (user, item) pairs grouped by user: (users ascending, indptr, item rows)."""
+    pairs = np.unique(np.asarray(user_rows, dtype=np.int64) << 32 | np.asarray(item_rows, dtype=np.int64))
+    users_of_pairs = (pairs >> 32).astype(np.int32)
+    users, counts = np.unique(users_of_pairs, return_counts=True)
+    indptr = np.zeros(users.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return users, indptr, (pairs & 0xFFFFFFFF).astype(np.int32)
 
-    def __init__(self, model, state, exclude_seen):
-        self.model, self.state, self.exclude_seen = model, state, exclude_seen
-        self.items = np.arange(len(state.items), dtype=np.int32)
-        self.seen = state.seen_csr() if exclude_seen else None
 
-    def auc(self, u_row, wanted):
-        core = self.state.core
-        scores = core.predict(np.full(self.items.size, u_row, dtype=np.int32), self.items).astype(np.float64)
-        candidate = np.ones(self.items.size, dtype=bool)
-        if self.seen is not None:
-            indptr, seen_items = self.seen
-            candidate[seen_items[indptr[u_row]:indptr[u_row + 1]]] = False
-        is_relevant = np.zeros(self.items.size, dtype=bool)
-        is_relevant[wanted] = True
+def per_user_metrics(top, indptr, wanted, k, n_items):
+    """precision, recall, ndcg, map, mrr and hit_rate per query from its top-k item rows
+    (``top``, (n, k), -1 padded) and its relevant items (CSR ``indptr`` / ``wanted``, distinct
+    per query), as arrays: the formulas of this module's doc, for all queries at once."""
+    n = top.shape[0]
+    n_rel = np.diff(indptr)
+    owner = np.repeat(np.arange(n, dtype=np.int64), n_rel)
+    keys = np.sort(owner * n_items + wanted)
+    listed = np.arange(n, dtype=np.int64)[:, None] * n_items + top
+    pos = np.minimum(np.searchsorted(keys, listed), max(keys.size - 1, 0))
+    rel = ((top >= 0) & (keys[pos] == listed)).astype(np.float64) if keys.size else np.zeros(top.shape)
+    hits = rel.sum(axis=1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    precision_at = np.cumsum(rel, axis=1) / np.arange(1, k + 1)
+    first = np.argmax(rel, axis=1)
+    return {
+        "precision": hits / k,
+        "recall": hits / n_rel,
+        "ndcg": (rel * discounts).sum(axis=1) / ideal,
+        "map": (precision_at * rel).sum(axis=1) / np.minimum(n_rel, k),
+        "mrr": np.where(hits > 0, 1.0 / (first + 1), 0.0),
+        "hit_rate": (hits > 0).astype(np.float64),
+    }
+
+
+def _network_auc(state, users, indptr, wanted, seen):
+    """Each query user's AUC from the network's scores of every item (a predict per user)."""
+    n_items = len(state.items)
+    all_items = np.arange(n_items, dtype=np.int32)
+    out = np.empty(users.size)
+    for q, u_row in enumerate(users):
+        scores = state.core.predict(np.full(n_items, u_row, dtype=np.int32), all_items).astype(np.float64)
+        candidate = np.ones(n_items, dtype=bool)
+        if seen is not None:
+            candidate[seen[1][seen[0][u_row]:seen[0][u_row + 1]]] = False
+        is_relevant = np.zeros(n_items, dtype=bool)
+        is_relevant[wanted[indptr[q]:indptr[q + 1]]] = True
         positives = scores[is_relevant & candidate]
         negatives = np.sort(scores[~is_relevant & candidate])
         if positives.size == 0 or negatives.size == 0:
-            return np.nan
+            out[q] = np.nan
+            continue
         below = np.searchsorted(negatives, positives, side="left")
         ties = np.searchsorted(negatives, positives, side="right") - below
-        return float((below + 0.5 * ties).sum() / (positives.size * negatives.size))
+        out[q] = (below + 0.5 * ties).sum() / (positives.size * negatives.size)
+    return out

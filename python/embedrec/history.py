@@ -4,11 +4,17 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+#: The columns of a rating model's history.
 COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "seconds")
+#: An implicit-feedback model's: its validation is a ranking (precision@10 and NDCG@10 of the
+#: held-out interactions over the whole catalogue).
+RANKING_COLUMNS = ("epoch", "train_loss", "val_precision", "val_ndcg", "seconds")
+ALL_COLUMNS = COLUMNS + ("val_precision", "val_ndcg")
 
 
 #: What a loss is called in plots and messages, where its code in upper case would not do.
-LOSS_NAMES = {"bce": "binary cross-entropy"}
+LOSS_NAMES = {"bce": "binary cross-entropy", "als": "weighted squared error", "bpr": "BPR loss"}
+KNOWN_LOSSES = ("mse", "mae", "bce", "als", "bpr")
 
 
 def loss_name(loss):
@@ -29,10 +35,13 @@ class History(Sequence):
     stopped (None if it ran all epochs).
     """
 
-    def __init__(self, has_validation=False, loss="mse"):
+    def __init__(self, has_validation=False, loss="mse", columns=None):
         self.has_validation = has_validation
-        #: The training loss's name: "mse", "mae" or "bce".
+        #: The training loss's name: "mse", "mae" or "bce"; "als" (ImplicitMF's weighted squared
+        #: error) or "bpr" (BPR's mean -ln σ(s_ui - s_uj)).
         self.loss = loss
+        #: Every column this kind of model records (validation ones only with validation data).
+        self.all_columns = tuple(columns) if columns is not None else COLUMNS
         self.rows = []
         self.interrupted = False
         #: With early stopping: the epoch whose weights the model kept, and the epoch it stopped at.
@@ -49,7 +58,7 @@ class History(Sequence):
 
     @property
     def columns(self):
-        return [c for c in COLUMNS if self.has_validation or not c.startswith("val_")]
+        return [c for c in self.all_columns if self.has_validation or not c.startswith("val_")]
 
     def __len__(self):
         return len(self.rows)

@@ -1,4 +1,6 @@
-"""Splitting ratings for evaluation."""
+"""Splitting ratings for evaluation; cross-validation and parameter search
+(``cross_validate``, ``GridSearch``, defined in ``embedrec.cross_validation``) are here too,
+where scikit-learn users look for them."""
 
 import numbers
 
@@ -90,3 +92,6 @@ def time_split(df, timestamp, last_k=None, cutoff=None, user=None, keep_known=Tr
         item = item or _frame.find_columns(df.iloc[:0], user, None, None, needs_rating=False)[1]
         test = test[test[user].isin(train[user]) & test[item].isin(train[item])]
     return train, test
+
+
+from .cross_validation import GridSearch, cross_validate, folds  # noqa: E402  (re-exported)

@@ -54,6 +54,8 @@ MODELS = {
     "embedding-nn": lambda: embedrec.EmbeddingNN(8, 8, layers=(16,), schedule="constant", epochs=EPOCHS,
                                                  n_threads=1, seed=1),
     "neumf": lambda: embedrec.NeuMF(8, (16, 8), schedule="constant", epochs=EPOCHS, n_threads=1, seed=1),
+    "implicit-als": lambda: embedrec.ImplicitMF(16, epochs=EPOCHS, n_threads=1, seed=1),
+    "bpr": lambda: embedrec.BPR(16, epochs=EPOCHS, n_threads=1, seed=1),
 }
 
 

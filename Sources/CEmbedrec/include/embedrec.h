@@ -119,6 +119,20 @@ int32_t embedrec_model_recommend(EmbedrecModelHandle model, const int32_t *users
                                  const int32_t *seen_items, int64_t n_seen, int32_t n_threads,
                                  int32_t *out_items, float *out_scores);
 
+/*
+ * Ranking evaluation over the whole catalogue. For each of the n_users query user rows: its top-k
+ * items, as embedrec_model_recommend ranks them with every item a candidate and the seen items
+ * (NULL seen_indptr: none) skipped, into out_items[n_users * k] (padded with -1); and into
+ * out_auc[n_users] the AUC of its relevant items that are not seen against every other item not
+ * seen: the share of (relevant, other) pairs the scores put in order, ties counting a half, NaN
+ * when either side is empty. Relevant items: CSR over the queries, relevant_indptr[n_users + 1]
+ * from 0 to n_relevant, relevant_items[n_relevant] item rows. Limits as embedrec_model_recommend.
+ */
+int32_t embedrec_model_rank(EmbedrecModelHandle model, const int32_t *users, int64_t n_users, int32_t k,
+                            const int64_t *relevant_indptr, const int32_t *relevant_items, int64_t n_relevant,
+                            const int64_t *seen_indptr, const int32_t *seen_items, int64_t n_seen,
+                            int32_t n_threads, int32_t *out_items, double *out_auc);
+
 /* Similarity metrics (embedrec_model_similar). */
 #define EMBEDREC_METRIC_COSINE 0
 #define EMBEDREC_METRIC_DOT 1
@@ -317,6 +331,32 @@ int32_t embedrec_mf_sgd_block(const int32_t *users, const int32_t *items, const 
                               double global_bias, double lr, double weight_decay, double user_dropout,
                               double item_dropout, int32_t n_threads, uint64_t seed, double *loss_sum,
                               double *abs_sum);
+
+/* ---- Implicit feedback ----------------------------------------------------------------------
+ *
+ * Models of interactions (clicks, plays, purchases) rather than ratings, trained on a model made
+ * by embedrec_mf_create (biases on for BPR's item bias; no y_range, not non-negative); training
+ * sets its global and user biases to 0, so scores are user · item (+ item bias). */
+
+/* Implicit-feedback methods (embedrec_implicit_trainer_create). */
+#define EMBEDREC_IMPLICIT_ALS 0
+#define EMBEDREC_IMPLICIT_BPR 1
+
+/*
+ * A trainer that takes over `ratings` (interactions, the values their weights >= 0; repeated
+ * pairs add up) and trains `model` one epoch per embedrec_trainer_run_epoch. ALS: weighted matrix
+ * factorisation, confidence 1 + alpha * weight, `regularization` the L2 penalty, cg_steps
+ * conjugate-gradient steps per row and half-epoch (lr unused); the epoch's loss is the weighted
+ * objective over all cells divided by their total confidence. BPR: SGD with step `lr` on
+ * -ln sigmoid(s_ui - s_uj) over one sampled triple per interaction, `regularization` the L2
+ * penalty (alpha and cg_steps unused); the loss is the mean of that over the epoch's triples.
+ * The mae output of embedrec_trainer_run_epoch is 0. Limits: 1 <= epochs <= 10^6;
+ * 0 < lr <= 10; 0 <= regularization, alpha <= 10^6; 1 <= cg_steps <= 1000.
+ */
+int32_t embedrec_implicit_trainer_create(EmbedrecModelHandle model, EmbedrecRatingsHandle ratings, int32_t method,
+                                         int32_t epochs, double lr, double regularization, double alpha,
+                                         int32_t cg_steps, int32_t n_threads, uint64_t seed,
+                                         EmbedrecTrainerHandle *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,195 @@
+/// Weighted matrix factorisation for implicit feedback (Hu, Koren & Volinsky 2008), trained by
+/// alternating least squares with a few conjugate-gradient steps per row (Takács, Pilászy &
+/// Tikk 2011), as the `implicit` library does.
+///
+/// Every (user, item) cell takes part: preference 1 where there is an interaction of weight w,
+/// with confidence c = 1 + alpha · w, and 0 with confidence 1 everywhere else. The objective is
+///
+///     Σ_{u,i} c_ui (p_ui − x_u · y_i)² + λ (Σ_u ‖x_u‖² + Σ_i ‖y_i‖²).
+///
+/// With the items fixed, each user's row solves (YᵀY + λI + Σ_{i∈u} (c_ui − 1) y_i y_iᵀ) x_u =
+/// Σ_{i∈u} c_ui y_i. YᵀY is computed once per half-epoch, so a row costs O(|u| k + k²) per CG
+/// step instead of the O(k³) of a direct solve; CG starts from the row's current value, so a
+/// few steps an epoch keep it close to the exact solution. An epoch solves every user, then
+/// every item. Rows are independent, so the result does not depend on the thread count except
+/// for the order YᵀY's partial sums are added in (per chunk, in chunk order: identical runs
+/// for the same thread count).
+public final class ImplicitALSTrainer: Trainer {
+    public let model: MFModel
+    public let data: RatingSet
+    public var nUsers: Int { model.config.nUsers }
+    public let options: ImplicitOptions
+    public let cancel = CancelFlag()
+    public let progress = EpochProgress()
+    public var epochsDone = 0
+    let byUser: InteractionRows
+    let byItem: InteractionRows
+    /// Σ (c − 1) over the interactions: the objective's extra weight beyond one per cell.
+    let extraWeight: Double
+    /// YᵀY of the item rows as the last epoch left them (computed for its loss), reused by the
+    /// next user step; nil when the item rows may have changed since.
+    private var itemGram: [Double]?
+
+    init(model: MFModel, data: RatingSet, options: ImplicitOptions) {
+        self.model = model
+        self.data = data
+        self.options = options
+        byUser = InteractionRows(rows: data.users.base, columns: data.items.base, weights: data.ratings.base,
+                                 count: data.count, nRows: model.config.nUsers, nColumns: model.config.nItems)
+        byItem = InteractionRows(rows: data.items.base, columns: data.users.base, weights: data.ratings.base,
+                                 count: data.count, nRows: model.config.nItems, nColumns: model.config.nUsers)
+        var extra = 0.0
+        for j in 0..<byUser.count { extra += Double(options.alpha * byUser.weights[j]) }
+        extraWeight = extra
+    }
+
+    public func runEpoch() throws -> EpochStats {
+        try model.useGuard.withWriting {
+            let start = monotonicSeconds()
+            let nU = model.config.nUsers, nI = model.config.nItems
+            progress.start(total: nU + nI)
+            let itemsBefore = itemGram ?? gram(model.itemFactors.base, rows: nI)
+            itemGram = nil  // an interrupted epoch leaves nothing cached
+            try solve(rows: byUser, target: model.userFactors.base, fixed: model.itemFactors.base, nFixed: nI,
+                      gram: itemsBefore)
+            try solve(rows: byItem, target: model.itemFactors.base, fixed: model.userFactors.base, nFixed: nU,
+                      gram: gram(model.userFactors.base, rows: nU))
+            let g = gram(model.itemFactors.base, rows: nI)
+            let loss = objective(itemGram: g)
+            itemGram = g  // the next epoch's user step starts from these item rows
+            progress.add(0, loss: loss)
+            epochsDone += 1
+            return EpochStats(loss: loss, mae: 0, seconds: monotonicSeconds() - start)
+        }
+    }
+
+    private var threadCount: Int { resolveThreads(options.threads, work: data.count + nUsers, minPerThread: 20_000) }
+
+    /// Fᵀ F over the n rows of `factors` (k × k, row-major), in Double, summed per chunk and then
+    /// in chunk order.
+    private func gram(_ factors: UnsafePointer<Float>, rows n: Int) -> [Double] {
+        let k = model.k
+        let chunks = resolveThreads(options.threads, work: n * k, minPerThread: 200_000)
+        let partial = Buffer<Double>(repeating: 0, count: chunks * k * k)
+        let ptrs = UncheckedSendable((factors, partial.base))
+        parallelChunks(count: n, chunks: chunks) { c, range in
+            let (f, out) = ptrs.value
+            let g = out + c * k * k
+            for r in range {
+                let row = f + r * k
+                for a in 0..<k {
+                    let va = Double(row[a])
+                    if va == 0 { continue }
+                    let ga = g + a * k
+                    for b in a..<k { ga[b] += va * Double(row[b]) }
+                }
+            }
+        }
+        var total = [Double](repeating: 0, count: k * k)
+        for c in 0..<chunks {
+            for j in 0..<(k * k) { total[j] += partial[c * k * k + j] }
+        }
+        for a in 0..<k { for b in 0..<a { total[a * k + b] = total[b * k + a] } }
+        return total
+    }
+
+    /// One half-epoch: every row of `target` solved against the fixed side by `cgSteps` steps
+    /// of conjugate gradients, starting from its current value.
+    private func solve(rows: InteractionRows, target: UnsafeMutablePointer<Float>, fixed: UnsafePointer<Float>,
+                       nFixed: Int, gram gramD: [Double]) throws {
+        let k = model.k
+        // A's constant part, YᵀY + λI, in float for the row loops.
+        let base = Buffer<Float>(repeating: 0, count: k * k)
+        for j in 0..<(k * k) { base[j] = Float(gramD[j]) }
+        for a in 0..<k { base[a * k + a] += options.regularization }
+        let alpha = options.alpha, steps = options.cgSteps
+        let cancel = self.cancel, progress = self.progress
+        let ptrs = UncheckedSendable((target, fixed, base.base))
+        parallelChunks(count: rows.nRows, chunks: threadCount) { _, range in
+            let (X, Y, A0) = ptrs.value
+            let scratch = Buffer<Float>(repeating: 0, count: 3 * k)
+            let r = scratch.base, p = scratch.base + k, ap = scratch.base + 2 * k
+            var reported = range.lowerBound
+            /// out = (YᵀY + λI) v + Σ_{i∈row} (c_i − 1)(y_i · v) y_i
+            func applyA(_ row: Int, _ v: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+                for a in 0..<k { out[a] = Kernels.dot(A0 + a * k, v, k) }
+                for j in Int(rows.indptr[row])..<Int(rows.indptr[row + 1]) {
+                    let y = Y + Int(rows.indices[j]) * k
+                    let extra = alpha * rows.weights[j]
+                    if extra != 0 { Kernels.axpy(out, y, k, extra * Kernels.dot(y, v, k)) }
+                }
+            }
+            for row in range {
+                if (row - range.lowerBound) % 256 == 0 {
+                    if cancel.isSet { break }
+                    progress.add(row - reported, loss: 0)
+                    reported = row
+                }
+                let x = X + row * k
+                // r = b − A x, with b = Σ c_i y_i
+                applyA(row, x, ap)
+                for a in 0..<k { r[a] = -ap[a] }
+                for j in Int(rows.indptr[row])..<Int(rows.indptr[row + 1]) {
+                    Kernels.axpy(r, Y + Int(rows.indices[j]) * k, k, 1 + alpha * rows.weights[j])
+                }
+                p.update(from: r, count: k)
+                var rs = Kernels.dot(r, r, k)
+                for _ in 0..<steps {
+                    if rs < 1e-20 { break }
+                    applyA(row, p, ap)
+                    let pap = Kernels.dot(p, ap, k)
+                    if !(pap > 0) { break }
+                    let step = rs / pap
+                    Kernels.axpy(x, p, k, step)
+                    Kernels.axpy(r, ap, k, -step)
+                    let rsNew = Kernels.dot(r, r, k)
+                    let beta = rsNew / rs
+                    for a in 0..<k { p[a] = r[a] + beta * p[a] }
+                    rs = rsNew
+                }
+            }
+            progress.add(range.upperBound - reported, loss: 0)
+        }
+        if cancel.isSet { throw CoreError(.cancelled, "training was interrupted") }
+    }
+
+    /// The objective divided by the total confidence over all cells (nUsers · nItems + Σ (c − 1)),
+    /// so that it reads as a weighted mean squared error plus the penalty's share.
+    /// Σ_{u,i} c (p − s)² = Σ_u [x_uᵀ YᵀY x_u + Σ_{i∈u} ((c − 1) s² − 2 c s + c)].
+    private func objective(itemGram G: [Double]) -> Double {
+        let k = model.k, nU = model.config.nUsers, nI = model.config.nItems
+        let X = model.userFactors.base, Y = model.itemFactors.base
+        let chunks = resolveThreads(options.threads, work: data.count + nU * k, minPerThread: 50_000)
+        let partial = Buffer<Double>(repeating: 0, count: chunks)
+        let alpha = Double(options.alpha)
+        let rows = byUser
+        G.withUnsafeBufferPointer { g in
+            let ptrs = UncheckedSendable((g.baseAddress!, partial.base))
+            parallelChunks(count: nU, chunks: chunks) { c, range in
+                let (gp, out) = ptrs.value
+                var total = 0.0
+                for u in range {
+                    let x = X + u * k
+                    for a in 0..<k {
+                        var s = 0.0
+                        for b in 0..<k { s += gp[a * k + b] * Double(x[b]) }
+                        total += Double(x[a]) * s
+                    }
+                    for j in Int(rows.indptr[u])..<Int(rows.indptr[u + 1]) {
+                        let s = Double(Kernels.dot(x, Y + Int(rows.indices[j]) * k, k))
+                        let conf = 1 + alpha * Double(rows.weights[j])
+                        total += (conf - 1) * s * s - 2 * conf * s + conf
+                    }
+                }
+                out[c] = total
+            }
+        }
+        var loss = 0.0
+        for c in 0..<chunks { loss += partial[c] }
+        var norms = 0.0
+        for j in 0..<(nU * k) { norms += Double(X[j]) * Double(X[j]) }
+        for j in 0..<(nI * k) { norms += Double(Y[j]) * Double(Y[j]) }
+        loss += Double(options.regularization) * norms
+        return loss / (Double(nU) * Double(nI) + extraWeight)
+    }
+}
