@@ -66,6 +66,22 @@ def test_metrics_equal_the_plain_reference(setup, relevance, kind):
     assert list(got.index) == ["precision", "recall", "ndcg", "map", "mrr", "hit_rate", "auc", "coverage"]
 
 
+@pytest.mark.parametrize("make", [lambda: embedrec.MatrixFactorization(6, epochs=5, seed=1),
+                                  lambda: embedrec.ImplicitMF(6, epochs=3, seed=1),
+                                  lambda: embedrec.BPR(6, epochs=5, seed=1)])
+def test_many_relevant_items_per_user_and_the_implicit_models(make):
+    # About 90 relevant items per user: the core's AUC takes its sorted path (above 64).
+    df = embedrec.datasets.synthetic(n_users=25, n_items=200, ratings_per_user=150, seed=8)
+    train, test = embedrec.leave_k_out(df, k=0.6, seed=2)
+    assert test.groupby("user").size().min() > 64
+    model = make()
+    model.fit(train)
+    got = embedrec.ranking_metrics(model, test, k=20)
+    want = reference(model, train, test, 20, None)
+    for metric, value in want.items():
+        assert got[metric] == pytest.approx(value, rel=1e-9, abs=1e-12), metric
+
+
 def test_per_user_frame_averages_to_the_series(setup):
     train, test, model = setup
     frame = embedrec.ranking_metrics(model, test, k=5, per_user=True)

@@ -65,31 +65,25 @@ public final class ImplicitALSTrainer: Trainer {
 
     private var threadCount: Int { resolveThreads(options.threads, work: data.count + nUsers, minPerThread: 20_000) }
 
-    /// Fᵀ F over the n rows of `factors` (k × k, row-major), in Double, summed per chunk and then
-    /// in chunk order.
+    /// Fᵀ F over the n rows of `factors` (k × k, row-major): float rows added with SIMD per
+    /// chunk (as a float BLAS would), the chunks' sums then added in Double in chunk order.
     private func gram(_ factors: UnsafePointer<Float>, rows n: Int) -> [Double] {
         let k = model.k
         let chunks = resolveThreads(options.threads, work: n * k, minPerThread: 200_000)
-        let partial = Buffer<Double>(repeating: 0, count: chunks * k * k)
+        let partial = Buffer<Float>(repeating: 0, count: chunks * k * k)
         let ptrs = UncheckedSendable((factors, partial.base))
         parallelChunks(count: n, chunks: chunks) { c, range in
             let (f, out) = ptrs.value
             let g = out + c * k * k
             for r in range {
                 let row = f + r * k
-                for a in 0..<k {
-                    let va = Double(row[a])
-                    if va == 0 { continue }
-                    let ga = g + a * k
-                    for b in a..<k { ga[b] += va * Double(row[b]) }
-                }
+                for a in 0..<k where row[a] != 0 { Kernels.axpy(g + a * k, row, k, row[a]) }
             }
         }
         var total = [Double](repeating: 0, count: k * k)
         for c in 0..<chunks {
-            for j in 0..<(k * k) { total[j] += partial[c * k * k + j] }
+            for j in 0..<(k * k) { total[j] += Double(partial[c * k * k + j]) }
         }
-        for a in 0..<k { for b in 0..<a { total[a * k + b] = total[b * k + a] } }
         return total
     }
 
@@ -163,18 +157,18 @@ public final class ImplicitALSTrainer: Trainer {
         let partial = Buffer<Double>(repeating: 0, count: chunks)
         let alpha = Double(options.alpha)
         let rows = byUser
-        G.withUnsafeBufferPointer { g in
-            let ptrs = UncheckedSendable((g.baseAddress!, partial.base))
+        let gFloat = Buffer<Float>(repeating: 0, count: k * k)
+        for j in 0..<(k * k) { gFloat[j] = Float(G[j]) }
+        do {
+            let ptrs = UncheckedSendable((gFloat.base, partial.base))
             parallelChunks(count: nU, chunks: chunks) { c, range in
                 let (gp, out) = ptrs.value
                 var total = 0.0
+                let gx = Buffer<Float>(repeating: 0, count: k)
                 for u in range {
                     let x = X + u * k
-                    for a in 0..<k {
-                        var s = 0.0
-                        for b in 0..<k { s += gp[a * k + b] * Double(x[b]) }
-                        total += Double(x[a]) * s
-                    }
+                    for a in 0..<k { gx[a] = Kernels.dot(gp + a * k, x, k) }
+                    total += Double(Kernels.dot(x, gx.base, k))
                     for j in Int(rows.indptr[u])..<Int(rows.indptr[u + 1]) {
                         let s = Double(Kernels.dot(x, Y + Int(rows.indices[j]) * k, k))
                         let conf = 1 + alpha * Double(rows.weights[j])

@@ -41,7 +41,7 @@ extension MFModel {
             let blockScores = Buffer<Float>(repeating: 0, count: block * nItems)
             // 0: a candidate, 1: seen (not ranked), 2: relevant
             var kind = [UInt8](repeating: 0, count: nItems)
-            var negatives = [Float]()
+            var negatives = [Float](), positiveScores = [Float]()
             var dummy = [Float](repeating: 0, count: k)
             for q in range {
                 let inBlock = (q - range.lowerBound) % block
@@ -68,20 +68,28 @@ extension MFModel {
                 let nNegatives = nItems - nSeen - positives
                 if positives == 0 || nNegatives == 0 {
                     oa[q] = .nan
-                } else if positives <= 32 {
-                    // Few relevant items: one scan of the catalogue per relevant item.
-                    var ordered = 0.0
-                    for j in Int(relevant.indptr[q])..<Int(relevant.indptr[q + 1]) {
-                        let p = Int(relevant.indices[j])
-                        if kind[p] != 2 { continue }
-                        let sp = scores[p]
-                        var below = 0, ties = 0
+                } else if positives <= 64 {
+                    // Few relevant items: one pass over the other candidates, each compared
+                    // with all relevant scores at once (eight lanes a step, no branches).
+                    positiveScores.removeAll(keepingCapacity: true)
+                    for i in 0..<nItems where kind[i] == 2 { positiveScores.append(scores[i]) }
+                    while positiveScores.count % 8 != 0 { positiveScores.append(-.infinity) }  // never above, never equal
+                    var above = SIMD8<Int32>(), equal = SIMD8<Int32>()
+                    let one = SIMD8<Int32>(repeating: 1), none = SIMD8<Int32>()
+                    positiveScores.withUnsafeBufferPointer { pos in
+                        let lanes = pos.count
                         for i in 0..<nItems where kind[i] == 0 {
-                            if scores[i] < sp { below += 1 } else if scores[i] == sp { ties += 1 }
+                            let v = SIMD8<Float>(repeating: scores[i])
+                            var c = 0
+                            while c < lanes {
+                                let p = Kernels.load8(pos.baseAddress! + c)
+                                above &+= none.replacing(with: one, where: p .> v)
+                                equal &+= none.replacing(with: one, where: p .== v)
+                                c &+= 8
+                            }
                         }
-                        ordered += Double(below) + 0.5 * Double(ties)
-                        kind[p] = 3  // counted (a repeated relevant item counts once)
                     }
+                    let ordered = Double(above.wrappedSum()) + 0.5 * Double(equal.wrappedSum())
                     oa[q] = ordered / (Double(positives) * Double(nNegatives))
                 } else {
                     // Many: sort the other candidates' scores once, then binary searches.
