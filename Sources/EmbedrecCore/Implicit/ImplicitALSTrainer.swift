@@ -75,16 +75,79 @@ public final class ImplicitALSTrainer: Trainer {
         parallelChunks(count: n, chunks: chunks) { c, range in
             let (f, out) = ptrs.value
             let g = out + c * k * k
-            for r in range {
-                let row = f + r * k
-                for a in 0..<k where row[a] != 0 { Kernels.axpy(g + a * k, row, k, row[a]) }
+            var r = range.lowerBound
+            while r < range.upperBound {
+                let take = min(4, range.upperBound - r)
+                ImplicitALSTrainer.addOuterProducts(f + r * k, rows: take, k: k, into: g)
+                r += take
             }
         }
         var total = [Double](repeating: 0, count: k * k)
         for c in 0..<chunks {
             for j in 0..<(k * k) { total[j] += Double(partial[c * k * k + j]) }
         }
+        for a in 0..<k { for b in 0..<a { total[a * k + b] = total[b * k + a] } }  // upper part computed
         return total
+    }
+
+    /// g += Σ_r row_r row_rᵀ over `rows` (1...4) consecutive rows, on the upper triangle (each
+    /// row a of g from the vector holding column a on): four rows per pass over g, so g's
+    /// rows are loaded and stored a quarter as often.
+    @inline(__always)
+    static func addOuterProducts(_ f: UnsafePointer<Float>, rows: Int, k: Int, into g: UnsafeMutablePointer<Float>) {
+        let r0 = f, r1 = rows > 1 ? f + k : f, r2 = rows > 2 ? f + 2 * k : f, r3 = rows > 3 ? f + 3 * k : f
+        let vectorEnd = k & ~7
+        for a in 0..<k {
+            let c0 = r0[a], c1 = rows > 1 ? r1[a] : 0, c2 = rows > 2 ? r2[a] : 0, c3 = rows > 3 ? r3[a] : 0
+            let v0 = SIMD8<Float>(repeating: c0), v1 = SIMD8<Float>(repeating: c1)
+            let v2 = SIMD8<Float>(repeating: c2), v3 = SIMD8<Float>(repeating: c3)
+            let ga = g + a * k
+            var j = a & ~7
+            while j < vectorEnd {
+                var acc = Kernels.load8(ga + j)
+                acc += v0 * Kernels.load8(r0 + j)
+                acc += v1 * Kernels.load8(r1 + j)
+                acc += v2 * Kernels.load8(r2 + j)
+                acc += v3 * Kernels.load8(r3 + j)
+                Kernels.store8(acc, ga + j)
+                j &+= 8
+            }
+            while j < k {
+                ga[j] += c0 * r0[j] + c1 * r1[j] + c2 * r2[j] + c3 * r3[j]
+                j &+= 1
+            }
+        }
+    }
+
+    /// out = M v for a k × k row-major M: four rows at a time, sharing each load of v.
+    @inline(__always)
+    static func matrixVector(_ m: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, k: Int) {
+        let vectorEnd = k & ~7
+        var a = 0
+        while a + 4 <= k {
+            let m0 = m + a * k, m1 = m0 + k, m2 = m1 + k, m3 = m2 + k
+            var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
+            var j = 0
+            while j < vectorEnd {
+                let x = Kernels.load8(v + j)
+                s0 += Kernels.load8(m0 + j) * x
+                s1 += Kernels.load8(m1 + j) * x
+                s2 += Kernels.load8(m2 + j) * x
+                s3 += Kernels.load8(m3 + j) * x
+                j &+= 8
+            }
+            var d0 = s0.sum(), d1 = s1.sum(), d2 = s2.sum(), d3 = s3.sum()
+            while j < k {
+                d0 += m0[j] * v[j]; d1 += m1[j] * v[j]; d2 += m2[j] * v[j]; d3 += m3[j] * v[j]
+                j &+= 1
+            }
+            out[a] = d0; out[a + 1] = d1; out[a + 2] = d2; out[a + 3] = d3
+            a += 4
+        }
+        while a < k {
+            out[a] = Kernels.dot(m + a * k, v, k)
+            a += 1
+        }
     }
 
     /// One half-epoch: every row of `target` solved against the fixed side by `cgSteps` steps
@@ -106,7 +169,7 @@ public final class ImplicitALSTrainer: Trainer {
             var reported = range.lowerBound
             /// out = (YᵀY + λI) v + Σ_{i∈row} (c_i − 1)(y_i · v) y_i
             func applyA(_ row: Int, _ v: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-                for a in 0..<k { out[a] = Kernels.dot(A0 + a * k, v, k) }
+                ImplicitALSTrainer.matrixVector(A0, v, out, k: k)
                 for j in Int(rows.indptr[row])..<Int(rows.indptr[row + 1]) {
                     let y = Y + Int(rows.indices[j]) * k
                     let extra = alpha * rows.weights[j]
@@ -120,11 +183,13 @@ public final class ImplicitALSTrainer: Trainer {
                     reported = row
                 }
                 let x = X + row * k
-                // r = b − A x, with b = Σ c_i y_i
-                applyA(row, x, ap)
-                for a in 0..<k { r[a] = -ap[a] }
+                // r = b − A x = −(YᵀY + λI) x + Σ_i (c_i − (c_i − 1) y_i · x) y_i, one pass over the items
+                ImplicitALSTrainer.matrixVector(A0, x, r, k: k)
+                for a in 0..<k { r[a] = -r[a] }
                 for j in Int(rows.indptr[row])..<Int(rows.indptr[row + 1]) {
-                    Kernels.axpy(r, Y + Int(rows.indices[j]) * k, k, 1 + alpha * rows.weights[j])
+                    let y = Y + Int(rows.indices[j]) * k
+                    let extra = alpha * rows.weights[j]
+                    Kernels.axpy(r, y, k, 1 + extra - extra * Kernels.dot(y, x, k))
                 }
                 p.update(from: r, count: k)
                 var rs = Kernels.dot(r, r, k)
@@ -167,7 +232,7 @@ public final class ImplicitALSTrainer: Trainer {
                 let gx = Buffer<Float>(repeating: 0, count: k)
                 for u in range {
                     let x = X + u * k
-                    for a in 0..<k { gx[a] = Kernels.dot(gp + a * k, x, k) }
+                    ImplicitALSTrainer.matrixVector(gp, x, gx.base, k: k)
                     total += Double(Kernels.dot(x, gx.base, k))
                     for j in Int(rows.indptr[u])..<Int(rows.indptr[u + 1]) {
                         let s = Double(Kernels.dot(x, Y + Int(rows.indices[j]) * k, k))
