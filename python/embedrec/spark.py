@@ -17,7 +17,9 @@ so it runs on classic Spark and on Spark Connect; no barrier mode, so a failed t
 retried, and since every task is a pure function of its inputs (its ratings sorted, its seed
 fixed by epoch, sub-epoch and block) a retry gives the same block and a rerun the same model.
 
-Scoring: :func:`predict`, :func:`recommend_all` and :func:`factors` return Spark DataFrames.
+Scoring: :func:`predict`, :func:`recommend_all` and :func:`factors` return Spark DataFrames;
+:func:`write_factors` and :func:`recommend_from_factors` (``embedrec.spark_factors``) rank from
+factor tables on the lake without a model on the driver.
 """
 
 import hashlib
@@ -28,7 +30,7 @@ import pandas as pd
 
 from . import _diagnose, _frame, _lib
 from ._checks import check_int
-from ._core import sgd_block
+from ._core import CoreMF, sgd_block
 from ._fitted import Fitted
 from ._ids import IdMap
 from ._loading import RatingStats
@@ -485,15 +487,20 @@ def recommend_all(model, spark, k=10, exclude_seen=True, users=None, partitions=
 
 def factors(model, spark):
     """The user and item factors as two Spark DataFrames, (user, factors, bias) and (item,
-    factors, bias), factors an array of floats: for writing to the lake (``.write.parquet``)."""
+    factors, bias), factors an array of floats: for writing to the lake (``.write.parquet``;
+    :func:`write_factors` writes them with the global term, for :func:`recommend_from_factors`).
+    Any factor model: MatrixFactorization, ImplicitMF, BPR (zero biases where it has none)."""
     _pyspark()
     state = model._state()
+    if not isinstance(state.core, CoreMF):
+        raise InvalidArgumentError(f"{type(model).__name__} is not a factor model; factors() takes "
+                                   f"MatrixFactorization, ImplicitMF or BPR")
     out = []
-    for index, table, bias in ((state.users.index, model.user_embeddings, model.user_bias),
-                               (state.items.index, model.item_embeddings, model.item_bias)):
-        name = "user" if index is state.users.index else "item"
-        out.append(spark.createDataFrame(pd.DataFrame({name: index, "factors": list(table.astype(np.float32)),
-                                                       "bias": bias.astype(np.float32)})))
+    for name, index, of_items, bias in (("user", state.users.index, False, _lib.USER_BIAS),
+                                        ("item", state.items.index, True, _lib.ITEM_BIAS)):
+        table = state.core.embeddings(of_items).astype(np.float32)
+        out.append(spark.createDataFrame(pd.DataFrame({name: index, "factors": list(table),
+                                                       "bias": state.core.get_array(bias)})))
     return out[0], out[1]
 
 
@@ -506,3 +513,6 @@ def _spark_type_of(index):
     if kind == "string":
         return "string"
     raise InvalidArgumentError(f"ids of type {kind} cannot be returned from Spark; use numbers or strings as ids")
+
+
+from .spark_factors import recommend_from_factors, write_factors  # noqa: E402,F401  (part of this API)

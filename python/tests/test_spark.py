@@ -118,6 +118,32 @@ def test_scoring_on_the_cluster_equals_the_local_model(spark, trained, split):
     assert item_factors.count() == len(model.item_ids)
 
 
+def test_recommendations_from_factor_tables_on_the_lake_equal_the_local_ones(spark, trained, split, tmp_path):
+    sdf, model = trained
+    train, _ = split
+    path = str(tmp_path / "factors")
+    espark.write_factors(model, spark, path)
+    remote = espark.recommend_from_factors(spark, path, k=6, seen=sdf, num_blocks=3).toPandas()
+    local = model.recommend(model.user_ids, k=6)
+    remote = remote.sort_values(["user", "rank"]).reset_index(drop=True)
+    local = local.sort_values(["user", "rank"]).reset_index(drop=True)
+    assert len(remote) == len(local)
+    np.testing.assert_array_equal(remote["user"].to_numpy(), local["user"].to_numpy())
+    np.testing.assert_array_equal(remote["item"].to_numpy(), local["item"].to_numpy())
+    np.testing.assert_array_equal(remote["score"].to_numpy(), local["score"].to_numpy())
+    # Without the seen pairs every item is a candidate; an implicit model's tables work the same.
+    implicit = embedrec.ImplicitMF(8, epochs=3, seed=1)
+    implicit.fit(train[["user", "item"]])
+    espark.write_factors(implicit, spark, path)
+    remote = espark.recommend_from_factors(spark, path, k=4, num_blocks=2).toPandas()
+    users = implicit.user_ids[:40]
+    local = implicit.recommend(users, k=4, exclude_seen=False).sort_values(["user", "rank"]).reset_index(drop=True)
+    remote = remote[remote["user"].isin(users)].sort_values(["user", "rank"]).reset_index(drop=True)
+    np.testing.assert_array_equal(remote["item"].to_numpy(), local["item"].to_numpy())
+    with pytest.raises(embedrec.InvalidArgumentError, match="seen has no user column"):
+        espark.recommend_from_factors(spark, path, seen=sdf.withColumnRenamed("user", "u"))
+
+
 def test_the_model_saves_and_loads_like_a_local_one(trained, tmp_path, split):
     _, model = trained
     _, test = split
