@@ -19,6 +19,11 @@ struct TopK {
 
     mutating func reset() { count = 0 }
 
+    /// A score that cannot enter once the heap is full: anything at or below it is rejected by
+    /// `offer` when offered in ascending index order (ties keep the lower index). -inf while
+    /// the heap still has room.
+    var entryBar: Float { count == k ? scores[0] : -.infinity }
+
     @inline(__always)
     private func worse(_ a: Int, than b: Int) -> Bool {
         scores[a] < scores[b] || (scores[a] == scores[b] && indices[a] > indices[b])
