@@ -205,7 +205,8 @@ class ImplicitMF(_ImplicitModel):
 
     ``patience``: with ``validation`` interactions, stop when NDCG@10 on them has not improved
     for that many epochs and keep the best epoch's weights. ALS is deterministic: a seed gives
-    identical results for a given ``n_threads``.
+    identical results for a given ``n_threads`` and build of the core (the AVX2 build fuses its
+    multiply-adds, so its last bits differ from the baseline build's).
 
     ``fold_in`` solves each new user's row exactly (a weighted least-squares solve with the
     items fixed): what ALS's user step converges to.

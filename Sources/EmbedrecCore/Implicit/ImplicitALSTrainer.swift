@@ -119,6 +119,44 @@ public final class ImplicitALSTrainer: Trainer {
         }
     }
 
+    /// a · b with fused multiply-adds (`Kernels.madd`) and two accumulators: ALS spends its
+    /// time in these products and the `fusedAxpy` below, and no other path needs its bits.
+    @inline(__always)
+    static func fusedDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: Int) -> Float {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+        var j = 0
+        while j &+ 16 <= k {
+            s0 = Kernels.madd(s0, Kernels.load8(a + j), Kernels.load8(b + j))
+            s1 = Kernels.madd(s1, Kernels.load8(a + j + 8), Kernels.load8(b + j + 8))
+            j &+= 16
+        }
+        if j &+ 8 <= k {
+            s0 = Kernels.madd(s0, Kernels.load8(a + j), Kernels.load8(b + j))
+            j &+= 8
+        }
+        var d = (s0 + s1).sum()
+        while j < k {
+            d = Kernels.madd(d, a[j], b[j])
+            j &+= 1
+        }
+        return d
+    }
+
+    /// dst += s · src with fused multiply-adds.
+    @inline(__always)
+    static func fusedAxpy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ k: Int, _ s: Float) {
+        let vs = SIMD8<Float>(repeating: s)
+        var j = 0
+        while j &+ 8 <= k {
+            Kernels.store8(Kernels.madd(Kernels.load8(dst + j), vs, Kernels.load8(src + j)), dst + j)
+            j &+= 8
+        }
+        while j < k {
+            dst[j] = Kernels.madd(dst[j], s, src[j])
+            j &+= 1
+        }
+    }
+
     /// out = M v for a k × k row-major M: four rows at a time, sharing each load of v.
     @inline(__always)
     static func matrixVector(_ m: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, k: Int) {
@@ -130,22 +168,23 @@ public final class ImplicitALSTrainer: Trainer {
             var j = 0
             while j < vectorEnd {
                 let x = Kernels.load8(v + j)
-                s0 += Kernels.load8(m0 + j) * x
-                s1 += Kernels.load8(m1 + j) * x
-                s2 += Kernels.load8(m2 + j) * x
-                s3 += Kernels.load8(m3 + j) * x
+                s0 = Kernels.madd(s0, Kernels.load8(m0 + j), x)
+                s1 = Kernels.madd(s1, Kernels.load8(m1 + j), x)
+                s2 = Kernels.madd(s2, Kernels.load8(m2 + j), x)
+                s3 = Kernels.madd(s3, Kernels.load8(m3 + j), x)
                 j &+= 8
             }
             var d0 = s0.sum(), d1 = s1.sum(), d2 = s2.sum(), d3 = s3.sum()
             while j < k {
-                d0 += m0[j] * v[j]; d1 += m1[j] * v[j]; d2 += m2[j] * v[j]; d3 += m3[j] * v[j]
+                d0 = Kernels.madd(d0, m0[j], v[j]); d1 = Kernels.madd(d1, m1[j], v[j])
+                d2 = Kernels.madd(d2, m2[j], v[j]); d3 = Kernels.madd(d3, m3[j], v[j])
                 j &+= 1
             }
             out[a] = d0; out[a + 1] = d1; out[a + 2] = d2; out[a + 3] = d3
             a += 4
         }
         while a < k {
-            out[a] = Kernels.dot(m + a * k, v, k)
+            out[a] = fusedDot(m + a * k, v, k)
             a += 1
         }
     }
@@ -173,7 +212,7 @@ public final class ImplicitALSTrainer: Trainer {
                 for j in Int(rows.indptr[row])..<Int(rows.indptr[row + 1]) {
                     let y = Y + Int(rows.indices[j]) * k
                     let extra = alpha * rows.weights[j]
-                    if extra != 0 { Kernels.axpy(out, y, k, extra * Kernels.dot(y, v, k)) }
+                    if extra != 0 { ImplicitALSTrainer.fusedAxpy(out, y, k, extra * ImplicitALSTrainer.fusedDot(y, v, k)) }
                 }
             }
             for row in range {
@@ -189,19 +228,19 @@ public final class ImplicitALSTrainer: Trainer {
                 for j in Int(rows.indptr[row])..<Int(rows.indptr[row + 1]) {
                     let y = Y + Int(rows.indices[j]) * k
                     let extra = alpha * rows.weights[j]
-                    Kernels.axpy(r, y, k, 1 + extra - extra * Kernels.dot(y, x, k))
+                    ImplicitALSTrainer.fusedAxpy(r, y, k, 1 + extra - extra * ImplicitALSTrainer.fusedDot(y, x, k))
                 }
                 p.update(from: r, count: k)
-                var rs = Kernels.dot(r, r, k)
+                var rs = ImplicitALSTrainer.fusedDot(r, r, k)
                 for _ in 0..<steps {
                     if rs < 1e-20 { break }
                     applyA(row, p, ap)
-                    let pap = Kernels.dot(p, ap, k)
+                    let pap = ImplicitALSTrainer.fusedDot(p, ap, k)
                     if !(pap > 0) { break }
                     let step = rs / pap
-                    Kernels.axpy(x, p, k, step)
-                    Kernels.axpy(r, ap, k, -step)
-                    let rsNew = Kernels.dot(r, r, k)
+                    ImplicitALSTrainer.fusedAxpy(x, p, k, step)
+                    ImplicitALSTrainer.fusedAxpy(r, ap, k, -step)
+                    let rsNew = ImplicitALSTrainer.fusedDot(r, r, k)
                     let beta = rsNew / rs
                     for a in 0..<k { p[a] = r[a] + beta * p[a] }
                     rs = rsNew
