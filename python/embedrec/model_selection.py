@@ -11,11 +11,15 @@ from . import _frame
 from .errors import InvalidArgumentError
 
 
-def train_test_split(df, test_size=0.1, seed=42):
+def train_test_split(df, test_size=0.1, seed=42, keep_known=False, user=None, item=None):
     """Random split of rating rows: ``perm = numpy.random.default_rng(seed).permutation(len(df))``;
     the first ``round(test_size * len(df))`` rows of ``perm`` are the test set (``test_size`` may
     also be a row count). Returns ``(train, test)``, both in permuted order with the original
-    index kept. This is the protocol of the benchmarks in the README, so numbers compare."""
+    index kept. This is the protocol of the benchmarks in the README, so numbers compare.
+
+    ``keep_known=True`` drops the test rows whose user or item has no training row (columns
+    ``user`` / ``item``, found by name otherwise), for measuring a model only where it can
+    predict; the test part is then smaller than ``test_size``."""
     if not isinstance(df, pd.DataFrame):
         raise InvalidArgumentError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     n = len(df)
@@ -29,7 +33,14 @@ def train_test_split(df, test_size=0.1, seed=42):
         raise InvalidArgumentError(f"test_size={test_size!r} leaves {n_test} of {n} rows for testing; "
                                    f"both parts must be non-empty")
     perm = np.random.default_rng(seed).permutation(n)
-    return df.iloc[perm[n_test:]], df.iloc[perm[:n_test]]
+    train, test = df.iloc[perm[n_test:]], df.iloc[perm[:n_test]]
+    return train, (_known_only(train, test, user, item) if keep_known else test)
+
+
+def _known_only(train, test, user, item):
+    """The rows of ``test`` whose user and item both appear in ``train``."""
+    found = _frame.find_columns(train.iloc[:0], user, item, None, needs_rating=False)
+    return test[test[found[0]].isin(train[found[0]]) & test[found[1]].isin(train[found[1]])]
 
 
 def _user_column(df, user):
@@ -40,12 +51,14 @@ def _user_column(df, user):
     return user
 
 
-def leave_k_out(df, k=1, seed=42, user=None, min_train=1):
+def leave_k_out(df, k=1, seed=42, user=None, min_train=1, keep_known=False, item=None):
     """Per-user split for ranking evaluation: ``k`` ratings of each user, drawn at random, go to
     the test set, the rest to training; a user with fewer than ``k + min_train`` ratings stays
     wholly in training (so every test user is known to the model). ``k`` may also be a fraction
     in (0, 1) of each user's ratings (at least one). ``user`` names the user column (found by
-    name as ``fit`` does otherwise). Returns ``(train, test)`` with the original index kept."""
+    name as ``fit`` does otherwise). ``keep_known=True`` also drops test rows whose item has no
+    training row (an item only some user's test holds cannot be ranked). Returns ``(train,
+    test)`` with the original index kept."""
     if not isinstance(df, pd.DataFrame):
         raise InvalidArgumentError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     user = _user_column(df, user)
@@ -60,7 +73,8 @@ def leave_k_out(df, k=1, seed=42, user=None, min_train=1):
     counts = np.bincount(codes)[codes]
     take = np.maximum(1, np.floor(float(k) * counts)).astype(np.int64) if fraction else np.full(len(df), int(k))
     in_test = (position < take) & (counts >= take + min_train)
-    return shuffled[~in_test].sort_index(), shuffled[in_test].sort_index()
+    train, test = shuffled[~in_test].sort_index(), shuffled[in_test].sort_index()
+    return train, (_known_only(train, test, user, item) if keep_known else test)
 
 
 def time_split(df, timestamp, last_k=None, cutoff=None, user=None, keep_known=True, item=None):

@@ -127,3 +127,17 @@ def test_time_split_by_last_k_and_by_cutoff():
     assert set(test["user"]) <= set(train["user"]) and set(test["item"]) <= set(train["item"])
     with pytest.raises(embedrec.InvalidArgumentError, match="either last_k"):
         embedrec.time_split(df, "ts")
+
+
+def test_keep_known_leaves_only_test_rows_training_has_seen():
+    df = embedrec.datasets.synthetic(n_users=200, n_items=400, ratings_per_user=6, seed=3)
+    for split in (lambda **kw: embedrec.train_test_split(df, test_size=0.3, seed=1, **kw),
+                  lambda **kw: embedrec.leave_k_out(df, k=3, seed=1, **kw)):
+        train, everything = split()
+        train_known, test = split(keep_known=True)
+        pd.testing.assert_frame_equal(train, train_known)
+        unknown = ~everything["user"].isin(train["user"]) | ~everything["item"].isin(train["item"])
+        assert unknown.any()  # the data makes some, so the option has something to drop
+        pd.testing.assert_frame_equal(test, everything[~unknown])
+        assert not set(zip(test["user"], test["item"])) & set(zip(train["user"], train["item"]))
+
