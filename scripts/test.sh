@@ -29,6 +29,7 @@ if ! command -v java >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
 fi
 EMBEDREC_EXTRAS=test,spark,compare bash scripts/setup.sh .venv-spark --upgrade numpy pandas
 OPENBLAS_NUM_THREADS=1 .venv-spark/bin/python -m pytest -q -p no:cacheprovider python/tests/test_spark.py \
+    python/tests/test_spark_connect.py \
     python/tests/test_round_trips.py python/tests/test_loud_failures.py python/tests/test_fit_predict.py \
     python/tests/test_bad_inputs.py python/tests/test_implicit_peers.py python/tests/test_cross_validation.py \
     python/tests/test_implicit_mf.py python/tests/test_bpr.py

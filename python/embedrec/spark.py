@@ -74,9 +74,10 @@ def default_blocks(spark):
     """The cluster's default parallelism (at least 2), for ``num_blocks``."""
     try:
         return max(2, int(spark.sparkContext.defaultParallelism))
-    except Exception:  # Spark Connect: no SparkContext
+    except Exception:  # Spark Connect: no SparkContext; the setting when made, else 2
         try:
-            return max(2, int(spark.conf.get("spark.default.parallelism")))
+            # With a default, an unset key is not an error the server logs.
+            return max(2, int(spark.conf.get("spark.default.parallelism", "2")))
         except Exception:
             return 2
 
