@@ -293,13 +293,22 @@ class BPR(_ImplicitModel):
         """float32 array (n_items,), aligned with ``item_ids``."""
         return self._state().core.get_array(_lib.ITEM_BIAS)
 
+    #: Fold-in compares each of a user's items with at most this many (item, other item) pairs
+    #: in all; beyond it the other items are a fixed random sample (memory stays bounded for
+    #: any catalogue).
+    FOLD_IN_PAIRS = 2_000_000
+
     def _solve_user(self, Y, b, rows, weights, shared, steps=200):
         """Gradient descent on the user's mean −ln σ(s_i − s_j) over its items i and the other
-        items j, plus the L2 penalty, from zero; the step halves whenever the loss would grow."""
+        items j (a seeded sample of them when there are more than ``FOLD_IN_PAIRS`` pairs), plus
+        the L2 penalty, from zero; the step halves whenever the loss would grow."""
         k = Y.shape[1]
         others = np.setdiff1d(np.arange(Y.shape[0]), rows)
         if others.size == 0:
             return np.zeros(k)
+        room = max(1, self.FOLD_IN_PAIRS // max(rows.size, 1))
+        if others.size > room:
+            others = np.sort(np.random.default_rng(self.seed).choice(others, room, replace=False))
         pos, neg = Y[rows], Y[others]
         bp, bn = b[rows], b[others]
         lam = self.regularization

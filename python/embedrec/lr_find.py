@@ -66,7 +66,8 @@ def lr_find(model, df, user=None, item=None, rating=None, start_lr=1e-5, end_lr=
     model._validate_params()
     copy = model._unfitted_copy()
     if not copy._needs_ratings():
-        raise InvalidArgumentError("lr_find needs rating data; implicit training (negatives > 0) is not supported")
+        raise InvalidArgumentError(f"lr_find needs rating data; {type(model).__name__} trains on implicit "
+                                   f"interactions, which it does not support")
     columns = _frame.find_columns(df, user, item, rating)
     users, user_rows = IdMap.fit(df[columns[0]], "user")
     items, item_rows = IdMap.fit(df[columns[1]], "item")

@@ -14,7 +14,8 @@ def _pyplot():
 
 
 def plot_history(history, axes=None):
-    """Loss and MAE per epoch, training and (when recorded) validation, side by side.
+    """Loss and MAE per epoch, training and (when recorded) validation, side by side (for the
+    implicit models: the training loss, and NDCG@10 and precision@10 on validation).
     Returns the two matplotlib Axes. A new figure is laid out (constrained layout) so that
     its titles and labels stay inside it under a plain ``savefig``."""
     plt = _pyplot()
@@ -24,6 +25,20 @@ def plot_history(history, axes=None):
         _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     epochs = history["epoch"]
     loss_title = f"loss ({history.loss_title})"
+    if "train_mae" not in history.all_columns:  # an implicit model: its loss, and its ranking on validation
+        axes[0].plot(epochs, history["train_loss"], marker="o", label="train")
+        axes[0].set_title(loss_title)
+        if history.has_validation:
+            for column, label in (("val_ndcg", "NDCG@10"), ("val_precision", "precision@10")):
+                axes[1].plot(epochs, history[column], marker="o", label=f"validation {label}")
+        axes[1].set_title("ranking of the validation interactions")
+        for ax in axes:
+            if history.best_epoch is not None:
+                ax.axvline(history.best_epoch, color="grey", linestyle=":", label="best epoch")
+            ax.set_xlabel("epoch")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
+        return axes
     for ax, metric, title in ((axes[0], "loss", loss_title), (axes[1], "mae", "MAE")):
         ax.plot(epochs, history[f"train_{metric}"], marker="o", label="train")
         if history.has_validation:

@@ -93,3 +93,30 @@ def test_bad_parameters_are_named():
     with pytest.raises(embedrec.InvalidArgumentError, match="regularization"):
         embedrec.BPR(regularization=-0.1)
     assert embedrec.BPR(8).count_params(n_users=5, n_items=10) == 8 * 15 + 10
+
+
+def test_fold_in_samples_other_items_when_pairs_would_not_fit(monkeypatch):
+    train, _ = split()
+    model = embedrec.BPR(16, epochs=60, lr=0.05, seed=1)
+    model.fit(train)
+    copy = train[train["user"] == "u7"].assign(user="twin")
+    monkeypatch.setattr(embedrec.BPR, "FOLD_IN_PAIRS", 200)  # fewer pairs than the user has with all items
+    model.fold_in(copy)
+    twin = model.recommend("twin", k=10)
+    original = model.recommend("u7", k=10)
+    assert len(set(original["item"]) & set(twin["item"])) >= 5
+
+
+def test_history_plots_its_ranking(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    train, test = split()
+    model = embedrec.BPR(8, epochs=3, seed=1)
+    history = model.fit(train, validation=test)
+    axes = history.plot()
+    assert axes[1].get_title() == "ranking of the validation interactions"
+    assert [line.get_label() for line in axes[1].get_lines()][:2] == ["validation NDCG@10", "validation precision@10"]
+    with pytest.raises(embedrec.InvalidArgumentError, match="BPR trains on implicit"):
+        model.lr_find(train)
