@@ -108,6 +108,11 @@ extension MFModel {
         let nItems = config.nItems
         let work = count * (candidates == nil ? nItems : candidateCount)
         let n = resolveThreads(threads, work: work, minPerThread: 200_000)
+        if candidates == nil {
+            recommendFromAllItems(users: users, count: count, k: k, seen: seen, threads: n, outItems: outItems,
+                                  outScores: outScores)
+            return
+        }
         let ptrs = UncheckedSendable((users, candidates, outItems, outScores))
         parallelChunks(count: count, chunks: n) { _, range in
             let (us, cands, oi, os) = ptrs.value
@@ -127,6 +132,40 @@ extension MFModel {
                 }
                 if let seen {
                     for j in Int(seen.indptr[u])..<Int(seen.indptr[u + 1]) { skip[Int(seen.indices[j])] = false }
+                }
+                heap.write(items: oi + q * k, scores: os + q * k)
+                for j in 0..<heap.count { os[q * k + j] = self.output(os[q * k + j]).prediction }
+            }
+        }
+    }
+
+    /// `recommend` with every item a candidate: users scored in blocks against tiles of items
+    /// (`scoreBlock`, the bits of `rawScore`), the seen items' scores set to NaN so that the
+    /// scan for the top k passes them over, as `rankingEvaluation` does.
+    private func recommendFromAllItems(users: UnsafePointer<Int32>, count: Int, k: Int, seen: SeenItems?, threads: Int,
+                                       outItems: UnsafeMutablePointer<Int32>, outScores: UnsafeMutablePointer<Float>) {
+        let nItems = config.nItems
+        let block = scoringBlock
+        let ptrs = UncheckedSendable((users, outItems, outScores))
+        parallelChunks(count: count, chunks: threads) { _, range in
+            let (us, oi, os) = ptrs.value
+            var heap = TopK(k: k)
+            let blockScores = Buffer<Float>(repeating: 0, count: block * nItems)
+            for q in range {
+                let inBlock = (q - range.lowerBound) % block
+                if inBlock == 0 {
+                    self.scoreBlock(users: us + q, count: min(block, range.upperBound - q), into: blockScores.base)
+                }
+                let scores = blockScores.base + inBlock * nItems
+                let u = Int(us[q])
+                if let seen {
+                    for j in Int(seen.indptr[u])..<Int(seen.indptr[u + 1]) { scores[Int(seen.indices[j])] = .nan }
+                }
+                heap.reset()
+                var bar = -Float.infinity
+                for i in 0..<nItems where scores[i] > bar {
+                    heap.offer(scores[i], Int32(i))
+                    bar = heap.entryBar
                 }
                 heap.write(items: oi + q * k, scores: os + q * k)
                 for j in 0..<heap.count { os[q * k + j] = self.output(os[q * k + j]).prediction }
