@@ -2,8 +2,10 @@
 synthetic ratings with planted structure (for the demo, the tests and benchmarks; MovieLens may
 not be redistributed, so nothing here ships it).
 
-Every reader returns a DataFrame whose first three columns are ``user``, ``item``, ``rating``,
-ready for ``fit``.
+Every ratings reader returns a DataFrame whose first three columns are ``user``, ``item``,
+``rating``, ready for ``fit``. The metadata readers (``read_movielens_items``,
+``read_movielens_users``, ``read_goodbooks_books``) and ``synthetic_item_features`` return
+feature frames: one row per id, indexed by the same ids as the ratings.
 """
 
 from pathlib import Path
@@ -58,6 +60,106 @@ def read_goodbooks(path):
     if not {"user_id", "book_id", "rating"} <= set(df.columns):
         raise InvalidArgumentError(f"{path} does not look like goodbooks ratings.csv: columns {list(df.columns)}")
     return df.rename(columns={"user_id": "user", "book_id": "item"})[["user", "item", "rating"]]
+
+
+def _folder_file(path, names, what):
+    path = Path(path)
+    if path.is_dir():
+        for name in names:
+            if (path / name).is_file():
+                return path / name
+        raise InvalidArgumentError(f"{path} holds none of {', '.join(names)} ({what})")
+    if not path.is_file():
+        raise InvalidArgumentError(f"no such file: {path}")
+    return path
+
+
+#: MovieLens 100k's genre flags in u.item, in the order of its u.genre.
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                 "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                 "War", "Western")
+
+
+def _year_of(titles):
+    """The release year in a MovieLens title ("Toy Story (1995)"), NaN when it has none."""
+    return pd.to_numeric(titles.str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
+
+
+def read_movielens_items(path):
+    """MovieLens movies as an item feature frame, indexed by movie id (the ratings' ``item``):
+    ``title``, ``year`` (from the title; NaN when it has none) and ``genres`` (a list of genre
+    names, a multi-valued categorical). Reads ``u.item`` (ml-100k: Latin-1, one flag per genre)
+    or ``movies.csv`` (ml-latest, ml-20m, ml-25m: ``|``-separated genres, "(no genres listed)"
+    as none); ``path`` may be the file or its folder."""
+    path = _folder_file(path, ("u.item", "movies.csv"), "MovieLens movies")
+    if path.name == "u.item":
+        columns = ["item", "title", "release_date", "video_release_date", "url", *ML100K_GENRES]
+        raw = pd.read_csv(path, sep="|", header=None, names=columns, encoding="latin-1")
+        flags = raw[list(ML100K_GENRES)].to_numpy(dtype=bool)
+        genres = [[g for g, on in zip(ML100K_GENRES, row) if on and g != "unknown"] for row in flags]
+    else:
+        raw = pd.read_csv(path)
+        if not {"movieId", "title", "genres"} <= set(raw.columns):
+            raise InvalidArgumentError(f"{path} does not look like MovieLens movies.csv: columns {list(raw.columns)}")
+        raw = raw.rename(columns={"movieId": "item"})
+        genres = [[g for g in str(v).split("|") if g and g != "(no genres listed)"] for v in raw["genres"]]
+    titles = raw["title"].astype(str).str.strip()
+    return pd.DataFrame({"title": titles.to_numpy(), "year": _year_of(titles).to_numpy(), "genres": genres},
+                        index=pd.Index(raw["item"].to_numpy(), name="item"))
+
+
+def read_movielens_users(path):
+    """MovieLens 100k's ``u.user`` as a user feature frame indexed by user id: ``age``
+    (numeric), ``gender``, ``occupation`` and ``zip_code`` (categorical). ``path`` may be the
+    file or its folder."""
+    path = _folder_file(path, ("u.user",), "MovieLens users")
+    raw = pd.read_csv(path, sep="|", header=None, names=["user", "age", "gender", "occupation", "zip_code"],
+                      dtype={"zip_code": str}, encoding="latin-1")
+    return raw.set_index("user")
+
+
+def read_goodbooks_books(path):
+    """goodbooks-10k's ``books.csv`` as an item feature frame indexed by ``book_id`` (the
+    ratings' ``item``): ``title``, ``authors`` (a list: the file separates them by ", "),
+    ``year`` (original publication year), ``language`` and the numeric ``average_rating`` and
+    ``ratings_count``. ``path`` may be the file or its folder."""
+    path = _folder_file(path, ("books.csv",), "goodbooks books")
+    raw = pd.read_csv(path)
+    needed = {"book_id", "title", "authors", "original_publication_year", "language_code", "average_rating",
+              "ratings_count"}
+    if not needed <= set(raw.columns):
+        raise InvalidArgumentError(f"{path} does not look like goodbooks books.csv: it lacks "
+                                   f"{sorted(needed - set(raw.columns))}")
+    authors = [[a.strip() for a in str(v).split(",") if a.strip()] if isinstance(v, str) else [] for v in raw["authors"]]
+    return pd.DataFrame({"title": raw["title"].to_numpy(), "authors": authors,
+                         "year": raw["original_publication_year"].to_numpy(dtype=np.float64),
+                         "language": raw["language_code"].to_numpy(),
+                         "average_rating": raw["average_rating"].to_numpy(dtype=np.float64),
+                         "ratings_count": raw["ratings_count"].to_numpy(dtype=np.float64)},
+                        index=pd.Index(raw["book_id"].to_numpy(), name="item"))
+
+
+def synthetic_item_features(ratings, seed=0, tag_noise=0.2):
+    """Item features for ``synthetic`` ratings, carrying the planted genres: ``genre`` (the
+    genre the item's name says, a categorical), ``tags`` (a list: the genre, plus with
+    probability ``tag_noise`` a random other genre) and ``year`` (numeric, unrelated to the
+    ratings), indexed by item id. Items of the ``shape=`` sets have no planted genre:
+    InvalidArgumentError."""
+    if not isinstance(ratings, pd.DataFrame) or "item" not in ratings.columns:
+        raise InvalidArgumentError("pass the frame synthetic() returned (with its item column)")
+    items = pd.unique(ratings["item"])
+    names = pd.Series(items).astype(str)
+    genre = names.str.rsplit("-", n=1).str[0]
+    if not genre.isin(GENRES).all():
+        raise InvalidArgumentError("these items are not named after planted genres (synthetic() without shape=)")
+    rng = np.random.default_rng(seed)
+    tags = []
+    for g in genre:
+        extra = [GENRES[rng.integers(len(GENRES))]] if rng.random() < tag_noise else []
+        tags.append([g] + [e for e in extra if e != g])
+    return pd.DataFrame({"genre": pd.Categorical(genre.to_numpy()), "tags": tags,
+                         "year": rng.integers(1950, 2025, size=len(items)).astype(np.float64)},
+                        index=pd.Index(items, name="item"))
 
 
 # Shapes of public data sets, for benchmarks at scale (the real files are not redistributable
