@@ -44,6 +44,8 @@ def baseline_loss(loss, stats, negatives=0):
         return stats.variance
     if loss == "mae":
         return stats.constant_mae
+    if loss not in ("bce",):  # the implicit models' losses ("als", "bpr") have no constant baseline here
+        return 0.0
     p = stats.mean if not negatives else 1.0 / (1 + negatives)
     if p <= 0 or p >= 1:
         return 0.0
