@@ -293,6 +293,9 @@ public func embedrecTrainerSetDeterministic(_ h: UnsafeMutableRawPointer?, _ on:
     status {
         guard let sgd = try trainer(h) as? SGDTrainer else { return }
         if on != 0 {
+            guard sgd.features == nil else {
+                throw CoreError.invalid("the deterministic schedule does not support user or item features; use n_threads=1 for identical runs")
+            }
             try sgd.model.useGuard.withWriting { sgd.useBlockSchedule(threads: sgd.options.threads) }
         } else {
             sgd.grid = nil

@@ -97,15 +97,21 @@ public func makeTrainer(model: MFModel, data: RatingSet, options: TrainOptions) 
           data.items.buffer.allSatisfy({ Int($0) < model.config.nItems }) else {
         throw CoreError.invalid("training ratings refer to rows beyond the model's tables")
     }
-    if !model.initialisedFromData {
-        try model.useGuard.withWriting {
-            model.globalBias = model.rawGlobalBias(forMean: data.mean)
-            model.initialisedFromData = true
-        }
-    }
+    try model.initialiseGlobalBias(from: data)
     switch options.optimizer {
     case .sgd: return SGDTrainer(model: model, data: data, options: options)
     case .adam: return try AdamTrainer(model: model, data: data, options: options)
+    }
+}
+
+extension MFModel {
+    /// Sets the global term from the training mean, once: the first trainer of a model does.
+    func initialiseGlobalBias(from data: RatingSet) throws {
+        guard !initialisedFromData else { return }
+        try useGuard.withWriting {
+            globalBias = rawGlobalBias(forMean: data.mean)
+            initialisedFromData = true
+        }
     }
 }
 

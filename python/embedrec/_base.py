@@ -15,6 +15,7 @@ import pandas as pd
 from . import _diagnose, _frame, _lib, _loading, _registry, persistence, spark
 from ._interrupts import deferred as deferred_interrupts
 from ._checks import check_int
+from ._features import FeaturePlan, FittedFeatures, features_from_saved, saved_features
 from ._fitted import Fitted, FoldInBatch
 from ._ids import IdMap
 from ._progress import EpochBar
@@ -215,6 +216,21 @@ class Recommender(abc.ABC):
                 items.rows(validation[columns[1]], "item", unknown="mean"),
                 _frame.ratings_array(validation[columns[2]], columns[2]))
 
+    def _check_takes_features(self):
+        """Raises unless this model trains with user and item features (``fit``'s
+        ``user_features`` / ``item_features``); a model that does overrides this."""
+        raise InvalidArgumentError(f"{type(self).__name__} does not take user or item features yet; "
+                                   f"MatrixFactorization (optimizer='sgd') does")
+
+    def _uses_ids(self):
+        """Whether an entity with features keeps its own id's row too (see ``_features``)."""
+        return True
+
+    def _create_feature_trainer(self, core, ratings, options, compositions):
+        """The trainer of a hybrid model: ``core`` holds parameter rows, ``compositions`` the
+        user and item CoreComposition (or None). Models that take features override it."""
+        raise NotImplementedError
+
     def _validation_row(self, core, val, trainer, n_train):
         """The validation columns of an epoch's history row: MSE and MAE of the clipped
         predictions, for rating models."""
@@ -236,7 +252,7 @@ class Recommender(abc.ABC):
 
     # ----- fitting -------------------------------------------------------------------------
     def fit(self, df, user=None, item=None, rating=None, validation=None, validation_split=0.0,
-            verbose=False, num_blocks=None):
+            verbose=False, num_blocks=None, user_features=None, item_features=None, feature_kinds=None):
         """Trains the model from scratch on the ratings in ``df``.
 
         ``user``, ``item`` and ``rating`` name the columns. Without them, the columns are found
@@ -264,6 +280,18 @@ class Recommender(abc.ABC):
         ``validation`` a Spark DataFrame, and the fitted model lands here as after a local fit
         (``embedrec.spark`` says how).
 
+        Features (``MatrixFactorization`` with SGD): ``user_features`` / ``item_features`` are
+        DataFrames with one row per user (item), the raw id as the index or as a column named
+        as in ``df``, and feature columns of four kinds, inferred from the values:
+        categorical, multi-valued categorical (lists, or ``|``-separated strings), numeric and
+        dense vectors (a column of equal-length arrays). ``feature_kinds={"column": kind}``
+        overrides the inference (``None`` leaves a column out). Each user's (item's) vector
+        and bias are then the sum of its id's and its features' (LightFM's hybrid model; the
+        module ``embedrec._features`` says how each kind is weighted). Ids in a feature frame
+        without ratings (new items, the whole catalogue) are known to the model from the
+        start: ``predict``, ``recommend`` and ``similar_items`` work for them from their
+        features alone.
+
         Training that fails is never silent: a loss that becomes NaN or infinite stops the fit
         with :class:`~embedrec.TrainingDivergedError` and the weights of the last finite epoch;
         a fit whose loss ends no better than predicting the mean rating, or grows, warns
@@ -273,6 +301,9 @@ class Recommender(abc.ABC):
         can still predict), and ``KeyboardInterrupt`` is raised.
         """
         if spark.is_spark_frame(df):
+            if user_features is not None or item_features is not None:
+                raise InvalidArgumentError("user and item features are not supported when training on a Spark "
+                                           "DataFrame yet; fit on a pandas DataFrame to use them")
             if validation_split:
                 raise InvalidArgumentError("validation_split is for pandas frames; with a Spark DataFrame pass "
                                            "validation= a Spark DataFrame (e.g. from df.randomSplit)")
@@ -282,14 +313,23 @@ class Recommender(abc.ABC):
             raise InvalidArgumentError("num_blocks applies to training on a Spark DataFrame; df is a "
                                        f"{type(df).__name__}")
         with self._exclusive("fit"):
-            return self._fit(df, user, item, rating, validation, validation_split, verbose)
+            return self._fit(df, user, item, rating, validation, validation_split, verbose, user_features,
+                             item_features, feature_kinds)
 
-    def _fit(self, df, user, item, rating, validation, validation_split, verbose):
+    def _fit(self, df, user, item, rating, validation, validation_split, verbose, user_features=None,
+             item_features=None, feature_kinds=None):
         _frame.require_frame(df)
         self._validate_params()
         spec = self._unfitted_copy()  # the parameters this fit uses, whatever is set later
         implicit = not self._needs_ratings()
         columns = _frame.find_columns(df, user, item, rating, needs_rating=not implicit)
+        plan = None
+        if user_features is not None or item_features is not None:
+            self._check_takes_features()
+            plan = FeaturePlan.fit(user_features, item_features, columns, feature_kinds, self._uses_ids())
+        elif feature_kinds is not None:
+            raise InvalidArgumentError("feature_kinds describes the columns of user_features / item_features; "
+                                       "pass those too")
         if implicit:  # implicit interactions: every pair is a positive, of an optional weight
             columns = columns[:2] + [_frame.find_weight_column(df, columns, rating) if self._takes_weights() else None]
             if (validation is not None or validation_split) and not self._validates_by_ranking:
@@ -306,22 +346,35 @@ class Recommender(abc.ABC):
             validation = df.iloc[len(df) - n_val:]
             df = df.iloc[:len(df) - n_val]
 
-        data = _loading.load(self, df, columns)
+        data = _loading.load(self, df, columns, plan.ids("user") if plan else None,
+                             plan.ids("item") if plan else None)
         users, items = data.users, data.items
         val = None
+        features = None
         try:
             if validation is not None:
                 _frame.require_frame(validation, "validation")
                 val = self._validation_data(validation, columns, users, items)
             self._report_ratings_outside(data.outside)
             _diagnose.warn_if_extreme(data.stats)
-            core = self._create_core(len(users), len(items))
-            self._start_from_data(core, data.stats)
             options = self._training_options()
-            trainer = self._create_trainer(core, data.ratings, options)
+            if plan is None:
+                core = self._create_core(len(users), len(items))
+                self._start_from_data(core, data.stats)
+                trainer = self._create_trainer(core, data.ratings, options)
+            else:
+                # The core trains parameter rows (ids' and features'); queries read the model of
+                # users and items they make up (``publish``), rebuilt after every epoch.
+                sides = (plan.build("user", users, data.n_rated[0]), plan.build("item", items, data.n_rated[1]))
+                core = self._create_core(*(s.composition.n_rows if s is not None else len(m)
+                                           for s, m in zip(sides, (users, items))))
+                self._start_from_data(core, data.stats)
+                features = FittedFeatures(sides[0], sides[1], core, plan.use_ids)
+                trainer = self._create_feature_trainer(core, data.ratings, options, features.core_compositions())
         finally:
             data.ratings.close()  # empty once the trainer took the data over
         rating_range = data.stats.range if not implicit else None
+        publish = features.compose if features is not None else (lambda trained: trained)
         history = History(has_validation=val is not None, loss=self._loss_name, columns=self._history_columns())
         self.history = history
         patience = options.get("patience")
@@ -339,7 +392,7 @@ class Recommender(abc.ABC):
             # One assignment publishes the new model: another thread sees the old fit or this
             # one, never a mix (the old core is freed when the last reference to it goes). Its
             # seen items come from the trainer's data at the end (the finally below).
-            self._fitted = Fitted(core, users, items, columns, None, spec, rating_range)
+            self._fitted = Fitted(publish(core), users, items, columns, None, spec, rating_range, features)
             self._active_trainer = trainer
             for epoch in range(1, options["epochs"] + 1):
                 if stop.is_set():  # model.stop() between two epochs
@@ -376,7 +429,7 @@ class Recommender(abc.ABC):
                 if "train_mae" in history.all_columns:
                     row["train_mae"] = train_mae
                 if val is not None:
-                    row.update(self._validation_row(core, val, trainer, len(df)))
+                    row.update(self._validation_row(publish(core), val, trainer, len(df)))
                 row["seconds"] = seconds
                 with deferred_interrupts():
                     history.append(row)
@@ -415,8 +468,8 @@ class Recommender(abc.ABC):
                 stop.clear()
                 before = None  # dropped first: the copy of the pairs is the fit's last allocation
                 try:
-                    self._fitted = Fitted(core, users, items, columns, trainer.seen(len(users), len(df)), spec,
-                                          rating_range)
+                    self._fitted = Fitted(publish(core), users, items, columns, trainer.seen(len(users), len(df)),
+                                          spec, rating_range, features)
                 finally:
                     trainer.close()
         if diverged is not None:
@@ -610,8 +663,18 @@ class Recommender(abc.ABC):
                        "stopped_epoch": self.history.stopped_epoch, "loss": self.history.loss,
                        "columns": list(self.history.all_columns)}
         extra = {"rating_range": [float(v) for v in state.rating_range] if state.rating_range is not None else None}
-        return persistence.to_bytes(type(self).__name__, state.spec._saved_params(), state.columns, arrays,
-                                    {"users": state.users.index, "items": state.items.index}, history, extra)
+        ids = {"users": state.users.index, "items": state.items.index}
+        if state.features is not None:
+            rows = state.features.rows_core
+            entry, feature_arrays, tables = saved_features(
+                state.features, {"user_factors": rows.get_array(_lib.USER_FACTORS),
+                                 "item_factors": rows.get_array(_lib.ITEM_FACTORS),
+                                 "user_bias": rows.get_array(_lib.USER_BIAS), "item_bias": rows.get_array(_lib.ITEM_BIAS)})
+            extra["features"] = entry
+            arrays.update(feature_arrays)
+            ids.update(tables)
+        return persistence.to_bytes(type(self).__name__, state.spec._saved_params(), state.columns, arrays, ids,
+                                    history, extra)
 
     def __reduce__(self):
         # pickle goes through the same file format, so pickles survive refactors of the classes.
@@ -643,9 +706,15 @@ class Recommender(abc.ABC):
                     and rating_range[0] <= rating_range[1]):
                 raise ValueError(f"the rating range {rating_range!r} is not a pair of finite numbers")
             rating_range = tuple(float(v) for v in rating_range)
+        features = None
+        if header.get("features") is not None:
+            spec = model._unfitted_copy()
+            features = features_from_saved(header["features"], arrays, ids, {"user": n_users, "item": n_items},
+                                           spec._create_core)
+            features.rows_core.set_array(_lib.GLOBAL_BIAS, core.get_array(_lib.GLOBAL_BIAS))
         model._fitted = Fitted.from_pairs(core, IdMap(ids["users"]), IdMap(ids["items"]), columns,
                                           seen_users.astype(np.int32), seen_items.astype(np.int32),
-                                          model._unfitted_copy(), rating_range)
+                                          model._unfitted_copy(), rating_range, features)
         if header.get("history") is not None:
             model.history = _history_from_saved(header["history"], model._loss_name)
         return model

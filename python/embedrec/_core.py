@@ -78,6 +78,17 @@ class CoreMF(_CoreModel):
             for which, values in snapshot:
                 self.set_array(which, values)
 
+    def composed(self, users, items):
+        """A new CoreMF of the entities this model's parameter rows make up (``users`` /
+        ``items``: CoreComposition or None for a plain side)."""
+        new = CoreMF.__new__(CoreMF)
+        new._handle = _lib.new_handle(
+            lambda out: lib.embedrec_model_compose(self.handle, users.handle if users is not None else None,
+                                                   items.handle if items is not None else None, out),
+            lib.embedrec_model_free,
+        )
+        return new
+
     def embeddings(self, of_items):
         nu, ni, k = self.shape()
         return self.get_array(_lib.ITEM_FACTORS if of_items else _lib.USER_FACTORS).reshape(ni if of_items else nu, k)
@@ -128,6 +139,20 @@ class CoreMF(_CoreModel):
         return out_rows, out_scores
 
 
+class CoreComposition(_CoreObject):
+    """One side's entities as weighted sums of a hybrid model's parameter rows (a
+    ``_features.Composition`` handed to the core)."""
+
+    def __init__(self, composition):
+        indptr = np.ascontiguousarray(composition.indptr, dtype=np.int64)
+        rows, weights = as_int32(composition.rows), as_float32(composition.weights)
+        self._handle = _lib.new_handle(
+            lambda out: lib.embedrec_composition_create(ptr(indptr), ptr(rows), ptr(weights), composition.n_entities,
+                                                        composition.n_rows, out),
+            lib.embedrec_composition_free,
+        )
+
+
 class CoreRatings(_CoreObject):
     """Training data handed to the core a chunk at a time (``append``), so that the complete
     converted set exists only once, in the core. A trainer then takes the data over; this
@@ -163,6 +188,23 @@ class CoreTrainer(_CoreObject):
                 int(batch_size), float(lr), float(weight_decay), int(n_threads), int(seed) % 2**64, out),
             lib.embedrec_trainer_free,
         )
+
+    @classmethod
+    def with_features(cls, model, ratings, users, items, optimizer, schedule, epochs, batch_size, lr, weight_decay,
+                      n_threads, seed):
+        """An SGD trainer of a hybrid model: ``model`` holds parameter rows, ``users`` /
+        ``items`` (CoreComposition or None) make them into the ratings' users and items."""
+        trainer = cls.__new__(cls)
+        trainer._model = model
+        trainer._compositions = (users, items)
+        trainer._handle = _lib.new_handle(
+            lambda out: lib.embedrec_feature_trainer_create(
+                model.handle, ratings.handle, users.handle if users is not None else None,
+                items.handle if items is not None else None, _lib.OPTIMIZERS[optimizer], _lib.SCHEDULES[schedule],
+                int(epochs), int(batch_size), float(lr), float(weight_decay), int(n_threads), int(seed) % 2**64, out),
+            lib.embedrec_trainer_free,
+        )
+        return trainer
 
     @classmethod
     def implicit(cls, model, ratings, method, epochs, lr, regularization, alpha, cg_steps, n_threads, seed):

@@ -15,21 +15,24 @@ class Fitted:
     parameter of the model afterwards takes effect at the next ``fit`` only, and ``save``,
     ``summary`` and ``count_params`` describe what was trained). Never modified after creation."""
 
-    def __init__(self, core, users, items, columns, seen, spec, rating_range=None):
+    def __init__(self, core, users, items, columns, seen, spec, rating_range=None, features=None):
         self.core, self.users, self.items, self.columns = core, users, items, columns
         self._seen = seen  # (indptr int64 of n_users + 1, item rows int32)
         self.spec = spec
         #: (min, max) of the training ratings, for ``predict``'s clipping; None: unknown.
         self.rating_range = rating_range
+        #: A hybrid model's ``_features.FittedFeatures`` (encoders, compositions, parameter
+        #: rows); None for a model of ids alone. ``core`` is then the composed model.
+        self.features = features
 
     @classmethod
-    def from_pairs(cls, core, users, items, columns, user_rows, item_rows, spec, rating_range=None):
+    def from_pairs(cls, core, users, items, columns, user_rows, item_rows, spec, rating_range=None, features=None):
         """A Fitted whose seen items are given as (user row, item row) pairs."""
         order = np.argsort(user_rows, kind="stable")
         indptr = np.zeros(len(users) + 1, dtype=np.int64)
         np.cumsum(np.bincount(user_rows, minlength=len(users)), out=indptr[1:])
         return cls(core, users, items, columns, (indptr, np.asarray(item_rows, dtype=np.int32)[order]), spec,
-                   rating_range)
+                   rating_range, features)
 
     def seen_pairs(self):
         """The seen items as (user rows, item rows), both int32."""
@@ -48,7 +51,7 @@ class Fitted:
         seen_users = np.concatenate([seen_users[~replaced], rows[batch.codes].astype(np.int32)])
         seen_items = np.concatenate([seen_items[~replaced], batch.item_rows.astype(np.int32)])
         return Fitted.from_pairs(core, IdMap(index), self.items, self.columns, seen_users, seen_items, self.spec,
-                                 self.rating_range)
+                                 self.rating_range, self.features)
 
     def seen_csr(self):
         """Training (user row -> item rows) as CSR (indptr, indices)."""

@@ -73,6 +73,17 @@ class IdMap:
     def __len__(self):
         return len(self.index)
 
+    def extended(self, ids):
+        """A map with ``ids`` not known yet appended after the known ones, in their order (the
+        known ids keep their rows); returns (map, number appended)."""
+        ids = pd.Index(ids)
+        fresh = ids[self.index.get_indexer(ids) < 0]
+        if len(fresh) == 0:
+            return self, 0
+        _check_encodable(fresh, "feature")
+        return IdMap(self.index.append(pd.Index(fresh.to_numpy(dtype=object) if self.index.dtype != fresh.dtype
+                                                else fresh.to_numpy()))), len(fresh)
+
     @property
     def ids(self):
         return self.index.to_numpy(copy=True)

@@ -7,10 +7,12 @@ distinct ids, and the rows are converted and appended a slice at a time.
 """
 
 import numpy as np
+import pandas as pd
 
 from . import _frame
 from ._core import CoreRatings
 from ._ids import IdMap
+from .errors import InvalidArgumentError
 
 #: Rows converted per slice: large enough that per-slice overhead vanishes, small enough that
 #: the slice's temporaries (a few bytes per row) stay far below the data itself.
@@ -19,11 +21,14 @@ SLICE_ROWS = 1 << 18
 
 class TrainingData:
     """The id maps, the core's ratings (for one trainer to take over), the count of ratings
-    the model's ``_ratings_outside`` hook flagged, and the ratings' ``RatingStats``."""
+    the model's ``_ratings_outside`` hook flagged, the ratings' ``RatingStats``, and how many
+    users and items have ratings (``n_rated``: the first rows of each map; the rest come from
+    feature frames)."""
 
-    def __init__(self, users, items, ratings, outside, stats):
+    def __init__(self, users, items, ratings, outside, stats, n_rated=None):
         self.users, self.items, self.ratings, self.outside = users, items, ratings, outside
         self.stats = stats
+        self.n_rated = n_rated if n_rated is not None else (len(users), len(items))
 
 
 class RatingStats:
@@ -78,11 +83,27 @@ class RatingStats:
         return (self.low, self.high)
 
 
-def load(model, df, columns):
+def load(model, df, columns, extra_users=None, extra_items=None):
     """Maps and converts ``df``'s user, item and rating columns (rating None: implicit data,
-    every pair a positive) for ``model``."""
+    every pair a positive) for ``model``. ``extra_users`` / ``extra_items``: further ids the
+    model must know (those of feature frames), given rows after the ids of the ratings."""
     users, user_rows = IdMap.fit(df[columns[0]], "user")
     items, item_rows = IdMap.fit(df[columns[1]], "item")
+    n_rated = (len(users), len(items))
+    for what, extra in (("user", extra_users), ("item", extra_items)):
+        if extra is None:
+            continue
+        known = users if what == "user" else items
+        if (len(extra) and (known.index.get_indexer(pd.Index(extra)) < 0).all()
+                and pd.api.types.infer_dtype(extra) != pd.api.types.infer_dtype(known.index)):
+            sample = ", ".join(repr(v) for v in list(extra[:2]))
+            raise InvalidArgumentError(
+                f"none of the {len(extra)} ids of {what}_features ({sample}, ...) is a {what} id of the ratings "
+                f"(e.g. {known.index[0]!r}); are they of another type (str against int)?")
+        if what == "user":
+            users, _ = users.extended(extra)
+        else:
+            items, _ = items.extended(extra)
     rating_column = df[columns[2]] if columns[2] is not None else None
     if rating_column is not None:
         _frame.check_ratings_column(rating_column, columns[2])
@@ -101,4 +122,4 @@ def load(model, df, columns):
     except BaseException:
         ratings.close()
         raise
-    return TrainingData(users, items, ratings, outside, stats)
+    return TrainingData(users, items, ratings, outside, stats, n_rated)

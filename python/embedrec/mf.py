@@ -11,6 +11,7 @@ from ._base import Recommender
 from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
+from ._hybrid import FeatureParts
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
 
@@ -25,7 +26,7 @@ OPTIMIZER_DEFAULTS = {
 }
 
 
-class MatrixFactorization(EmbeddingQueries, Recommender):
+class MatrixFactorization(FeatureParts, EmbeddingQueries, Recommender):
     """Learns a ``n_factors``-wide embedding per user and item from explicit ratings.
 
     Prediction: ``global_bias + user_bias[u] + item_bias[i] + user_embeddings[u] @
@@ -57,6 +58,15 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
     adam      10      0.005  0.05         1024       0.01     one_cycle
     ======== ======= ====== ============ ========== ======== ==========
 
+    Features: ``fit(df, user_features=..., item_features=...)`` makes it LightFM's hybrid model:
+    a user's (item's) vector and bias are the sums of its id's row and its features' rows
+    (``Recommender.fit`` lists the kinds of feature). ``user_embeddings`` / ``item_embeddings``
+    are then those sums, and ``item_feature_embeddings`` (aligned with ``item_feature_names``)
+    and ``item_id_embeddings`` the parts. Items (users) of the feature frames without ratings
+    are predicted and recommended from their features; ``add_items`` adds more after ``fit``.
+    ``use_ids=False`` drops the id rows of the sides that have features: a pure content model.
+    Features train with SGD, without ``dropout`` and without ``deterministic``.
+
     ``patience``: stop when the validation loss (the training loss without validation data) has
     not improved for that many epochs, and keep the weights of the best epoch.
 
@@ -71,7 +81,7 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
 
     def __init__(self, n_factors=100, *, biases=True, global_bias=True, y_range=None, non_negative=False,
                  dropout=0.0, optimizer="sgd", epochs=None, batch_size=None, lr=None, weight_decay=None,
-                 init_std=None, schedule=None, patience=None, deterministic=False, seed=0, n_threads=0):
+                 init_std=None, schedule=None, patience=None, deterministic=False, seed=0, n_threads=0, use_ids=True):
         super().__init__()
         self.n_factors = n_factors
         self.biases = biases
@@ -91,12 +101,13 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         self.deterministic = deterministic
         self.seed = seed
         self.n_threads = n_threads
+        self.use_ids = use_ids
         self._validate_params()
 
     # ----- parameters ----------------------------------------------------------------------
     _PARAM_NAMES = ("n_factors", "biases", "global_bias", "y_range", "non_negative", "dropout", "optimizer", "epochs",
                     "batch_size", "lr", "weight_decay", "init_std", "schedule", "patience", "deterministic", "seed",
-                    "n_threads")
+                    "n_threads", "use_ids")
     _PARAM_ATTRS = {"global_bias": "use_global_bias"}
     #: ``fit`` takes a Spark DataFrame (distributed SGD; ``embedrec.spark``).
     _trains_on_spark = True
@@ -133,6 +144,7 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
             _check_int("patience", p["patience"], 1, 1_000_000)
         _check_int("seed", p["seed"], 0, 2**64 - 1)
         _check_int("n_threads", p["n_threads"], 0, 1024)
+        check_bool("use_ids", p["use_ids"])
 
     def summary_frame(self, n_users=None, n_items=None):
         """The model's parts as a DataFrame (layer, type, output shape, params, inputs), as the
@@ -200,6 +212,23 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         items = core.get_array(_lib.ITEM_FACTORS)
         core.set_array(_lib.USER_FACTORS, users + shift)
         core.set_array(_lib.ITEM_FACTORS, items + shift if mean >= 0 else items - shift)
+
+    def _check_takes_features(self):
+        p = self.params
+        if p["optimizer"] != "sgd":
+            raise InvalidArgumentError("user and item features train with optimizer='sgd'; Adam does not take them yet")
+        if any(dropout_pair(p["dropout"])):
+            raise InvalidArgumentError("dropout is not supported with user or item features; set dropout=0")
+        if p["deterministic"]:
+            raise InvalidArgumentError("deterministic=True is not supported with user or item features; "
+                                       "n_threads=1 gives identical runs")
+
+    def _uses_ids(self):
+        return bool(self.params["use_ids"])
+
+    def _create_feature_trainer(self, core, ratings, p, compositions):
+        return CoreTrainer.with_features(core, ratings, *compositions, p["optimizer"], p["schedule"], p["epochs"],
+                                         p["batch_size"], p["lr"], p["weight_decay"], p["n_threads"], p["seed"])
 
     def _create_trainer(self, core, ratings, p):
         trainer = CoreTrainer(core, ratings, p["optimizer"], p["schedule"], p["epochs"],
@@ -290,6 +319,9 @@ class MatrixFactorization(EmbeddingQueries, Recommender):
         return super().fold_in(df, user, item, rating, replace)
 
     def _fold_in_core(self, state, batch):
+        if state.features is not None and state.features.users is not None:
+            raise InvalidArgumentError("fold_in does not support models fitted with user_features yet; add_users "
+                                       "places new users from their features")
         p = state.spec.params
         k, core = p["n_factors"], state.core
         Q = core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), k).astype(np.float64)

@@ -52,6 +52,7 @@ extern "C" {
 typedef void *EmbedrecModelHandle;
 typedef void *EmbedrecTrainerHandle;
 typedef void *EmbedrecRatingsHandle;
+typedef void *EmbedrecCompositionHandle;
 
 /* Version of the core as "MAJOR.MINOR.PATCH"; a static string. */
 const char *embedrec_version(void);
@@ -357,6 +358,46 @@ int32_t embedrec_implicit_trainer_create(EmbedrecModelHandle model, EmbedrecRati
                                          int32_t epochs, double lr, double regularization, double alpha,
                                          int32_t cg_steps, int32_t n_threads, uint64_t seed,
                                          EmbedrecTrainerHandle *out);
+
+/* ---- Features -------------------------------------------------------------------------------
+ *
+ * The hybrid model (LightFM's): a model made by embedrec_mf_create whose rows are parameter rows
+ * (ids' and features' embeddings and biases), and per side a composition saying which rows,
+ * with what weights, make up each user (item): its vector and bias are the weighted sums. A side
+ * without a composition (NULL) is plain: its entities are its rows. */
+
+/*
+ * A composition of n_entities entities over n_rows parameter rows, as CSR: entity e's pairs are
+ * indptr[e] ..< indptr[e + 1] (indptr[n_entities + 1], from 0, non-decreasing), each a row in
+ * 0..<n_rows and a finite weight. The arrays are copied. Free with embedrec_composition_free.
+ */
+int32_t embedrec_composition_create(const int64_t *indptr, const int32_t *rows, const float *weights,
+                                    int64_t n_entities, int64_t n_rows, EmbedrecCompositionHandle *out);
+int32_t embedrec_composition_free(EmbedrecCompositionHandle composition);
+
+/*
+ * An SGD trainer (optimizer must be EMBEDREC_OPTIMIZER_SGD) of the hybrid model: `ratings` index
+ * the compositions' entities (made for that many users and items), `model` holds the parameter
+ * rows (user_composition's n_rows users, item_composition's n_rows items; a NULL side is plain).
+ * Each rating's gradient g moves a composed row r of weight w by lr * (g w v - weight_decay |w|
+ * row_r), v the other side's composed vector. Rows no training rating reaches are set to zero
+ * when the trainer is made. Other arguments, epochs and the rest as embedrec_trainer_create_from;
+ * not deterministic with more than one thread; no embedding dropout.
+ */
+int32_t embedrec_feature_trainer_create(EmbedrecModelHandle model, EmbedrecRatingsHandle ratings,
+                                        EmbedrecCompositionHandle user_composition,
+                                        EmbedrecCompositionHandle item_composition, int32_t optimizer,
+                                        int32_t schedule, int32_t epochs, int32_t batch_size, double lr,
+                                        double weight_decay, int32_t n_threads, uint64_t seed,
+                                        EmbedrecTrainerHandle *out);
+
+/*
+ * A new model of the entities `model`'s parameter rows make up: each user's (item's) vector and
+ * bias composed by user_composition (item_composition; NULL: copied as they are), the global term
+ * and options carried over. Every model query then works on it.
+ */
+int32_t embedrec_model_compose(EmbedrecModelHandle model, EmbedrecCompositionHandle user_composition,
+                               EmbedrecCompositionHandle item_composition, EmbedrecModelHandle *out);
 
 #ifdef __cplusplus
 }

@@ -13,15 +13,24 @@
 public final class SGDTrainer: Trainer {
     public let model: MFModel
     public let data: RatingSet
-    public var nUsers: Int { model.config.nUsers }
+    /// Users of the training data: the model's user rows, or the entities of a user composition.
+    public var nUsers: Int { features?.users?.count ?? model.config.nUsers }
     public let options: TrainOptions
     public let cancel = CancelFlag()
     /// Set by `useBlockSchedule`: the deterministic multi-threaded schedule.
     public var grid: BlockGrid?
     /// Per-side embedding dropout (none by default); set before the first epoch.
     public var dropout = EmbeddingDropout.none
+    /// Set by `useFeatures`: the model's rows are parameter rows, and each rating's user and
+    /// item are composed from them (`FeatureSGDStep`).
+    public internal(set) var features: (users: Composition?, items: Composition?)?
 
-    public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws { self.dropout = dropout }
+    public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws {
+        if features != nil && dropout.isActive {
+            throw CoreError.invalid("embedding dropout is not supported with user or item features")
+        }
+        self.dropout = dropout
+    }
     public let progress = EpochProgress()
     public var epochsDone = 0
     var rng: Xoshiro256
@@ -48,7 +57,7 @@ public final class SGDTrainer: Trainer {
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
         rng.shuffle(blockOrder.buffer)
-        let n = data.count, size = SGDTrainer.blockSize, blocks = blockOrder.count
+        let n = data.count
         let threads = resolveThreads(options.threads, work: n, minPerThread: 200_000)
         let lr = options.learningRate(step: epochsDone, totalSteps: options.epochs)
         let reg = options.weightDecay
@@ -57,9 +66,29 @@ public final class SGDTrainer: Trainer {
         if let grid {
             return try runGridEpoch(grid, start: start, lr: lr)
         }
+        if let features {
+            let step = FeatureSGDStep(model: model, data: data, users: features.users, items: features.items,
+                                      lr: lr, reg: reg)
+            runBlocks(step, threads: threads, partial: partial)
+        } else {
+            let step = SGDStep(model: model, data: data, lr: lr, reg: reg,
+                               dropout: dropout.keyed(seed: options.seed, epoch: epochsDone))
+            runBlocks(step, threads: threads, partial: partial)
+        }
+        if cancel.isSet {
+            throw CoreError(.cancelled, "training was interrupted")
+        }
+        var se = 0.0, ae = 0.0, count = 0.0
+        for c in 0..<threads { se += partial[3 * c]; ae += partial[3 * c + 1]; count += partial[3 * c + 2] }
+        epochsDone += 1
+        return EpochStats(loss: se / max(count, 1), mae: ae / max(count, 1), seconds: monotonicSeconds() - start)
+    }
+
+    /// One epoch's visit of the shuffled blocks by `threads` threads (Hogwild), each block run
+    /// by `step`; per-thread sums of squared error, absolute error and count go to `partial`.
+    private func runBlocks<Step: RatingStep>(_ step: Step, threads: Int, partial: Buffer<Double>) {
+        let n = data.count, size = SGDTrainer.blockSize, blocks = blockOrder.count
         let cancel = self.cancel, progress = self.progress
-        let step = SGDStep(model: model, data: data, lr: lr, reg: reg,
-                           dropout: dropout.keyed(seed: options.seed, epoch: epochsDone))
         let ptrs = UncheckedSendable((blockOrder.base, partial.base))
         parallelChunks(count: blocks, chunks: threads) { c, blockRange in
             let (order, out) = ptrs.value
@@ -84,19 +113,17 @@ public final class SGDTrainer: Trainer {
             out[3 * c + 1] = ae
             out[3 * c + 2] = Double(done)
         }
-        if cancel.isSet {
-            throw CoreError(.cancelled, "training was interrupted")
-        }
-        var se = 0.0, ae = 0.0, count = 0.0
-        for c in 0..<threads { se += partial[3 * c]; ae += partial[3 * c + 1]; count += partial[3 * c + 2] }
-        epochsDone += 1
-        return EpochStats(loss: se / max(count, 1), mae: ae / max(count, 1), seconds: monotonicSeconds() - start)
     }
 }
 
-/// One SGD pass over a range of the trainer's (already ordered) ratings: the update both
-/// schedules apply. Returns the range's sums of squared and absolute errors.
-struct SGDStep: @unchecked Sendable {
+/// One pass of an SGD update over a range of the trainer's (already ordered) ratings; returns
+/// the range's sums of squared and absolute errors.
+protocol RatingStep: Sendable {
+    func run(_ range: Range<Int>) -> (Double, Double)
+}
+
+/// The update both schedules apply to a plain model (each entity its own row).
+struct SGDStep: RatingStep, @unchecked Sendable {
     let m: MFModel
     let P, Q, bu, bi: UnsafeMutablePointer<Float>
     let us, its: UnsafeMutablePointer<Int32>

@@ -1,0 +1,109 @@
+/// Which parameter rows make up each entity (a user or an item) of a hybrid model, and with
+/// what weights: entity e's vector is Σ w_j · row[r_j] and its bias Σ w_j · bias[r_j] over its
+/// pairs j in `indptr[e] ..< indptr[e + 1]`.
+///
+/// The rows are an entity's own id row and the rows of its features (a category, a numeric
+/// column scaled by its value, one dimension of a dense vector): LightFM's hybrid model. The
+/// Python layer builds the pairs from the feature frames; the core only sees rows and weights,
+/// so every kind of feature trains through the same loop. An entity with no pairs has the zero
+/// vector (a content-only model's item without features).
+public final class Composition {
+    public let indptr: Buffer<Int64>
+    public let rows: Buffer<Int32>
+    public let weights: Buffer<Float>
+    /// Number of entities.
+    public let count: Int
+    /// Number of parameter rows the pairs index.
+    public let nRows: Int
+
+    /// Copies and validates the CSR arrays: indptr non-decreasing from 0 to the pair count,
+    /// rows in 0..<nRows, weights finite.
+    public init(indptr: UnsafePointer<Int64>, rows: UnsafePointer<Int32>, weights: UnsafePointer<Float>,
+                count: Int, nRows: Int) throws {
+        guard count >= 1, count <= MFConfig.maxRows else {
+            throw CoreError.invalid("a composition needs 1...\(MFConfig.maxRows) entities, got \(count)")
+        }
+        guard nRows >= 1, nRows <= MFConfig.maxRows else {
+            throw CoreError.invalid("a composition needs 1...\(MFConfig.maxRows) parameter rows, got \(nRows)")
+        }
+        guard indptr[0] == 0 else { throw CoreError.invalid("indptr[0] must be 0, got \(indptr[0])") }
+        for e in 0..<count where indptr[e + 1] < indptr[e] {
+            throw CoreError.invalid("indptr must be non-decreasing; indptr[\(e + 1)] = \(indptr[e + 1]) < \(indptr[e])")
+        }
+        let pairs = Int(indptr[count])
+        for j in 0..<pairs {
+            guard rows[j] >= 0, Int(rows[j]) < nRows else {
+                throw CoreError.invalid("rows[\(j)] = \(rows[j]) is outside the \(nRows) parameter rows")
+            }
+            guard weights[j].isFinite else { throw CoreError.invalid("weights[\(j)] is \(weights[j]); weights must be finite") }
+        }
+        self.count = count
+        self.nRows = nRows
+        self.indptr = Buffer(copying: indptr, count: count + 1, zero: 0)
+        self.rows = Buffer(copying: rows, count: max(pairs, 1), zero: 0)
+        self.weights = Buffer(copying: weights, count: max(pairs, 1), zero: 0)
+    }
+
+    @inline(__always) func range(_ e: Int) -> Range<Int> { Int(indptr[e]) ..< Int(indptr[e &+ 1]) }
+
+    /// Writes entity e's vector (k entries) to `out` and returns its bias.
+    @inline(__always)
+    func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
+                 into out: UnsafeMutablePointer<Float>) -> Float {
+        out.update(repeating: 0, count: k)
+        var b: Float = 0
+        for j in range(e) {
+            let r = Int(rows[j]), w = weights[j]
+            Kernels.axpy(out, factors + r &* k, k, w)
+            b += w * biases[r]
+        }
+        return b
+    }
+
+    /// Marks in `reached` every row some entity in `entities` is made of.
+    func markRows(of entities: UnsafeBufferPointer<Int32>, in reached: inout [Bool]) {
+        var done = [Bool](repeating: false, count: count)
+        for e in entities where !done[Int(e)] {
+            done[Int(e)] = true
+            for j in range(Int(e)) { reached[Int(rows[j])] = true }
+        }
+    }
+}
+
+extension MFModel {
+    /// The model of entities this model of parameter rows describes: every user's and item's
+    /// vector and bias composed from its rows (a side without a composition is copied as it
+    /// is). The global term, biases option, y_range and non-negativity carry over, so every
+    /// query (predict, recommend, ranking, similar items) runs on the result unchanged.
+    public func composed(users: Composition?, items: Composition?) throws -> MFModel {
+        for (side, c, rows) in [("user", users, config.nUsers), ("item", items, config.nItems)] {
+            if let c, c.nRows != rows {
+                throw CoreError.invalid("the \(side) composition indexes \(c.nRows) rows, but the model has \(rows)")
+            }
+        }
+        var shape = config
+        shape.nUsers = users?.count ?? config.nUsers
+        shape.nItems = items?.count ?? config.nItems
+        let out = try MFModel(config: shape, initStd: 0, seed: 0)
+        try useGuard.withReading {
+            out.globalBias = globalBias
+            out.initialisedFromData = initialisedFromData
+            let sides = [(users, userFactors, userBias, out.userFactors, out.userBias),
+                         (items, itemFactors, itemBias, out.itemFactors, out.itemBias)]
+            for (c, factors, biases, outFactors, outBiases) in sides {
+                guard let c else {
+                    outFactors.base.update(from: factors.base, count: factors.count)
+                    outBiases.base.update(from: biases.base, count: biases.count)
+                    continue
+                }
+                let k = self.k
+                let ptrs = UncheckedSendable((factors.base, biases.base, outFactors.base, outBiases.base))
+                parallelChunks(count: c.count, chunks: resolveThreads(0, work: c.count * k, minPerThread: 1 << 18)) { _, range in
+                    let (f, b, of, ob) = ptrs.value
+                    for e in range { ob[e] = c.compose(e, factors: f, biases: b, k: k, into: of + e &* k) }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,136 @@
+"""What a hybrid model (one fitted with user or item features) adds to a model's surface: its
+parts (the feature rows and the id rows, aligned with their labels and ids) and new users or
+items added from their features alone, without retraining."""
+
+import numpy as np
+
+from . import _lib
+from ._features import Composition, FittedFeatures, SideFeatures, compose_rows, split_ids
+from ._fitted import Fitted
+from .errors import InvalidArgumentError
+
+
+class FeatureParts:
+    """Mixed into models that take features (``MatrixFactorization``)."""
+
+    def _side_features(self, what):
+        state = self._state()
+        features = state.features
+        side = features.side(what) if features is not None else None
+        if side is None:
+            raise InvalidArgumentError(f"this model was fitted without {what}_features")
+        return state, features, side
+
+    def _rows(self, what):
+        """The parameter rows of ``what`` (float32 (n_rows, k)) and their biases."""
+        _, features, _ = self._side_features(what)
+        core = features.rows_core
+        factors = core.get_array(_lib.USER_FACTORS if what == "user" else _lib.ITEM_FACTORS)
+        bias = core.get_array(_lib.USER_BIAS if what == "user" else _lib.ITEM_BIAS)
+        return factors.reshape(len(bias), -1), bias
+
+    def feature_names(self, what="item"):
+        """Labels of ``what``'s ("user" or "item") feature rows, as a pd.Index: ``column=category``
+        for categories, the column's name for a numeric one, ``column[j]`` for a vector's
+        dimension j."""
+        return self._side_features(what)[2].features.names.copy()
+
+    def feature_embeddings(self, what="item"):
+        """float32 array (n_features, n_factors) of ``what``'s feature rows, aligned with
+        ``feature_names(what)``. A copy."""
+        side = self._side_features(what)[2]
+        factors, _ = self._rows(what)
+        c = side.composition
+        return factors[c.n_id_rows:c.n_id_rows + c.n_feature_rows].copy()
+
+    def feature_bias(self, what="item"):
+        """float32 array (n_features,) of ``what``'s feature biases, aligned with ``feature_names``."""
+        side = self._side_features(what)[2]
+        _, bias = self._rows(what)
+        c = side.composition
+        return bias[c.n_id_rows:c.n_id_rows + c.n_feature_rows].copy()
+
+    def id_embeddings(self, what="item"):
+        """float32 array (n, n_factors): the id part of each user's (item's) vector, aligned with
+        ``user_ids`` / ``item_ids``; zeros for those without an id row (no ratings at fit, or
+        ``use_ids=False``). ``item_embeddings`` is this plus the features' part."""
+        state, _, side = self._side_features(what)
+        factors, _ = self._rows(what)
+        e, r, w = side.composition.entity_pairs()
+        c = side.composition
+        own = (r < c.n_id_rows) | (r >= c.n_id_rows + c.n_feature_rows)
+        n = len(state.users if what == "user" else state.items)
+        out = np.zeros((n, factors.shape[1]), dtype=np.float32)
+        out[e[own]] = factors[r[own]] * w[own, None]
+        return out
+
+    @property
+    def item_feature_names(self):
+        """``feature_names("item")``."""
+        return self.feature_names("item")
+
+    @property
+    def item_feature_embeddings(self):
+        """``feature_embeddings("item")``."""
+        return self.feature_embeddings("item")
+
+    @property
+    def user_feature_names(self):
+        """``feature_names("user")``."""
+        return self.feature_names("user")
+
+    @property
+    def user_feature_embeddings(self):
+        """``feature_embeddings("user")``."""
+        return self.feature_embeddings("user")
+
+    def add_items(self, features):
+        """Adds items known only by their features (a frame like ``item_features`` at ``fit``,
+        ids as its index or id column) without retraining: each new item's vector and bias are
+        the sums of its features' rows, so ``predict``, ``recommend`` and ``similar_items`` take
+        it at once. Categories not seen at fit are ignored. Returns the model."""
+        return self._add("item", features)
+
+    def add_users(self, features):
+        """As ``add_items``, for users (the model must have been fitted with ``user_features``).
+        To use a new user's ratings as well, ``fold_in`` them afterwards."""
+        return self._add("user", features)
+
+    def _add(self, what, frame):
+        with self._exclusive(f"add_{what}s"):
+            state, features, side = self._side_features(what)
+            ids, values = split_ids(frame, what, state.columns[0 if what == "user" else 1])
+            known = state.users if what == "user" else state.items
+            already = ids[known.index.get_indexer(ids) >= 0]
+            if len(already):
+                raise InvalidArgumentError(f"{len(already)} of these {what} ids are known to the model already "
+                                           f"(e.g. {already[0]!r}); add_{what}s adds new ones only")
+            positions, rows, weights = side.features.pairs(values)
+            c = side.composition
+            added = Composition.build(len(ids), np.full(len(ids), -1), (positions, rows, weights), c.n_id_rows,
+                                      c.n_feature_rows, c.extra_id_rows)
+            factors, bias = self._rows(what)
+            vectors, biases = compose_rows(added, factors, bias)
+            core = state.core
+            nu, ni, k = core.shape()
+            new = state.spec._create_core(nu + len(ids) if what == "user" else nu,
+                                          ni + len(ids) if what == "item" else ni)
+            grown_factors, grown_bias = ((_lib.USER_FACTORS, _lib.USER_BIAS) if what == "user"
+                                         else (_lib.ITEM_FACTORS, _lib.ITEM_BIAS))
+            for which in range(5):
+                if which not in (grown_factors, grown_bias):
+                    new.set_array(which, core.get_array(which))
+            new.set_array(grown_factors, np.vstack([core.get_array(grown_factors).reshape(-1, k), vectors]))
+            new.set_array(grown_bias, np.concatenate([core.get_array(grown_bias), biases]))
+            grown_side = SideFeatures(side.features, c.appended(added))
+            grown = FittedFeatures(grown_side if what == "user" else features.users,
+                                   grown_side if what == "item" else features.items, features.rows_core,
+                                   features.use_ids)
+            id_map, _ = known.extended(ids)
+            users, items = (id_map, state.items) if what == "user" else (state.users, id_map)
+            indptr, seen_items = state.seen_csr()
+            if what == "user":
+                indptr = np.concatenate([indptr, np.full(len(ids), indptr[-1], dtype=np.int64)])
+            self._fitted = Fitted(new, users, items, state.columns, (indptr, seen_items), state.spec,
+                                  state.rating_range, grown)
+        return self
