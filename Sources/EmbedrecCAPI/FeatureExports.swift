@@ -12,7 +12,8 @@ private func composition(_ h: UnsafeMutableRawPointer?) throws -> Composition? {
 
 @_cdecl("embedrec_composition_create")
 public func embedrecCompositionCreate(_ indptr: UnsafePointer<Int64>?, _ rows: UnsafePointer<Int32>?,
-                                      _ weights: UnsafePointer<Float>?, _ nEntities: Int64, _ nRows: Int64,
+                                      _ weights: UnsafePointer<Float>?, _ biasOnly: UnsafePointer<UInt8>?,
+                                      _ nEntities: Int64, _ nRows: Int64,
                                       _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
         try registry.create(out) {
@@ -21,7 +22,8 @@ public func embedrecCompositionCreate(_ indptr: UnsafePointer<Int64>?, _ rows: U
             let pairs = try Check.length(starts[count], "indptr[n_entities] (the number of pairs)")
             return try Composition(indptr: starts, rows: try Check.pointer(rows, "rows", count: pairs),
                                    weights: try Check.pointer(weights, "weights", count: pairs), count: count,
-                                   nRows: try Check.int(nRows, "n_rows", in: 1...Int64(MFConfig.maxRows)))
+                                   nRows: try Check.int(nRows, "n_rows", in: 1...Int64(MFConfig.maxRows)),
+                                   biasOnly: biasOnly)
         }
     }
 }

@@ -146,9 +146,10 @@ class CoreComposition(_CoreObject):
     def __init__(self, composition):
         indptr = np.ascontiguousarray(composition.indptr, dtype=np.int64)
         rows, weights = as_int32(composition.rows), as_float32(composition.weights)
+        bias_only = np.ascontiguousarray(composition.bias_only, dtype=np.uint8)
         self._handle = _lib.new_handle(
-            lambda out: lib.embedrec_composition_create(ptr(indptr), ptr(rows), ptr(weights), composition.n_entities,
-                                                        composition.n_rows, out),
+            lambda out: lib.embedrec_composition_create(ptr(indptr), ptr(rows), ptr(weights), ptr(bias_only),
+                                                        composition.n_entities, composition.n_rows, out),
             lib.embedrec_composition_free,
         )
 

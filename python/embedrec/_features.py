@@ -11,9 +11,10 @@ from its values unless ``feature_kinds`` says otherwise:
 - ``"multi"`` (lists, tuples or sets of categories, or strings with ``|`` separators such as
   MovieLens' genres): one row per category, weight 1 / (number of the entity's known
   categories): the mean of their rows.
-- ``"numeric"`` (numbers): one row, weight the value standardised by the fit frame's mean and
-  standard deviation (0, i.e. no pair, for a missing value): a learned linear term in the bias
-  and a learned direction in the vector.
+- ``"numeric"`` (numbers): a learned linear term: one bias-only row (its vector stays zero),
+  weight the value standardised by the fit frame's mean and standard deviation (0, i.e. no
+  pair, for a missing value). A number that should shape the vector too (a price band, a
+  decade) is better given as a category.
 - ``"vector"`` (a column of equal-length arrays of numbers: text or image embeddings made
   elsewhere): one row per dimension, each standardised and scaled by 1 / sqrt(dimension), so the
   whole block weighs about as much as one numeric column.
@@ -134,6 +135,8 @@ class FeatureSet:
         offsets = np.cumsum([0] + [c.n_rows for c in columns])
         self.offsets = offsets  # first row of each column
         self.names = pd.Index([label for c in columns for label in c.labels()], dtype=object)
+        #: Per feature row: True for the bias-only rows (numeric columns' linear terms).
+        self.bias_only = np.array([c.kind == "numeric" for c in columns for _ in range(c.n_rows)], dtype=bool)
 
     @property
     def n_rows(self):
@@ -197,9 +200,18 @@ class Composition:
     with their weights. Parameter rows: ``n_id_rows`` id rows first (those of the entities
     fitted), then the feature rows, then id rows added later (``extra_id_rows``)."""
 
-    def __init__(self, indptr, rows, weights, n_id_rows, n_feature_rows, extra_id_rows=0):
+    def __init__(self, indptr, rows, weights, n_id_rows, n_feature_rows, extra_id_rows=0, feature_bias_only=None):
         self.indptr, self.rows, self.weights = indptr, rows, weights
         self.n_id_rows, self.n_feature_rows, self.extra_id_rows = n_id_rows, n_feature_rows, extra_id_rows
+        self.feature_bias_only = (np.zeros(n_feature_rows, dtype=bool) if feature_bias_only is None
+                                  else np.asarray(feature_bias_only, dtype=bool))
+
+    @property
+    def bias_only(self):
+        """Per parameter row: True for the bias-only rows."""
+        mask = np.zeros(self.n_rows, dtype=bool)
+        mask[self.n_id_rows:self.n_id_rows + self.n_feature_rows] = self.feature_bias_only
+        return mask
 
     @property
     def n_entities(self):
@@ -210,7 +222,8 @@ class Composition:
         return self.n_id_rows + self.n_feature_rows + self.extra_id_rows
 
     @classmethod
-    def build(cls, n_entities, id_rows, feature_pairs, n_id_rows, n_feature_rows, extra_id_rows=0):
+    def build(cls, n_entities, id_rows, feature_pairs, n_id_rows, n_feature_rows, extra_id_rows=0,
+              feature_bias_only=None):
         """From each entity's id row (``id_rows[e]``, -1 for none) and feature pairs
         (entity, feature row, weight): the id row first, then the features in row order."""
         entities, frows, fweights = feature_pairs
@@ -221,7 +234,8 @@ class Composition:
         order = np.lexsort((r, e))
         indptr = np.zeros(n_entities + 1, dtype=np.int64)
         np.cumsum(np.bincount(e, minlength=n_entities), out=indptr[1:])
-        return cls(indptr, r[order].astype(np.int32), w[order], n_id_rows, n_feature_rows, extra_id_rows)
+        return cls(indptr, r[order].astype(np.int32), w[order], n_id_rows, n_feature_rows, extra_id_rows,
+                   feature_bias_only)
 
     def entity_pairs(self):
         """(entity, row, weight) of every pair."""
@@ -232,7 +246,7 @@ class Composition:
         indptr = np.concatenate([self.indptr, other.indptr[1:] + self.indptr[-1]])
         return Composition(indptr, np.concatenate([self.rows, other.rows]),
                            np.concatenate([self.weights, other.weights]), self.n_id_rows, self.n_feature_rows,
-                           max(self.extra_id_rows, other.extra_id_rows))
+                           max(self.extra_id_rows, other.extra_id_rows), self.feature_bias_only)
 
 
 class SideFeatures:
@@ -288,7 +302,8 @@ class FeaturePlan:
         if self.use_ids:
             id_rows[n_rated:] = -1  # entities known only from the frame have no ratings: no id row
         n_id_rows = n_rated if self.use_ids else 0
-        composition = Composition.build(n, id_rows, (entity[positions], rows, weights), n_id_rows, features.n_rows)
+        composition = Composition.build(n, id_rows, (entity[positions], rows, weights), n_id_rows, features.n_rows,
+                                        feature_bias_only=features.bias_only)
         if not self.use_ids:
             bare = int((np.diff(composition.indptr) == 0).sum())
             if bare:
@@ -438,7 +453,8 @@ def compose_rows(composition, factors, biases):
     e, r, w = composition.entity_pairs()
     n, k = composition.n_entities, factors.shape[1]
     vectors = np.zeros((n, k), dtype=np.float64)
-    np.add.at(vectors, e, factors[r].astype(np.float64) * w[:, None])
+    with_vector = ~composition.bias_only[r]
+    np.add.at(vectors, e[with_vector], factors[r[with_vector]].astype(np.float64) * w[with_vector, None])
     bias = np.bincount(e, weights=biases[r].astype(np.float64) * w, minlength=n)
     return vectors.astype(np.float32), bias.astype(np.float32)
 
@@ -486,7 +502,7 @@ def features_from_saved(entry, arrays, ids, n_entities, make_rows_core):
         rows = arrays[f"features.{what}.rows"].astype(np.int32)
         weights = arrays[f"features.{what}.weights"].astype(np.float32)
         c = Composition(indptr, rows, weights, int(spec["n_id_rows"]), int(spec["n_feature_rows"]),
-                        int(spec["extra_id_rows"]))
+                        int(spec["extra_id_rows"]), features.bias_only)
         if (indptr.ndim != 1 or len(indptr) != n_entities[what] + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any()
                 or indptr[-1] != len(rows) or len(rows) != len(weights) or c.n_feature_rows != features.n_rows
                 or (len(rows) and (rows.min() < 0 or rows.max() >= c.n_rows))):

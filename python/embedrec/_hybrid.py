@@ -108,7 +108,7 @@ class FeatureParts:
             positions, rows, weights = side.features.pairs(values)
             c = side.composition
             added = Composition.build(len(ids), np.full(len(ids), -1), (positions, rows, weights), c.n_id_rows,
-                                      c.n_feature_rows, c.extra_id_rows)
+                                      c.n_feature_rows, c.extra_id_rows, c.feature_bias_only)
             factors, bias = self._rows(what)
             vectors, biases = compose_rows(added, factors, bias)
             core = state.core

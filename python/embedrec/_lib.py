@@ -104,7 +104,7 @@ _SIGNATURES = {
                                         c_void_p, c_int64, c_int32, c_int32, c_int32, c_int32, c_double, c_double,
                                         c_double, c_double, c_double, c_double, c_double, c_int32, c_uint64, _f64p,
                                         _f64p]),
-    "embedrec_composition_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_int64, c_int64, _handle_out]),
+    "embedrec_composition_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int64, _handle_out]),
     "embedrec_composition_free": (c_int32, [c_void_p]),
     "embedrec_feature_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int32, c_int32, c_int32,
                                                   c_int32, c_double, c_double, c_int32, c_uint64, _handle_out]),

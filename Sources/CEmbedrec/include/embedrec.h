@@ -369,10 +369,13 @@ int32_t embedrec_implicit_trainer_create(EmbedrecModelHandle model, EmbedrecRati
 /*
  * A composition of n_entities entities over n_rows parameter rows, as CSR: entity e's pairs are
  * indptr[e] ..< indptr[e + 1] (indptr[n_entities + 1], from 0, non-decreasing), each a row in
- * 0..<n_rows and a finite weight. The arrays are copied. Free with embedrec_composition_free.
+ * 0..<n_rows and a finite weight. bias_only[n_rows] (NULL: none) marks rows that add only their
+ * bias (numeric features: learned linear terms); their vectors are zero. The arrays are copied.
+ * Free with embedrec_composition_free.
  */
 int32_t embedrec_composition_create(const int64_t *indptr, const int32_t *rows, const float *weights,
-                                    int64_t n_entities, int64_t n_rows, EmbedrecCompositionHandle *out);
+                                    const uint8_t *bias_only, int64_t n_entities, int64_t n_rows,
+                                    EmbedrecCompositionHandle *out);
 int32_t embedrec_composition_free(EmbedrecCompositionHandle composition);
 
 /*

@@ -1,6 +1,7 @@
 /// Which parameter rows make up each entity (a user or an item) of a hybrid model, and with
 /// what weights: entity e's vector is Σ w_j · row[r_j] and its bias Σ w_j · bias[r_j] over its
-/// pairs j in `indptr[e] ..< indptr[e + 1]`.
+/// pairs j in `indptr[e] ..< indptr[e + 1]`. A row marked bias-only (a numeric feature, a
+/// learned linear term) adds to the bias alone: its vector stays zero and is never read.
 ///
 /// The rows are an entity's own id row and the rows of its features (a category, a numeric
 /// column scaled by its value, one dimension of a dense vector): LightFM's hybrid model. The
@@ -11,6 +12,8 @@ public final class Composition {
     public let indptr: Buffer<Int64>
     public let rows: Buffer<Int32>
     public let weights: Buffer<Float>
+    /// 1 for the rows that are bias-only, per row.
+    public let biasOnly: Buffer<UInt8>
     /// Number of entities.
     public let count: Int
     /// Number of parameter rows the pairs index.
@@ -19,7 +22,7 @@ public final class Composition {
     /// Copies and validates the CSR arrays: indptr non-decreasing from 0 to the pair count,
     /// rows in 0..<nRows, weights finite.
     public init(indptr: UnsafePointer<Int64>, rows: UnsafePointer<Int32>, weights: UnsafePointer<Float>,
-                count: Int, nRows: Int) throws {
+                count: Int, nRows: Int, biasOnly: UnsafePointer<UInt8>? = nil) throws {
         guard count >= 1, count <= MFConfig.maxRows else {
             throw CoreError.invalid("a composition needs 1...\(MFConfig.maxRows) entities, got \(count)")
         }
@@ -42,22 +45,22 @@ public final class Composition {
         self.indptr = Buffer(copying: indptr, count: count + 1, zero: 0)
         self.rows = Buffer(copying: rows, count: max(pairs, 1), zero: 0)
         self.weights = Buffer(copying: weights, count: max(pairs, 1), zero: 0)
+        self.biasOnly = Buffer(repeating: 0, count: nRows)
+        if let biasOnly {
+            for r in 0..<nRows { self.biasOnly[r] = biasOnly[r] != 0 ? 1 : 0 }
+        }
     }
 
-    @inline(__always) func range(_ e: Int) -> Range<Int> { Int(indptr[e]) ..< Int(indptr[e &+ 1]) }
+    /// Raw pointers to the arrays, for the per-rating loops (no reference counting there).
+    var view: CompositionView {
+        CompositionView(indptr: indptr.base, rows: rows.base, weights: weights.base, biasOnly: biasOnly.base)
+    }
 
-    /// Writes entity e's vector (k entries) to `out` and returns its bias.
-    @inline(__always)
+    @inline(__always) func range(_ e: Int) -> Range<Int> { view.range(e) }
+
     func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
                  into out: UnsafeMutablePointer<Float>) -> Float {
-        out.update(repeating: 0, count: k)
-        var b: Float = 0
-        for j in range(e) {
-            let r = Int(rows[j]), w = weights[j]
-            Kernels.axpy(out, factors + r &* k, k, w)
-            b += w * biases[r]
-        }
-        return b
+        view.compose(e, factors: factors, biases: biases, k: k, into: out)
     }
 
     /// Marks in `reached` every row some entity in `entities` is made of.
@@ -70,11 +73,44 @@ public final class Composition {
     }
 }
 
+/// A `Composition`'s arrays as raw pointers (valid while the composition lives).
+struct CompositionView: @unchecked Sendable {
+    let indptr: UnsafeMutablePointer<Int64>
+    let rows: UnsafeMutablePointer<Int32>
+    let weights: UnsafeMutablePointer<Float>
+    let biasOnly: UnsafeMutablePointer<UInt8>
+
+    @inline(__always) func range(_ e: Int) -> Range<Int> { Int(indptr[e]) ..< Int(indptr[e &+ 1]) }
+
+    /// Writes entity e's vector (k entries) to `out` and returns its bias.
+    @inline(__always)
+    func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
+                 into out: UnsafeMutablePointer<Float>) -> Float {
+        out.update(repeating: 0, count: k)
+        var b: Float = 0
+        for j in range(e) {
+            let r = Int(rows[j]), w = weights[j]
+            b += w * biases[r]
+            if biasOnly[r] == 0 { Kernels.axpy(out, factors + r &* k, k, w) }
+        }
+        return b
+    }
+
+    /// The first row of entity e (its id row, when it has one): the row worth prefetching.
+    @inline(__always) func firstRow(_ e: Int) -> Int? {
+        let a = Int(indptr[e])
+        return a < Int(indptr[e &+ 1]) ? Int(rows[a]) : nil
+    }
+}
+
 extension MFModel {
     /// The model of entities this model of parameter rows describes: every user's and item's
-    /// vector and bias composed from its rows (a side without a composition is copied as it
-    /// is). The global term, biases option, y_range and non-negativity carry over, so every
-    /// query (predict, recommend, ranking, similar items) runs on the result unchanged.
+    /// vector and bias composed from its rows. A side without a composition is this model's
+    /// own tables, shared, not copied (a plain side costs no memory twice), and so the result
+    /// shares this model's `UseGuard`: while this model trains, reading the result is busy as
+    /// reading this model is. The global term, biases option, y_range and non-negativity carry
+    /// over, so every query (predict, recommend, ranking, similar items) runs on the result
+    /// unchanged.
     public func composed(users: Composition?, items: Composition?) throws -> MFModel {
         for (side, c, rows) in [("user", users, config.nUsers), ("item", items, config.nItems)] {
             if let c, c.nRows != rows {
@@ -84,26 +120,27 @@ extension MFModel {
         var shape = config
         shape.nUsers = users?.count ?? config.nUsers
         shape.nItems = items?.count ?? config.nItems
-        let out = try MFModel(config: shape, initStd: 0, seed: 0)
-        try useGuard.withReading {
+        let k = self.k
+        func side(_ c: Composition?, _ factors: Buffer<Float>, _ biases: Buffer<Float>) throws -> (Buffer<Float>, Buffer<Float>) {
+            guard let c else { return (factors, biases) }
+            let cells = try MemoryBudget.product([c.count, k], what: "composed embeddings")
+            try MemoryBudget.check(bytes: try MemoryBudget.product([cells + c.count, 4], what: "composed model"),
+                                   what: "the composed embeddings of \(c.count) entities")
+            let outFactors = Buffer<Float>(repeating: 0, count: cells), outBiases = Buffer<Float>(repeating: 0, count: c.count)
+            let ptrs = UncheckedSendable((factors.base, biases.base, outFactors.base, outBiases.base))
+            parallelChunks(count: c.count, chunks: resolveThreads(0, work: c.count * k, minPerThread: 1 << 18)) { _, range in
+                let (f, b, of, ob) = ptrs.value
+                for e in range { ob[e] = c.compose(e, factors: f, biases: b, k: k, into: of + e &* k) }
+            }
+            return (outFactors, outBiases)
+        }
+        return try useGuard.withReading {
+            let (uf, ub) = try side(users, userFactors, userBias)
+            let (itf, ib) = try side(items, itemFactors, itemBias)
+            let out = MFModel(config: shape, userFactors: uf, itemFactors: itf, userBias: ub, itemBias: ib, guard: useGuard)
             out.globalBias = globalBias
             out.initialisedFromData = initialisedFromData
-            let sides = [(users, userFactors, userBias, out.userFactors, out.userBias),
-                         (items, itemFactors, itemBias, out.itemFactors, out.itemBias)]
-            for (c, factors, biases, outFactors, outBiases) in sides {
-                guard let c else {
-                    outFactors.base.update(from: factors.base, count: factors.count)
-                    outBiases.base.update(from: biases.base, count: biases.count)
-                    continue
-                }
-                let k = self.k
-                let ptrs = UncheckedSendable((factors.base, biases.base, outFactors.base, outBiases.base))
-                parallelChunks(count: c.count, chunks: resolveThreads(0, work: c.count * k, minPerThread: 1 << 18)) { _, range in
-                    let (f, b, of, ob) = ptrs.value
-                    for e in range { ob[e] = c.compose(e, factors: f, biases: b, k: k, into: of + e &* k) }
-                }
-            }
+            return out
         }
-        return out
     }
 }

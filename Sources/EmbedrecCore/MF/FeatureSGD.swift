@@ -16,7 +16,9 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     let P, Q, bu, bi: UnsafeMutablePointer<Float>
     let us, its: UnsafeMutablePointer<Int32>
     let rs: UnsafeMutablePointer<Float>
-    let users, items: Composition?
+    let users, items: CompositionView?
+    /// Keeps the compositions alive while the views are used.
+    let owners: (Composition?, Composition?)
     let lr, reg: Float
     let k: Int
     let biases, nonNegative: Bool
@@ -26,7 +28,8 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
         P = model.userFactors.base; Q = model.itemFactors.base
         bu = model.userBias.base; bi = model.itemBias.base
         us = data.users.base; its = data.items.base; rs = data.ratings.base
-        self.users = users; self.items = items
+        self.users = users?.view; self.items = items?.view
+        owners = (users, items)
         self.lr = lr; self.reg = reg
         k = model.k
         biases = model.config.biases; nonNegative = model.config.nonNegative
@@ -37,6 +40,10 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
             let userScratch = scratch.baseAddress!, itemScratch = userScratch + k
             var se = 0.0, ae = 0.0
             for idx in range {
+                if idx &+ 8 < range.upperBound {  // the random rows of a rating a few ahead
+                    prefetch(users, P, Int(us[idx &+ 8]))
+                    prefetch(items, Q, Int(its[idx &+ 8]))
+                }
                 let u = Int(us[idx]), i = Int(its[idx])
                 // Each side's vector: its own row, or composed into scratch.
                 let p: UnsafeMutablePointer<Float>, q: UnsafeMutablePointer<Float>
@@ -87,11 +94,24 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     }
 
     @inline(__always)
-    private func updateRows(_ c: Composition, entity e: Int, factors: UnsafeMutablePointer<Float>,
+    private func prefetch(_ c: CompositionView?, _ table: UnsafeMutablePointer<Float>, _ e: Int) {
+        if let c {
+            if let r = c.firstRow(e) { Kernels.prefetch(table + r &* k, k) }
+        } else {
+            Kernels.prefetch(table + e &* k, k)
+        }
+    }
+
+    @inline(__always)
+    private func updateRows(_ c: CompositionView, entity e: Int, factors: UnsafeMutablePointer<Float>,
                             biases: UnsafeMutablePointer<Float>, other: UnsafePointer<Float>, g: Float) {
         for j in c.range(e) {
-            let r = Int(c.rows[j])
-            updateRow(factors + r &* k, bias: biases + r, other: other, g: g, w: c.weights[j])
+            let r = Int(c.rows[j]), w = c.weights[j]
+            if c.biasOnly[r] != 0 {
+                if self.biases { biases[r] += lr * (g * w - reg * abs(w) * biases[r]) }
+            } else {
+                updateRow(factors + r &* k, bias: biases + r, other: other, g: g, w: w)
+            }
         }
     }
 
@@ -113,7 +133,8 @@ extension SGDTrainer {
     /// Trains `model`'s rows as parameter rows composed into users and items (either side may
     /// be plain). Before the first epoch. Rows that no training rating reaches (a cold item's id
     /// row, a category only cold items have) are set to zero: they never get a gradient, and
-    /// their random start would otherwise be noise in every entity made of them.
+    /// their random start would otherwise be noise in every entity made of them. Bias-only
+    /// rows' vectors are set to zero too (they are never read or trained).
     func useFeatures(users: Composition?, items: Composition?) throws {
         guard epochsDone == 0 else { throw CoreError.invalid("features must be set before the first epoch") }
         guard !dropout.isActive else { throw CoreError.invalid("embedding dropout is not supported with user or item features") }
@@ -122,9 +143,9 @@ extension SGDTrainer {
             guard let c else { continue }
             var reached = [Bool](repeating: false, count: c.nRows)
             c.markRows(of: UnsafeBufferPointer(c === users ? data.users.buffer : data.items.buffer), in: &reached)
-            for r in 0..<c.nRows where !reached[r] {
+            for r in 0..<c.nRows where !reached[r] || c.biasOnly[r] != 0 {
                 (factors.base + r * model.k).update(repeating: 0, count: model.k)
-                biases[r] = 0
+                if !reached[r] { biases[r] = 0 }
             }
         }
     }

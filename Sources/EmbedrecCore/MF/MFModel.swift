@@ -51,8 +51,9 @@ public final class MFModel {
     public var globalBias: Float = 0
     /// False until a trainer has set the global bias from data.
     public var initialisedFromData = false
-    /// Serialises training against reading; see `UseGuard`.
-    public let useGuard = UseGuard()
+    /// Serialises training against reading; see `UseGuard`. Shared with the model of
+    /// parameter rows a composed model shares tables with (`composed(users:items:)`).
+    public let useGuard: UseGuard
 
     public init(config: MFConfig, initStd: Float, seed: UInt64) throws {
         try config.validate()
@@ -67,6 +68,7 @@ public final class MFModel {
                                              what: "model")
         try MemoryBudget.check(bytes: bytes, what: "a model with \(config.nUsers) users, \(config.nItems) items and \(k) factors")
         self.config = config
+        useGuard = UseGuard()
         userFactors = Buffer(repeating: 0, count: userCells)
         itemFactors = Buffer(repeating: 0, count: itemCells)
         userBias = Buffer(repeating: 0, count: config.nUsers)
@@ -79,6 +81,17 @@ public final class MFModel {
                 t[j] = v
             }
         }
+    }
+
+    /// A model over the given tables (no copy), guarded by `guard`.
+    init(config: MFConfig, userFactors: Buffer<Float>, itemFactors: Buffer<Float>, userBias: Buffer<Float>,
+         itemBias: Buffer<Float>, guard: UseGuard) {
+        self.config = config
+        self.userFactors = userFactors
+        self.itemFactors = itemFactors
+        self.userBias = userBias
+        self.itemBias = itemBias
+        useGuard = `guard`
     }
 
     @inline(__always) public var k: Int { config.nFactors }

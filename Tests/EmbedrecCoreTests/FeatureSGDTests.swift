@@ -1,0 +1,101 @@
+import XCTest
+@testable import EmbedrecCore
+
+final class FeatureSGDTests: XCTestCase {
+    private func options(epochs: Int = 1) -> TrainOptions {
+        var o = TrainOptions()
+        o.epochs = epochs
+        o.learningRate = 0.02
+        o.weightDecay = 0.03
+        o.threads = 1
+        o.seed = 5
+        return o
+    }
+
+    private func identity(_ n: Int) throws -> Composition {
+        let indptr = (0...n).map { Int64($0) }, rows = (0..<n).map { Int32($0) }
+        let weights = [Float](repeating: 1, count: n)
+        return try Composition(indptr: indptr, rows: rows, weights: weights, count: n, nRows: n)
+    }
+
+    /// Each entity made of its own row alone, with weight 1, is plain MF: the same training
+    /// up to rounding (the composed update is written as row·(1 − lr λ) + lr g v).
+    func testIdentityCompositionsTrainAsPlainMF() throws {
+        let data = LowRankData(nUsers: 80, nItems: 50)
+        let config = MFConfig(nUsers: data.nUsers, nItems: data.nItems, nFactors: 6)
+        let plain = try MFModel(config: config, initStd: 0.1, seed: 3)
+        let hybrid = try MFModel(config: config, initStd: 0.1, seed: 3)
+        let a = try makeTrainer(model: plain, data: try data.trainSet(), options: options())
+        let b = try makeFeatureTrainer(model: hybrid, data: try data.trainSet(), options: options(),
+                                       users: try identity(data.nUsers), items: try identity(data.nItems))
+        for _ in 0..<5 {
+            let la = try a.runEpoch().loss, lb = try b.runEpoch().loss
+            XCTAssertEqual(la, lb, accuracy: 1e-5 * la)
+        }
+        for (x, y) in zip(plain.userFactors.buffer, hybrid.userFactors.buffer) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+        for (x, y) in zip(plain.itemBias.buffer, hybrid.itemBias.buffer) { XCTAssertEqual(x, y, accuracy: 1e-4) }
+        XCTAssertEqual(data.testRMSE(plain), data.testRMSE(hybrid), accuracy: 1e-4)
+    }
+
+    /// One rating against an item made of two rows (weights 1 and 0.5): every row moves by
+    /// lr (g w v − λ |w| row), v the other side's vector before the update.
+    func testOneStepMovesEveryRowByItsWeight() throws {
+        let k = 2
+        let config = MFConfig(nUsers: 1, nItems: 3, nFactors: k)
+        let m = try MFModel(config: config, initStd: 0, seed: 0)
+        let user: [Float] = [0.3, -0.2], rowA: [Float] = [0.1, 0.4], rowB: [Float] = [-0.5, 0.2]
+        m.userFactors.base.update(from: user, count: 2)
+        m.itemFactors.base.update(from: rowA + rowB + [0.7, 0.7], count: 6)
+        m.userBias[0] = 0.1
+        m.itemBias[0] = 0.2; m.itemBias[1] = -0.4; m.itemBias[2] = 0.9
+        let items = try Composition(indptr: [0, 2], rows: [0, 1], weights: [1, 0.5], count: 1, nRows: 3)
+        let data = try RatingSet(users: [0], items: [0], ratings: [4], count: 1, nUsers: 1, nItems: 1)
+        var o = options()
+        o.learningRate = 0.1
+        o.weightDecay = 0.2
+        let t = try makeFeatureTrainer(model: m, data: data, options: o, users: nil, items: items)
+        // Row 2 is reached by no rating: set to zero when the trainer is made.
+        XCTAssertEqual(Array(m.itemFactors.buffer[4..<6]), [0, 0])
+        XCTAssertEqual(m.itemBias[2], 0)
+        _ = try t.runEpoch()
+        let v = zip(rowA, rowB).map { $0 + 0.5 * $1 }
+        let bItem: Float = 0.2 + 0.5 * -0.4
+        let raw = 4 /* global = mean */ + zip(user, v).map(*).reduce(0, +) + 0.1 + bItem
+        let lr: Float = 0.1, reg: Float = 0.2
+        let gHalf = 4 - raw  // −dRaw of ½ (ŷ − r)² (MFModel.lossGradient), the descent direction
+        for j in 0..<k {
+            XCTAssertEqual(m.itemFactors[j], rowA[j] + lr * (gHalf * 1 * user[j] - reg * 1 * rowA[j]), accuracy: 1e-6)
+            XCTAssertEqual(m.itemFactors[k + j], rowB[j] + lr * (gHalf * 0.5 * user[j] - reg * 0.5 * rowB[j]), accuracy: 1e-6)
+            XCTAssertEqual(m.userFactors[j], user[j] + lr * (gHalf * v[j] - reg * user[j]), accuracy: 1e-6)
+        }
+        XCTAssertEqual(m.itemBias[1], -0.4 + lr * (gHalf * 0.5 - reg * 0.5 * -0.4), accuracy: 1e-6)
+    }
+
+    /// The composed model holds each entity's weighted sums; a side without a composition is
+    /// copied; an entity with no pairs is zero.
+    func testComposedModelSumsTheRows() throws {
+        let config = MFConfig(nUsers: 2, nItems: 4, nFactors: 3)
+        let m = try MFModel(config: config, initStd: 0.5, seed: 9)
+        m.globalBias = 3.5
+        for r in 0..<4 { m.itemBias[r] = Float(r) }
+        let items = try Composition(indptr: [0, 2, 2, 3], rows: [0, 3, 1], weights: [1, -2, 0.25], count: 3, nRows: 4)
+        let c = try m.composed(users: nil, items: items)
+        XCTAssertEqual(c.config.nItems, 3)
+        XCTAssertEqual(c.globalBias, 3.5)
+        XCTAssertTrue(c.userFactors === m.userFactors, "a plain side is shared, not copied")
+        XCTAssertTrue(c.useGuard === m.useGuard)
+        for j in 0..<3 {
+            XCTAssertEqual(c.itemFactors[j], m.itemFactors[j] - 2 * m.itemFactors[9 + j], accuracy: 1e-6)
+            XCTAssertEqual(c.itemFactors[3 + j], 0)
+            XCTAssertEqual(c.itemFactors[6 + j], 0.25 * m.itemFactors[3 + j], accuracy: 1e-6)
+        }
+        XCTAssertEqual(Array(c.itemBias.buffer), [-6, 0, 0.25])
+    }
+
+    func testMalformedCompositionsAreRefused() {
+        XCTAssertThrowsError(try Composition(indptr: [0, 1], rows: [4], weights: [1], count: 1, nRows: 4))
+        XCTAssertThrowsError(try Composition(indptr: [0, 2, 1], rows: [0, 1], weights: [1, 1], count: 2, nRows: 4))
+        XCTAssertThrowsError(try Composition(indptr: [0, 1], rows: [0], weights: [.nan], count: 1, nRows: 4))
+        XCTAssertThrowsError(try Composition(indptr: [1, 1], rows: [0], weights: [1], count: 1, nRows: 4))
+    }
+}

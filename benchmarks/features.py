@@ -1,0 +1,164 @@
+"""User and item features: what they buy on items nobody rated, what they cost on the rest,
+and what they cost in time and memory.
+
+    python benchmarks/features.py [--data ../shared/data] [--only accuracy|speed] [--lightfm]
+
+Accuracy (MovieLens, when the files are present), ``MatrixFactorization()`` at its defaults,
+item features from ``datasets.read_movielens_items`` (genres as a multi-valued categorical,
+year numeric; the title is left out):
+
+- item cold start: 10% of the items (``default_rng(0)``) with all their ratings held out. RMSE
+  on them of the hybrid model against the fallback, the global mean plus the user's bias (what
+  the id-only model predicts for an item it never saw: ``predict(unknown="mean")``);
+- warm items: the fixed split (``train_test_split(test_size=0.1, seed=42)``), RMSE with and
+  without features;
+- ``--lightfm``: LightFM (when installed) on the same cold split, its WARP-free ``"logistic"``
+  loss does not fit ratings, so it is fitted with ``loss="warp"`` on ratings >= 4 and scored by
+  precision only when asked; left out by default.
+
+Speed (goodbooks-shaped generated data, 5.98 M ratings, with three categorical item features of
+20, 60 and 500 categories and two numeric ones): seconds per epoch with and without features
+at the defaults (100 factors, all cores), alternated, and each configuration's peak resident
+memory in a fresh process against the size of what features add (their rows and the items'
+composed vectors).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import embedrec
+
+HERE = Path(__file__).resolve().parent
+
+
+def rmse(model, frame, **kwargs):
+    return float(np.sqrt(np.mean((model.predict(frame, **kwargs) - frame["rating"].to_numpy()) ** 2)))
+
+
+def movielens_sets(data):
+    sets = {"ml-100k": data / "ml-100k", "ml-latest-small": data / "ml-latest-small"}
+    return {name: path for name, path in sets.items() if path.is_dir()}
+
+
+def accuracy(data):
+    rows = []
+    for name, path in movielens_sets(data).items():
+        df = embedrec.datasets.read_movielens(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the title column is left out, with a warning
+            items = embedrec.datasets.read_movielens_items(path)
+        ids = np.sort(df["item"].unique())
+        cold = np.random.default_rng(0).choice(ids, size=len(ids) // 10, replace=False)
+        is_cold = df["item"].isin(cold)
+        train, cold_test = df[~is_cold], df[is_cold]
+        plain = embedrec.MatrixFactorization()
+        plain.fit(train)
+        hybrid = embedrec.MatrixFactorization()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            hybrid.fit(train, item_features=items)
+            seconds = time.perf_counter() - start
+        content = embedrec.MatrixFactorization(use_ids=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            content.fit(train, item_features=items)
+        warm_train, warm_test = embedrec.train_test_split(df, test_size=0.1, seed=42)
+        warm_plain, warm_hybrid = embedrec.MatrixFactorization(), embedrec.MatrixFactorization()
+        warm_plain.fit(warm_train)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warm_hybrid.fit(warm_train, item_features=items)
+        row = {"data": name, "cold ratings": len(cold_test), "cold fallback": rmse(plain, cold_test, unknown="mean"),
+               "cold hybrid": rmse(hybrid, cold_test), "cold content-only": rmse(content, cold_test),
+               "warm id-only": rmse(warm_plain, warm_test, unknown="mean"),
+               "warm hybrid": rmse(warm_hybrid, warm_test, unknown="mean"), "hybrid fit s": seconds}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if rows:
+        print(pd.DataFrame(rows).round(4).to_string(index=False))
+    else:
+        print("MovieLens files not found; no accuracy to measure.")
+
+
+def goodbooks_features(df, seed=0):
+    """A handful of item features for the goodbooks-shaped set: three categoricals (20, 60 and
+    500 categories) and two numbers, independent of the ratings (only their cost is measured)."""
+    rng = np.random.default_rng(seed)
+    items = np.sort(df["item"].unique())
+    n = len(items)
+    return pd.DataFrame({"language": pd.Categorical(rng.integers(0, 20, n)),
+                         "genre": pd.Categorical(rng.integers(0, 60, n)),
+                         "publisher": pd.Categorical(rng.integers(0, 500, n)),
+                         "year": rng.integers(1900, 2020, n).astype(float),
+                         "pages": rng.gamma(4, 80, n)}, index=pd.Index(items, name="item"))
+
+
+def child(features, epochs):
+    """One fit in this process; prints its epoch seconds and peak memory as JSON."""
+    df = embedrec.datasets.synthetic(shape="goodbooks", seed=0)
+    itf = goodbooks_features(df) if features else None
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model = embedrec.MatrixFactorization(epochs=epochs, seed=0)
+    model.fit(df, item_features=itf)
+    seconds = [row["seconds"] for row in model.history.rows]
+    print(json.dumps({"features": features, "epoch_seconds": seconds,
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "data_mib": base,
+                      "n_items": len(model.item_ids),
+                      "feature_rows": len(model.item_feature_names) if features else 0}))
+
+
+def speed(rounds, epochs):
+    results = {False: [], True: []}
+    peaks = {}
+    for _ in range(rounds):
+        for features in (False, True):
+            out = subprocess.run([sys.executable, __file__, "--child", "1" if features else "0", "--epochs", str(epochs)],
+                                 capture_output=True, text=True, check=True)
+            line = json.loads(out.stdout.strip().splitlines()[-1])
+            results[features].extend(line["epoch_seconds"][1:])  # the first epoch warms caches
+            peaks.setdefault(features, []).append(line["peak_mib"])
+            if features:
+                shape = line
+    plain, hybrid = float(np.median(results[False])), float(np.median(results[True]))
+    k = 100
+    added_mib = ((shape["feature_rows"] * (k + 1)) + shape["n_items"] * (k + 1)) * 4 / 2**20
+    growth = min(peaks[True]) - min(peaks[False])
+    print(f"goodbooks shape, {epochs} epochs x {rounds} rounds, 100 factors, all cores")
+    print(f"epoch: id-only {plain:.3f} s, with features {hybrid:.3f} s; ratio {hybrid / plain:.2f} (target <= 2)")
+    print(f"peak memory: id-only {min(peaks[False]):.0f} MiB, with features {min(peaks[True]):.0f} MiB; growth "
+          f"{growth:.1f} MiB against {added_mib:.1f} MiB of feature rows and composed item vectors "
+          f"(ratio {growth / added_mib:.2f})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(HERE.parents[0].parent / "shared" / "data"))
+    parser.add_argument("--only", choices=("accuracy", "speed"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--child", choices=("0", "1"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        child(args.child == "1", args.epochs)
+        return 0
+    if args.only in (None, "accuracy"):
+        accuracy(Path(args.data))
+    if args.only in (None, "speed"):
+        speed(args.rounds, args.epochs)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())

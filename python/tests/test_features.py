@@ -1,0 +1,267 @@
+"""User and item features: the hybrid MatrixFactorization, cold-start items, add_items /
+add_users, the parts it exposes, save/load, and the errors around them."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import embedrec
+from embedrec import InvalidArgumentError, MatrixFactorization
+from embedrec._features import Composition, FeatureSet, compose_rows
+
+
+def rmse(model, frame, **kwargs):
+    return float(np.sqrt(np.mean((model.predict(frame, **kwargs) - frame["rating"].to_numpy()) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Generated ratings whose items carry planted genres, their features, and an item
+    cold-start split: a tenth of the items with all their ratings held out."""
+    df = embedrec.datasets.synthetic(n_users=600, n_items=300, ratings_per_user=40, seed=11)
+    features = embedrec.datasets.synthetic_item_features(df, seed=11)
+    items = np.sort(df["item"].unique())
+    cold = np.random.default_rng(5).choice(items, size=len(items) // 10, replace=False)
+    is_cold = df["item"].isin(cold)
+    return df[~is_cold], df[is_cold], features, cold
+
+
+@pytest.fixture(scope="module")
+def hybrid(planted):
+    train, _, features, _ = planted
+    model = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    model.fit(train, item_features=features)
+    return model
+
+
+def test_cold_items_are_predicted_from_their_features(planted, hybrid):
+    train, cold_test, _, cold = planted
+    fallback = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    fallback.fit(train)
+    # The fallback: global mean plus the user's bias (the item is unknown to it).
+    fallback_rmse = rmse(fallback, cold_test, unknown="mean")
+    hybrid_rmse = rmse(hybrid, cold_test)  # no unknown=: the cold items are known
+    assert set(cold) <= set(hybrid.item_ids)
+    assert hybrid_rmse < fallback_rmse - 0.1, (hybrid_rmse, fallback_rmse)
+
+
+def test_warm_items_are_no_worse_with_features(planted, hybrid):
+    train, _, _, _ = planted
+    perm = np.random.default_rng(1).permutation(len(train))
+    fit_part, test = train.iloc[perm[len(train) // 10:]], train.iloc[perm[:len(train) // 10]]
+    test = test[test["item"].isin(fit_part["item"]) & test["user"].isin(fit_part["user"])]
+    features = embedrec.datasets.synthetic_item_features(planted[0], seed=11)
+    plain = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    plain.fit(fit_part)
+    with_features = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    with_features.fit(fit_part, item_features=features)
+    assert rmse(with_features, test) <= rmse(plain, test) + 0.005
+
+
+def test_similar_items_of_cold_items_share_their_planted_genre(planted, hybrid):
+    _, _, _, cold = planted
+    similar = hybrid.similar_items(list(cold), k=10)
+    genre = similar["item"].str.rsplit("-", n=1).str[0]
+    similar_genre = similar["similar_item"].str.rsplit("-", n=1).str[0]
+    assert (genre == similar_genre).mean() >= 0.9
+
+
+def test_recommend_ranks_cold_items_among_the_rest(planted, hybrid):
+    _, cold_test, _, cold = planted
+    user = cold_test["user"].iloc[0]
+    recs = hybrid.recommend([user], k=len(hybrid.item_ids))
+    assert set(cold) <= set(recs["item"])
+    only_cold = hybrid.recommend([user], k=3, items=list(cold))
+    assert set(only_cold["item"]) <= set(cold) and len(only_cold) == 3
+
+
+def test_vectors_are_the_id_part_plus_the_features_part(hybrid):
+    names = hybrid.item_feature_names
+    assert names[0].startswith("genre=") and "year" in list(names)
+    F = hybrid.item_feature_embeddings
+    assert F.shape == (len(names), 16)
+    state = hybrid._state()
+    c = state.features.items.composition
+    e, r, w = c.entity_pairs()
+    feature = (r >= c.n_id_rows) & (r < c.n_id_rows + c.n_feature_rows)
+    from_features = np.zeros_like(hybrid.item_embeddings, dtype=np.float64)
+    np.add.at(from_features, e[feature], F[r[feature] - c.n_id_rows] * w[feature, None])
+    np.testing.assert_allclose(hybrid.id_embeddings("item") + from_features, hybrid.item_embeddings, atol=1e-5)
+    bias = np.bincount(e[feature], weights=hybrid.feature_bias("item")[r[feature] - c.n_id_rows] * w[feature],
+                       minlength=len(hybrid.item_ids))
+    assert np.abs(bias).max() > 0
+    # Items without ratings have no id part.
+    rated = np.zeros(len(hybrid.item_ids), dtype=bool)
+    rated[state.seen_csr()[1]] = True
+    assert not hybrid.id_embeddings("item")[~rated].any()
+    assert hybrid.id_embeddings("item")[rated].any()
+
+
+def test_items_with_the_same_features_and_no_ratings_are_the_same(planted):
+    train, _, features, _ = planted
+    extra = features.iloc[:2].copy()
+    extra.index = pd.Index(["twin-a", "twin-b"], name="item")
+    extra["tags"] = [["drama"], ["drama"]]
+    extra["genre"] = pd.Categorical(["drama", "drama"], categories=features["genre"].cat.categories)
+    extra["year"] = [1990.0, 1990.0]
+    model = MatrixFactorization(8, epochs=5, seed=0, n_threads=1)
+    model.fit(train, item_features=pd.concat([features, extra]))
+    emb = model.item_embeddings[np.isin(model.item_ids, ["twin-a", "twin-b"])]
+    np.testing.assert_array_equal(emb[0], emb[1])
+    assert np.abs(emb[0]).max() > 0
+
+
+def test_add_items_composes_as_fit_does(planted):
+    train, _, features, cold = planted
+    model = MatrixFactorization(8, epochs=5, seed=0, n_threads=1)
+    model.fit(train, item_features=features.drop(index=cold[:3]))
+    twin = features.loc[[cold[3]]].copy()
+    twin.index = pd.Index(["added-twin"], name="item")
+    model.add_items(pd.concat([features.loc[cold[:3]], twin]))
+    assert set(cold[:3]) | {"added-twin"} <= set(model.item_ids)
+    emb = pd.DataFrame(model.item_embeddings, index=model.item_ids)
+    # cold[3] was composed by the core at fit, its twin by add_items: the same features, the same vector.
+    np.testing.assert_allclose(emb.loc["added-twin"], emb.loc[cold[3]], atol=1e-6)
+    user = train["user"].iloc[0]
+    p = model.predict(pd.DataFrame({"user": [user, user], "item": [cold[0], "added-twin"]}))
+    assert np.isfinite(p).all()
+    with pytest.raises(InvalidArgumentError, match="known to the model already"):
+        model.add_items(features.loc[[cold[0]]])
+    # A category unseen at fit is ignored; the item still gets the rest of its features.
+    odd = pd.DataFrame({"genre": ["western"], "tags": [["western"]], "year": [2001.0]},
+                       index=pd.Index(["odd"], name="item"))
+    model.add_items(odd)
+    assert "odd" in set(model.item_ids)
+
+
+def test_add_users_from_user_features():
+    df = embedrec.datasets.synthetic(n_users=300, n_items=120, ratings_per_user=30, seed=2)
+    users = np.sort(df["user"].unique())
+    group = pd.DataFrame({"group": [f"g{u % 4}" for u in users], "age": (users % 50).astype(float)},
+                         index=pd.Index(users, name="user"))
+    model = MatrixFactorization(8, epochs=10, seed=0, n_threads=1)
+    model.fit(df, user_features=group)
+    assert list(model.feature_names("user"))[:4] == ["group=g0", "group=g1", "group=g2", "group=g3"]
+    new = pd.DataFrame({"group": ["g1"], "age": [30.0]}, index=pd.Index([99999], name="user"))
+    model.add_users(new)
+    recs = model.recommend([99999], k=5)
+    assert len(recs) == 5
+    with pytest.raises(InvalidArgumentError, match="user_features"):
+        model.fold_in(pd.DataFrame({"user": [5], "item": [df["item"].iloc[0]], "rating": [4.0]}))
+
+
+def test_kinds_are_inferred_and_can_be_overridden():
+    n = 40
+    frame = pd.DataFrame({
+        "brand": [f"b{j % 3}" for j in range(n)],
+        "genres": ["a|b" if j % 2 else "c" for j in range(n)],
+        "tags": [["x", "y"] if j % 3 else ["y"] for j in range(n)],
+        "price": np.linspace(1, 10, n),
+        "text": [np.array([j, -j, 0.5 * j], dtype=float) for j in range(n)],
+        "title": [f"Title {j}" for j in range(n)],
+        "flag": [bool(j % 2) for j in range(n)],
+    }, index=pd.Index(range(100, 100 + n), name="item"))
+    with pytest.warns(UserWarning, match="'title'.*left out"):
+        features, ids, values = FeatureSet.fit(frame, "item", "item")
+    kinds = {c.name: c.kind for c in features.columns}
+    assert kinds == {"brand": "categorical", "genres": "multi", "tags": "multi", "price": "numeric",
+                     "text": "vector", "flag": "categorical"}
+    assert "text[2]" in list(features.names) and "genres=b" in list(features.names)
+    positions, rows, weights = features.pairs(values)
+    # Entity 1: genres "a|b" -> two rows of weight 1/2 each.
+    genre_rows = [j for j, name in enumerate(features.names) if name.startswith("genres=")]
+    sel = (positions == 1) & np.isin(rows, genre_rows)
+    np.testing.assert_allclose(weights[sel], [0.5, 0.5])
+    # Numeric weights are standardised.
+    price = list(features.names).index("price")
+    w = np.zeros(n)
+    w[positions[rows == price]] = weights[rows == price]
+    assert abs(w.mean()) < 1e-6 and abs(w.std() - 1) < 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features, _, _ = FeatureSet.fit(frame, "item", "item", {"title": "categorical", "price": None})
+    assert {c.name for c in features.columns} == {"brand", "genres", "tags", "text", "title", "flag"}
+    with pytest.raises(InvalidArgumentError, match="feature_kinds"):
+        FeatureSet.fit(frame, "item", "item", {"brand": "ordinal"})
+
+
+def test_ids_from_a_column_or_the_index(planted):
+    train, _, features, _ = planted
+    as_column = features.reset_index()  # the ids in a column named as the ratings' item column
+    model = MatrixFactorization(8, epochs=3, seed=0, n_threads=1)
+    model.fit(train, item_features=as_column)
+    assert len(model.item_feature_names) > 0
+    unnamed = features.reset_index(drop=True)
+    with pytest.raises(InvalidArgumentError, match="needs the item ids"):
+        model.fit(train, item_features=unnamed)
+    repeated = pd.concat([features, features.iloc[:1]])
+    with pytest.raises(InvalidArgumentError, match="repeats item ids"):
+        model.fit(train, item_features=repeated)
+    ints = embedrec.datasets.synthetic(n_users=50, n_items=30, ratings_per_user=10, seed=1)
+    ints["item"] = ints["item"].str.rsplit("-", n=1).str[1].astype(int)
+    as_strings = pd.DataFrame({"g": ["a"] * 30}, index=pd.Index([str(j) for j in range(30)], name="item"))
+    with pytest.raises(InvalidArgumentError, match="another type"):
+        model.fit(ints, item_features=as_strings)
+
+
+def test_options_features_do_not_support_say_so(planted):
+    train, _, features, _ = planted
+    for kwargs in ({"optimizer": "adam"}, {"dropout": 0.2}, {"deterministic": True}):
+        with pytest.raises(InvalidArgumentError):
+            MatrixFactorization(8, epochs=2, **kwargs).fit(train, item_features=features)
+    with pytest.raises(InvalidArgumentError, match="does not take user or item features"):
+        embedrec.EmbeddingNN(epochs=1).fit(train, item_features=features)
+    with pytest.raises(InvalidArgumentError, match="feature_kinds"):
+        MatrixFactorization(8, epochs=2).fit(train, feature_kinds={"genre": "categorical"})
+    with pytest.raises(InvalidArgumentError, match="no feature frame has"):
+        MatrixFactorization(8, epochs=2).fit(train, item_features=features, feature_kinds={"nope": None})
+
+
+def test_content_only_model_has_no_id_rows(planted):
+    train, cold_test, features, _ = planted
+    model = MatrixFactorization(16, epochs=25, seed=0, n_threads=1, use_ids=False)
+    model.fit(train, item_features=features)
+    assert not model.id_embeddings("item").any()
+    # Two items with equal features have equal vectors, rated or not.
+    c = model._state().features.items.composition
+    assert c.n_id_rows == 0
+    assert rmse(model, cold_test) < 1.0
+
+
+def test_save_load_and_pickle_keep_the_features(planted, hybrid, tmp_path):
+    _, cold_test, features, cold = planted
+    path = tmp_path / "hybrid.embedrec"
+    hybrid.save(path)
+    for back in (embedrec.load(path), pickle.loads(pickle.dumps(hybrid))):
+        np.testing.assert_array_equal(back.predict(cold_test), hybrid.predict(cold_test))
+        assert back.item_feature_names.equals(hybrid.item_feature_names)
+        np.testing.assert_array_equal(back.item_feature_embeddings, hybrid.item_feature_embeddings)
+        np.testing.assert_array_equal(back.id_embeddings("item"), hybrid.id_embeddings("item"))
+        # The encoders came back too: an item added after loading composes as before saving.
+        new = features.loc[[cold[0]]].copy()
+        new.index = pd.Index(["after-load"], name="item")
+        back.add_items(new)
+        emb = pd.DataFrame(back.item_embeddings, index=back.item_ids)
+        np.testing.assert_allclose(emb.loc["after-load"], emb.loc[cold[0]], atol=1e-6)
+
+
+def test_numpy_composition_matches_the_core(hybrid):
+    state = hybrid._state()
+    rows = state.features.rows_core
+    k = 16
+    factors = rows.get_array(embedrec._lib.ITEM_FACTORS).reshape(-1, k)
+    bias = rows.get_array(embedrec._lib.ITEM_BIAS)
+    vectors, biases = compose_rows(state.features.items.composition, factors, bias)
+    np.testing.assert_allclose(vectors, hybrid.item_embeddings, atol=1e-6)
+    np.testing.assert_allclose(biases, hybrid.item_bias, atol=1e-6)
+
+
+def test_composition_layout():
+    c = Composition.build(3, np.array([0, -1, 1]), (np.array([0, 1, 1]), np.array([1, 0, 2]),
+                                                   np.array([0.5, 1.0, 2.0], dtype=np.float32)), 2, 3)
+    assert c.indptr.tolist() == [0, 2, 4, 5]
+    assert c.rows.tolist() == [0, 3, 2, 4, 1]
+    np.testing.assert_allclose(c.weights, [1, 0.5, 1, 2, 1])
