@@ -13,8 +13,8 @@ from conftest import REPO
 NOTEBOOKS = sorted((REPO / "examples").glob("*.ipynb"))
 
 
-def test_there_are_four_notebooks():
-    assert len(NOTEBOOKS) == 4
+def test_there_are_five_notebooks():
+    assert len(NOTEBOOKS) == 5
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
