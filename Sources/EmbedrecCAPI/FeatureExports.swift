@@ -12,7 +12,7 @@ private func composition(_ h: UnsafeMutableRawPointer?) throws -> Composition? {
 
 @_cdecl("embedrec_composition_create")
 public func embedrecCompositionCreate(_ indptr: UnsafePointer<Int64>?, _ rows: UnsafePointer<Int32>?,
-                                      _ weights: UnsafePointer<Float>?, _ biasOnly: UnsafePointer<UInt8>?,
+                                      _ weights: UnsafePointer<Float>?, _ kinds: UnsafePointer<UInt8>?,
                                       _ nEntities: Int64, _ nRows: Int64,
                                       _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
@@ -23,7 +23,7 @@ public func embedrecCompositionCreate(_ indptr: UnsafePointer<Int64>?, _ rows: U
             return try Composition(indptr: starts, rows: try Check.pointer(rows, "rows", count: pairs),
                                    weights: try Check.pointer(weights, "weights", count: pairs), count: count,
                                    nRows: try Check.int(nRows, "n_rows", in: 1...Int64(MFConfig.maxRows)),
-                                   biasOnly: biasOnly)
+                                   kinds: kinds)
         }
     }
 }
@@ -37,8 +37,8 @@ public func embedrecCompositionFree(_ h: UnsafeMutableRawPointer?) -> Int32 {
 public func embedrecFeatureTrainerCreate(_ h: UnsafeMutableRawPointer?, _ ratings: UnsafeMutableRawPointer?,
                                          _ users: UnsafeMutableRawPointer?, _ items: UnsafeMutableRawPointer?,
                                          _ optimizer: Int32, _ schedule: Int32, _ epochs: Int32, _ batchSize: Int32,
-                                         _ lr: Double, _ weightDecay: Double, _ threads: Int32, _ seed: UInt64,
-                                         _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+                                         _ lr: Double, _ weightDecay: Double, _ idDropout: Double, _ threads: Int32,
+                                         _ seed: UInt64, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
     status {
         try registry.create(out) {
             let m = try registry.lookup(h, as: MFModel.self, kind: "model")
@@ -48,7 +48,8 @@ public func embedrecFeatureTrainerCreate(_ h: UnsafeMutableRawPointer?, _ rating
             let l = try ratingsLoader(ratings, nUsers: userSide?.count ?? m.config.nUsers,
                                       nItems: itemSide?.count ?? m.config.nItems)
             return TrainerBox(try l.handOver {
-                try makeFeatureTrainer(model: m, data: $0, options: options, users: userSide, items: itemSide)
+                try makeFeatureTrainer(model: m, data: $0, options: options, users: userSide, items: itemSide,
+                                       idDropout: try Check.finite(idDropout, "id_dropout"))
             })
         }
     }

@@ -99,3 +99,35 @@ final class FeatureSGDTests: XCTestCase {
         XCTAssertThrowsError(try Composition(indptr: [1, 1], rows: [0], weights: [1], count: 1, nRows: 4))
     }
 }
+
+final class IdDropoutTests: XCTestCase {
+    /// With id dropout, about that share of the ratings leaves the id rows alone; the feature
+    /// rows get every rating.
+    func testIdDropoutSkipsTheIdRowsOfThatShareOfRatings() throws {
+        let n = 4000, k = 4
+        let config = MFConfig(nUsers: 1, nItems: n + 1, nFactors: k)
+        let m = try MFModel(config: config, initStd: 0.1, seed: 2)
+        // Item e: its own id row e (kind id) and the shared feature row n.
+        var indptr: [Int64] = [0], rows: [Int32] = [], weights: [Float] = []
+        for e in 0..<n {
+            rows += [Int32(e), Int32(n)]
+            weights += [1, 1]
+            indptr.append(Int64(rows.count))
+        }
+        var kinds = [UInt8](repeating: RowKind.id.rawValue, count: n + 1)
+        kinds[n] = RowKind.feature.rawValue
+        let items = try Composition(indptr: indptr, rows: rows, weights: weights, count: n, nRows: n + 1, kinds: kinds)
+        let data = try RatingSet(users: [Int32](repeating: 0, count: n), items: (0..<n).map { Int32($0) },
+                                 ratings: (0..<n).map { Float($0 % 5 + 1) }, count: n, nUsers: 1, nItems: n)
+        var o = TrainOptions()
+        o.learningRate = 0.01
+        o.threads = 1
+        let before = Array(m.itemFactors.buffer)
+        let t = try makeFeatureTrainer(model: m, data: data, options: o, users: nil, items: items, idDropout: 0.3)
+        _ = try t.runEpoch()
+        var unchanged = 0
+        for e in 0..<n where (0..<k).allSatisfy({ m.itemFactors[e * k + $0] == before[e * k + $0] }) { unchanged += 1 }
+        XCTAssertEqual(Double(unchanged) / Double(n), 0.3, accuracy: 0.04)
+        XCTAssertThrowsError(try makeFeatureTrainer(model: m, data: data, options: o, users: nil, items: items, idDropout: 1))
+    }
+}

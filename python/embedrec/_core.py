@@ -146,9 +146,9 @@ class CoreComposition(_CoreObject):
     def __init__(self, composition):
         indptr = np.ascontiguousarray(composition.indptr, dtype=np.int64)
         rows, weights = as_int32(composition.rows), as_float32(composition.weights)
-        bias_only = np.ascontiguousarray(composition.bias_only, dtype=np.uint8)
+        kinds = np.ascontiguousarray(composition.row_kinds, dtype=np.uint8)
         self._handle = _lib.new_handle(
-            lambda out: lib.embedrec_composition_create(ptr(indptr), ptr(rows), ptr(weights), ptr(bias_only),
+            lambda out: lib.embedrec_composition_create(ptr(indptr), ptr(rows), ptr(weights), ptr(kinds),
                                                         composition.n_entities, composition.n_rows, out),
             lib.embedrec_composition_free,
         )
@@ -192,7 +192,7 @@ class CoreTrainer(_CoreObject):
 
     @classmethod
     def with_features(cls, model, ratings, users, items, optimizer, schedule, epochs, batch_size, lr, weight_decay,
-                      n_threads, seed):
+                      id_dropout, n_threads, seed):
         """An SGD trainer of a hybrid model: ``model`` holds parameter rows, ``users`` /
         ``items`` (CoreComposition or None) make them into the ratings' users and items."""
         trainer = cls.__new__(cls)
@@ -202,7 +202,8 @@ class CoreTrainer(_CoreObject):
             lambda out: lib.embedrec_feature_trainer_create(
                 model.handle, ratings.handle, users.handle if users is not None else None,
                 items.handle if items is not None else None, _lib.OPTIMIZERS[optimizer], _lib.SCHEDULES[schedule],
-                int(epochs), int(batch_size), float(lr), float(weight_decay), int(n_threads), int(seed) % 2**64, out),
+                int(epochs), int(batch_size), float(lr), float(weight_decay), float(id_dropout), int(n_threads),
+                int(seed) % 2**64, out),
             lib.embedrec_trainer_free,
         )
         return trainer

@@ -214,6 +214,16 @@ class Composition:
         return mask
 
     @property
+    def row_kinds(self):
+        """Per parameter row, its kind for the core: id, feature or bias-only."""
+        from ._lib import ROW_BIAS_ONLY, ROW_FEATURE, ROW_ID
+
+        kinds = np.full(self.n_rows, ROW_ID, dtype=np.uint8)
+        kinds[self.n_id_rows:self.n_id_rows + self.n_feature_rows] = np.where(self.feature_bias_only, ROW_BIAS_ONLY,
+                                                                              ROW_FEATURE)
+        return kinds
+
+    @property
     def n_entities(self):
         return len(self.indptr) - 1
 

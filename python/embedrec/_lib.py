@@ -41,6 +41,8 @@ SCHEDULES = {"constant": 0, "one_cycle": 1}
 METRICS = {"cosine": 0, "dot": 1}
 LOSSES = {"mse": 0, "mae": 1, "bce": 2}
 IMPLICIT_METHODS = {"als": 0, "bpr": 1}
+# Parameter row kinds of a hybrid model (EMBEDREC_ROW_*).
+ROW_FEATURE, ROW_BIAS_ONLY, ROW_ID = 0, 1, 2
 
 # Network node layout (EMBEDREC_NODE_*).
 NODE_INTS, NODE_VALUES = 8, 4
@@ -107,7 +109,8 @@ _SIGNATURES = {
     "embedrec_composition_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int64, _handle_out]),
     "embedrec_composition_free": (c_int32, [c_void_p]),
     "embedrec_feature_trainer_create": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p, c_int32, c_int32, c_int32,
-                                                  c_int32, c_double, c_double, c_int32, c_uint64, _handle_out]),
+                                                  c_int32, c_double, c_double, c_double, c_int32, c_uint64,
+                                                  _handle_out]),
     "embedrec_model_compose": (c_int32, [c_void_p, c_void_p, c_void_p, _handle_out]),
 }
 

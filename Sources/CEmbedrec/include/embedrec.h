@@ -369,12 +369,16 @@ int32_t embedrec_implicit_trainer_create(EmbedrecModelHandle model, EmbedrecRati
 /*
  * A composition of n_entities entities over n_rows parameter rows, as CSR: entity e's pairs are
  * indptr[e] ..< indptr[e + 1] (indptr[n_entities + 1], from 0, non-decreasing), each a row in
- * 0..<n_rows and a finite weight. bias_only[n_rows] (NULL: none) marks rows that add only their
- * bias (numeric features: learned linear terms); their vectors are zero. The arrays are copied.
- * Free with embedrec_composition_free.
+ * 0..<n_rows and a finite weight. kinds[n_rows] (NULL: all EMBEDREC_ROW_FEATURE) says what each
+ * row is: a feature's row, a bias-only row (a numeric feature's learned linear term: it adds only
+ * its bias, its vector is zero), or an entity's own id row. The arrays are copied. Free with
+ * embedrec_composition_free.
  */
+#define EMBEDREC_ROW_FEATURE 0
+#define EMBEDREC_ROW_BIAS_ONLY 1
+#define EMBEDREC_ROW_ID 2
 int32_t embedrec_composition_create(const int64_t *indptr, const int32_t *rows, const float *weights,
-                                    const uint8_t *bias_only, int64_t n_entities, int64_t n_rows,
+                                    const uint8_t *kinds, int64_t n_entities, int64_t n_rows,
                                     EmbedrecCompositionHandle *out);
 int32_t embedrec_composition_free(EmbedrecCompositionHandle composition);
 
@@ -384,14 +388,16 @@ int32_t embedrec_composition_free(EmbedrecCompositionHandle composition);
  * rows (user_composition's n_rows users, item_composition's n_rows items; a NULL side is plain).
  * Each rating's gradient g moves a composed row r of weight w by lr * (g w v - weight_decay |w|
  * row_r), v the other side's composed vector. Rows no training rating reaches are set to zero
- * when the trainer is made. Other arguments, epochs and the rest as embedrec_trainer_create_from;
- * not deterministic with more than one thread; no embedding dropout.
+ * when the trainer is made. id_dropout in [0, 1): the probability that a rating leaves a side's
+ * EMBEDREC_ROW_ID rows out (of its vector and of the update), so that the features learn what
+ * the ids would otherwise absorb. Other arguments, epochs and the rest as
+ * embedrec_trainer_create_from; not deterministic with more than one thread; no embedding dropout.
  */
 int32_t embedrec_feature_trainer_create(EmbedrecModelHandle model, EmbedrecRatingsHandle ratings,
                                         EmbedrecCompositionHandle user_composition,
                                         EmbedrecCompositionHandle item_composition, int32_t optimizer,
                                         int32_t schedule, int32_t epochs, int32_t batch_size, double lr,
-                                        double weight_decay, int32_t n_threads, uint64_t seed,
+                                        double weight_decay, double id_dropout, int32_t n_threads, uint64_t seed,
                                         EmbedrecTrainerHandle *out);
 
 /*

@@ -1,7 +1,8 @@
 /// Which parameter rows make up each entity (a user or an item) of a hybrid model, and with
 /// what weights: entity e's vector is Σ w_j · row[r_j] and its bias Σ w_j · bias[r_j] over its
-/// pairs j in `indptr[e] ..< indptr[e + 1]`. A row marked bias-only (a numeric feature, a
-/// learned linear term) adds to the bias alone: its vector stays zero and is never read.
+/// pairs j in `indptr[e] ..< indptr[e + 1]`. Each row has a kind (`RowKind`): a feature's
+/// row, a bias-only row (a numeric feature, a learned linear term: it adds to the bias alone,
+/// its vector stays zero and is never read), or an entity's own id row.
 ///
 /// The rows are an entity's own id row and the rows of its features (a category, a numeric
 /// column scaled by its value, one dimension of a dense vector): LightFM's hybrid model. The
@@ -12,8 +13,8 @@ public final class Composition {
     public let indptr: Buffer<Int64>
     public let rows: Buffer<Int32>
     public let weights: Buffer<Float>
-    /// 1 for the rows that are bias-only, per row.
-    public let biasOnly: Buffer<UInt8>
+    /// Each row's `RowKind` raw value.
+    public let kinds: Buffer<UInt8>
     /// Number of entities.
     public let count: Int
     /// Number of parameter rows the pairs index.
@@ -22,7 +23,7 @@ public final class Composition {
     /// Copies and validates the CSR arrays: indptr non-decreasing from 0 to the pair count,
     /// rows in 0..<nRows, weights finite.
     public init(indptr: UnsafePointer<Int64>, rows: UnsafePointer<Int32>, weights: UnsafePointer<Float>,
-                count: Int, nRows: Int, biasOnly: UnsafePointer<UInt8>? = nil) throws {
+                count: Int, nRows: Int, kinds: UnsafePointer<UInt8>? = nil) throws {
         guard count >= 1, count <= MFConfig.maxRows else {
             throw CoreError.invalid("a composition needs 1...\(MFConfig.maxRows) entities, got \(count)")
         }
@@ -45,22 +46,27 @@ public final class Composition {
         self.indptr = Buffer(copying: indptr, count: count + 1, zero: 0)
         self.rows = Buffer(copying: rows, count: max(pairs, 1), zero: 0)
         self.weights = Buffer(copying: weights, count: max(pairs, 1), zero: 0)
-        self.biasOnly = Buffer(repeating: 0, count: nRows)
-        if let biasOnly {
-            for r in 0..<nRows { self.biasOnly[r] = biasOnly[r] != 0 ? 1 : 0 }
+        self.kinds = Buffer(repeating: RowKind.feature.rawValue, count: nRows)
+        if let kinds {
+            for r in 0..<nRows {
+                guard RowKind(rawValue: kinds[r]) != nil else {
+                    throw CoreError.invalid("kinds[\(r)] = \(kinds[r]); a row kind is 0 (feature), 1 (bias only) or 2 (id)")
+                }
+                self.kinds[r] = kinds[r]
+            }
         }
     }
 
     /// Raw pointers to the arrays, for the per-rating loops (no reference counting there).
     var view: CompositionView {
-        CompositionView(indptr: indptr.base, rows: rows.base, weights: weights.base, biasOnly: biasOnly.base)
+        CompositionView(indptr: indptr.base, rows: rows.base, weights: weights.base, kinds: kinds.base)
     }
 
     @inline(__always) func range(_ e: Int) -> Range<Int> { view.range(e) }
 
     func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
                  into out: UnsafeMutablePointer<Float>) -> Float {
-        view.compose(e, factors: factors, biases: biases, k: k, into: out)
+        view.compose(e, factors: factors, biases: biases, k: k, into: out, skipIds: false)
     }
 
     /// Marks in `reached` every row some entity in `entities` is made of.
@@ -73,25 +79,37 @@ public final class Composition {
     }
 }
 
+/// What a parameter row of a hybrid model is.
+public enum RowKind: UInt8 {
+    /// A feature's row: adds its weighted vector and bias.
+    case feature = 0
+    /// A numeric feature's linear term: adds its weighted bias only.
+    case biasOnly = 1
+    /// An entity's own id row (a feature row otherwise; id dropout leaves it out).
+    case id = 2
+}
+
 /// A `Composition`'s arrays as raw pointers (valid while the composition lives).
 struct CompositionView: @unchecked Sendable {
     let indptr: UnsafeMutablePointer<Int64>
     let rows: UnsafeMutablePointer<Int32>
     let weights: UnsafeMutablePointer<Float>
-    let biasOnly: UnsafeMutablePointer<UInt8>
+    let kinds: UnsafeMutablePointer<UInt8>
 
     @inline(__always) func range(_ e: Int) -> Range<Int> { Int(indptr[e]) ..< Int(indptr[e &+ 1]) }
 
-    /// Writes entity e's vector (k entries) to `out` and returns its bias.
+    /// Writes entity e's vector (k entries) to `out` and returns its bias; `skipIds` leaves
+    /// its id rows out.
     @inline(__always)
     func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
-                 into out: UnsafeMutablePointer<Float>) -> Float {
+                 into out: UnsafeMutablePointer<Float>, skipIds: Bool) -> Float {
         out.update(repeating: 0, count: k)
         var b: Float = 0
         for j in range(e) {
-            let r = Int(rows[j]), w = weights[j]
+            let r = Int(rows[j]), w = weights[j], kind = kinds[r]
+            if skipIds && kind == RowKind.id.rawValue { continue }
             b += w * biases[r]
-            if biasOnly[r] == 0 { Kernels.axpy(out, factors + r &* k, k, w) }
+            if kind != RowKind.biasOnly.rawValue { Kernels.axpy(out, factors + r &* k, k, w) }
         }
         return b
     }

@@ -22,8 +22,13 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     let lr, reg: Float
     let k: Int
     let biases, nonNegative: Bool
+    /// Id dropout: a rating leaves a side's id rows out when 16 bits of a hash of (key,
+    /// rating position) fall below this (rate · 2^16; 0: never).
+    let idThreshold: UInt32
+    let idKey: UInt64
 
-    init(model: MFModel, data: RatingSet, users: Composition?, items: Composition?, lr: Float, reg: Float) {
+    init(model: MFModel, data: RatingSet, users: Composition?, items: Composition?, lr: Float, reg: Float,
+         idDropout: Float = 0, seed: UInt64 = 0, epoch: Int = 0) {
         m = model
         P = model.userFactors.base; Q = model.itemFactors.base
         bu = model.userBias.base; bi = model.itemBias.base
@@ -33,6 +38,8 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
         self.lr = lr; self.reg = reg
         k = model.k
         biases = model.config.biases; nonNegative = model.config.nonNegative
+        idThreshold = UInt32((Double(idDropout) * 65536).rounded())
+        idKey = DropoutMask.key(seed: seed ^ 0x1D_D809, node: epoch)
     }
 
     func run(_ range: Range<Int>) -> (Double, Double) {
@@ -45,18 +52,24 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                     prefetch(items, Q, Int(its[idx &+ 8]))
                 }
                 let u = Int(us[idx]), i = Int(its[idx])
+                var skipUserIds = false, skipItemIds = false
+                if idThreshold > 0 {
+                    let h = DropoutMask.key(seed: idKey, node: idx)
+                    skipUserIds = UInt32(truncatingIfNeeded: h & 0xFFFF) < idThreshold
+                    skipItemIds = UInt32(truncatingIfNeeded: (h >> 16) & 0xFFFF) < idThreshold
+                }
                 // Each side's vector: its own row, or composed into scratch.
                 let p: UnsafeMutablePointer<Float>, q: UnsafeMutablePointer<Float>
                 var bUser: Float, bItem: Float
                 if let users {
-                    bUser = users.compose(u, factors: P, biases: bu, k: k, into: userScratch)
+                    bUser = users.compose(u, factors: P, biases: bu, k: k, into: userScratch, skipIds: skipUserIds)
                     p = userScratch
                 } else {
                     p = P + u &* k
                     bUser = bu[u]
                 }
                 if let items {
-                    bItem = items.compose(i, factors: Q, biases: bi, k: k, into: itemScratch)
+                    bItem = items.compose(i, factors: Q, biases: bi, k: k, into: itemScratch, skipIds: skipItemIds)
                     q = itemScratch
                 } else {
                     q = Q + i &* k
@@ -71,8 +84,8 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                 let g = -dRaw
                 // Composed sides first: they read the other side's vector before it moves
                 // (a plain side's row is updated last, from the composed side's scratch copy).
-                if let users { updateRows(users, entity: u, factors: P, biases: bu, other: q, g: g) }
-                if let items { updateRows(items, entity: i, factors: Q, biases: bi, other: p, g: g) }
+                if let users { updateRows(users, entity: u, factors: P, biases: bu, other: q, g: g, skipIds: skipUserIds) }
+                if let items { updateRows(items, entity: i, factors: Q, biases: bi, other: p, g: g, skipIds: skipItemIds) }
                 if users == nil && items == nil {
                     if biases {
                         bu[u] += lr * (g - reg * bu[u])
@@ -104,10 +117,12 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
 
     @inline(__always)
     private func updateRows(_ c: CompositionView, entity e: Int, factors: UnsafeMutablePointer<Float>,
-                            biases: UnsafeMutablePointer<Float>, other: UnsafePointer<Float>, g: Float) {
+                            biases: UnsafeMutablePointer<Float>, other: UnsafePointer<Float>, g: Float, skipIds: Bool) {
         for j in c.range(e) {
             let r = Int(c.rows[j]), w = c.weights[j]
-            if c.biasOnly[r] != 0 {
+            let kind = c.kinds[r]
+            if skipIds && kind == RowKind.id.rawValue { continue }
+            if kind == RowKind.biasOnly.rawValue {
                 if self.biases { biases[r] += lr * (g * w - reg * abs(w) * biases[r]) }
             } else {
                 updateRow(factors + r &* k, bias: biases + r, other: other, g: g, w: w)
@@ -135,7 +150,11 @@ extension SGDTrainer {
     /// row, a category only cold items have) are set to zero: they never get a gradient, and
     /// their random start would otherwise be noise in every entity made of them. Bias-only
     /// rows' vectors are set to zero too (they are never read or trained).
-    func useFeatures(users: Composition?, items: Composition?) throws {
+    func useFeatures(users: Composition?, items: Composition?, idDropout: Float = 0) throws {
+        guard idDropout.isFinite, idDropout >= 0, idDropout < 1 else {
+            throw CoreError.invalid("id_dropout must be in [0, 1), got \(idDropout)")
+        }
+        self.idDropout = idDropout
         guard epochsDone == 0 else { throw CoreError.invalid("features must be set before the first epoch") }
         guard !dropout.isActive else { throw CoreError.invalid("embedding dropout is not supported with user or item features") }
         features = (users, items)
@@ -143,7 +162,7 @@ extension SGDTrainer {
             guard let c else { continue }
             var reached = [Bool](repeating: false, count: c.nRows)
             c.markRows(of: UnsafeBufferPointer(c === users ? data.users.buffer : data.items.buffer), in: &reached)
-            for r in 0..<c.nRows where !reached[r] || c.biasOnly[r] != 0 {
+            for r in 0..<c.nRows where !reached[r] || c.kinds[r] == RowKind.biasOnly.rawValue {
                 (factors.base + r * model.k).update(repeating: 0, count: model.k)
                 if !reached[r] { biases[r] = 0 }
             }
@@ -154,7 +173,7 @@ extension SGDTrainer {
 /// An SGD trainer for the hybrid model: `model`'s tables are parameter rows, and the data's
 /// user (item) indices are entities of `users` (`items`), or rows where that side is plain.
 public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOptions,
-                               users: Composition?, items: Composition?) throws -> Trainer {
+                               users: Composition?, items: Composition?, idDropout: Float = 0) throws -> Trainer {
     try options.validate()
     guard options.optimizer == .sgd else {
         throw CoreError.invalid("user and item features train with SGD (optimizer='sgd'); Adam does not support them yet")
@@ -171,6 +190,6 @@ public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOp
     }
     try model.initialiseGlobalBias(from: data)
     let trainer = SGDTrainer(model: model, data: data, options: options)
-    try model.useGuard.withWriting { try trainer.useFeatures(users: users, items: items) }
+    try model.useGuard.withWriting { try trainer.useFeatures(users: users, items: items, idDropout: idDropout) }
     return trainer
 }

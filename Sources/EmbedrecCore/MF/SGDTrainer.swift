@@ -24,6 +24,8 @@ public final class SGDTrainer: Trainer {
     /// Set by `useFeatures`: the model's rows are parameter rows, and each rating's user and
     /// item are composed from them (`FeatureSGDStep`).
     public internal(set) var features: (users: Composition?, items: Composition?)?
+    /// With features: the probability that a rating leaves a side's id rows out (`FeatureSGDStep`).
+    public internal(set) var idDropout: Float = 0
 
     public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws {
         if features != nil && dropout.isActive {
@@ -68,7 +70,7 @@ public final class SGDTrainer: Trainer {
         }
         if let features {
             let step = FeatureSGDStep(model: model, data: data, users: features.users, items: features.items,
-                                      lr: lr, reg: reg)
+                                      lr: lr, reg: reg, idDropout: idDropout, seed: options.seed, epoch: epochsDone)
             runBlocks(step, threads: threads, partial: partial)
         } else {
             let step = SGDStep(model: model, data: data, lr: lr, reg: reg,
