@@ -131,3 +131,51 @@ final class IdDropoutTests: XCTestCase {
         XCTAssertThrowsError(try makeFeatureTrainer(model: m, data: data, options: o, users: nil, items: items, idDropout: 1))
     }
 }
+
+final class HotRowTests: XCTestCase {
+    /// Rating r = 3 + (item group's offset): all signal is in a hot feature row (4 groups, each
+    /// a quarter of the ratings). Two threads, each working on a block's copy of the hot rows
+    /// and adding its changes back, learn it as one thread does (exact per-rating SGD).
+    func testTwoThreadsLearnTheHotRowsAsOneDoes() throws {
+        let n = 420_000, nUsers = 2000, nItems = 400, groups = 4
+        var rng = Xoshiro256(seed: 4)
+        var users: [Int32] = [], itemIds: [Int32] = [], ratings: [Float] = []
+        let offsets: [Float] = [-1.5, -0.5, 0.5, 1.5]
+        for _ in 0..<n {
+            let i = rng.nextIndex(below: nItems)
+            users.append(Int32(rng.nextIndex(below: nUsers)))
+            itemIds.append(Int32(i))
+            ratings.append(3 + offsets[i % groups] + rng.nextNormal() * 0.1)
+        }
+        var indptr: [Int64] = [0], rows: [Int32] = [], weights: [Float] = []
+        for i in 0..<nItems {
+            rows += [Int32(i), Int32(nItems + i % groups)]
+            weights += [1, 1]
+            indptr.append(Int64(rows.count))
+        }
+        var kinds = [UInt8](repeating: RowKind.id.rawValue, count: nItems + groups)
+        for g in 0..<groups { kinds[nItems + g] = RowKind.feature.rawValue }
+        var losses: [Double] = []
+        for threads in [1, 2] {
+            let items = try Composition(indptr: indptr, rows: rows, weights: weights, count: nItems,
+                                        nRows: nItems + groups, kinds: kinds)
+            let m = try MFModel(config: MFConfig(nUsers: nUsers, nItems: nItems + groups, nFactors: 8),
+                                initStd: 0.05, seed: 1)
+            var o = TrainOptions()
+            o.learningRate = 0.01
+            o.weightDecay = 0.02
+            o.threads = threads
+            let t = try makeFeatureTrainer(model: m, data: try RatingSet(users: users, items: itemIds, ratings: ratings,
+                                                                        count: n, nUsers: nUsers, nItems: nItems),
+                                           options: o, users: nil, items: items)
+            var last = 0.0
+            for _ in 0..<3 { last = try t.runEpoch().loss }
+            losses.append(last)
+            // The group biases carry the offsets.
+            let b = (0..<groups).map { m.itemBias[nItems + $0] }
+            XCTAssertLessThan(b[0], b[1]); XCTAssertLessThan(b[1], b[2]); XCTAssertLessThan(b[2], b[3])
+        }
+        XCTAssertLessThan(losses[0], 0.05)
+        XCTAssertEqual(losses[1], losses[0], accuracy: 0.2 * losses[0])
+    }
+}

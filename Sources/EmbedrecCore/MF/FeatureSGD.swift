@@ -9,41 +9,61 @@
 /// λ Σ |w| (‖row‖² + bias²) over the rows the rating reaches: for an id row (w = 1) exactly
 /// plain MF's, and a model whose compositions are each entity's own row alone is plain MF.
 ///
-/// The feature rows are few and shared by many entities, so they stay in cache; what an epoch
-/// costs over plain MF is composing each side (a few row reads) and writing its rows back.
+/// Hot rows: a category such as a language is part of a large share of all ratings, so with
+/// several threads its row would be written by all of them at once, and its cache line would
+/// travel between the cores at every rating (with two threads an epoch took longer than with
+/// one). Each block of ratings (`SGDTrainer.blockSize`) therefore works on its own copy of the
+/// side's hot rows (`HotRows`: the feature rows that at least 1/200 of the ratings reach) and
+/// adds what it changed back to the shared rows when it ends. With one thread the copy is
+/// written back as it is, so the result is exactly per-rating SGD; with more, a hot row misses
+/// the other threads' changes for at most a block, as Hogwild's rows miss lost updates.
 struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     let m: MFModel
     let P, Q, bu, bi: UnsafeMutablePointer<Float>
     let us, its: UnsafeMutablePointer<Int32>
     let rs: UnsafeMutablePointer<Float>
     let users, items: CompositionView?
-    /// Keeps the compositions alive while the views are used.
-    let owners: (Composition?, Composition?)
+    let userHot, itemHot: HotRows.View?
+    /// Keeps the compositions and hot-row tables alive while the views are used.
+    let owners: (Composition?, Composition?, HotRows?, HotRows?)
     let lr, reg: Float
     let k: Int
     let biases, nonNegative: Bool
+    /// One thread: a block's copies of the hot rows are written back as they are.
+    let exclusive: Bool
     /// Id dropout: a rating leaves a side's id rows out when 16 bits of a hash of (key,
     /// rating position) fall below this (rate · 2^16; 0: never).
     let idThreshold: UInt32
     let idKey: UInt64
 
     init(model: MFModel, data: RatingSet, users: Composition?, items: Composition?, lr: Float, reg: Float,
+         hot: (users: HotRows?, items: HotRows?) = (nil, nil), exclusive: Bool = true,
          idDropout: Float = 0, seed: UInt64 = 0, epoch: Int = 0) {
         m = model
         P = model.userFactors.base; Q = model.itemFactors.base
         bu = model.userBias.base; bi = model.itemBias.base
         us = data.users.base; its = data.items.base; rs = data.ratings.base
         self.users = users?.view; self.items = items?.view
-        owners = (users, items)
+        userHot = hot.users?.view; itemHot = hot.items?.view
+        owners = (users, items, hot.users, hot.items)
         self.lr = lr; self.reg = reg
         k = model.k
         biases = model.config.biases; nonNegative = model.config.nonNegative
+        self.exclusive = exclusive
         idThreshold = UInt32((Double(idDropout) * 65536).rounded())
         idKey = DropoutMask.key(seed: seed ^ 0x1D_D809, node: epoch)
     }
 
     func run(_ range: Range<Int>) -> (Double, Double) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * k) { scratch in
+        let userSide = users.map { SideRows(c: $0, factors: P, biases: bu, hot: userHot, k: k) }
+        let itemSide = items.map { SideRows(c: $0, factors: Q, biases: bi, hot: itemHot, k: k) }
+        userSide?.checkOut()
+        itemSide?.checkOut()
+        defer {
+            userSide?.checkIn(exclusive: exclusive)
+            itemSide?.checkIn(exclusive: exclusive)
+        }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * k) { scratch in
             let userScratch = scratch.baseAddress!, itemScratch = userScratch + k
             var se = 0.0, ae = 0.0
             for idx in range {
@@ -61,15 +81,15 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                 // Each side's vector: its own row, or composed into scratch.
                 let p: UnsafeMutablePointer<Float>, q: UnsafeMutablePointer<Float>
                 var bUser: Float, bItem: Float
-                if let users {
-                    bUser = users.compose(u, factors: P, biases: bu, k: k, into: userScratch, skipIds: skipUserIds)
+                if let userSide {
+                    bUser = userSide.compose(u, into: userScratch, skipIds: skipUserIds)
                     p = userScratch
                 } else {
                     p = P + u &* k
                     bUser = bu[u]
                 }
-                if let items {
-                    bItem = items.compose(i, factors: Q, biases: bi, k: k, into: itemScratch, skipIds: skipItemIds)
+                if let itemSide {
+                    bItem = itemSide.compose(i, into: itemScratch, skipIds: skipItemIds)
                     q = itemScratch
                 } else {
                     q = Q + i &* k
@@ -84,9 +104,9 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                 let g = -dRaw
                 // Composed sides first: they read the other side's vector before it moves
                 // (a plain side's row is updated last, from the composed side's scratch copy).
-                if let users { updateRows(users, entity: u, factors: P, biases: bu, other: q, g: g, skipIds: skipUserIds) }
-                if let items { updateRows(items, entity: i, factors: Q, biases: bi, other: p, g: g, skipIds: skipItemIds) }
-                if users == nil && items == nil {
+                if let userSide { updateRows(userSide, entity: u, other: q, g: g, skipIds: skipUserIds) }
+                if let itemSide { updateRows(itemSide, entity: i, other: p, g: g, skipIds: skipItemIds) }
+                if userSide == nil && itemSide == nil {
                     if biases {
                         bu[u] += lr * (g - reg * bu[u])
                         bi[i] += lr * (g - reg * bi[i])
@@ -96,9 +116,9 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                         Kernels.clampNonNegative(p, k)
                         Kernels.clampNonNegative(q, k)
                     }
-                } else if users == nil {
+                } else if userSide == nil {
                     updateRow(P + u &* k, bias: bu + u, other: q, g: g, w: 1)
-                } else if items == nil {
+                } else if itemSide == nil {
                     updateRow(Q + i &* k, bias: bi + i, other: p, g: g, w: 1)
                 }
             }
@@ -116,16 +136,17 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     }
 
     @inline(__always)
-    private func updateRows(_ c: CompositionView, entity e: Int, factors: UnsafeMutablePointer<Float>,
-                            biases: UnsafeMutablePointer<Float>, other: UnsafePointer<Float>, g: Float, skipIds: Bool) {
+    private func updateRows(_ side: SideRows, entity e: Int, other: UnsafePointer<Float>, g: Float, skipIds: Bool) {
+        let c = side.c
         for j in c.range(e) {
             let r = Int(c.rows[j]), w = c.weights[j]
             let kind = c.kinds[r]
             if skipIds && kind == RowKind.id.rawValue { continue }
+            let (row, bias) = side.row(r)
             if kind == RowKind.biasOnly.rawValue {
-                if self.biases { biases[r] += lr * (g * w - reg * abs(w) * biases[r]) }
+                if biases { bias.pointee += lr * (g * w - reg * abs(w) * bias.pointee) }
             } else {
-                updateRow(factors + r &* k, bias: biases + r, other: other, g: g, w: w)
+                updateRow(row, bias: bias, other: other, g: g, w: w)
             }
         }
     }
@@ -144,6 +165,136 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     }
 }
 
+/// The feature rows of one side that a large share of the ratings reach, each given a slot in a
+/// block's private copy (see `FeatureSGDStep`).
+final class HotRows {
+    /// Per parameter row: its slot, or -1 for a row that is not hot.
+    let slots: Buffer<Int32>
+    /// The hot rows, by slot.
+    let rows: Buffer<Int32>
+
+    /// A row is hot when at least 1/`share` of the ratings reach it; at most `limit` rows, the
+    /// most reached first. Id rows are never hot (an entity's own row is as contended as in
+    /// plain MF). Nil when no row is hot.
+    static func find(_ c: Composition, entities: UnsafeBufferPointer<Int32>, share: Int = 200,
+                     limit: Int = 256) -> HotRows? {
+        var perEntity = [Int](repeating: 0, count: c.count)
+        for e in entities { perEntity[Int(e)] += 1 }
+        var reached = [Int](repeating: 0, count: c.nRows)
+        for e in 0..<c.count where perEntity[e] > 0 {
+            for j in c.range(e) { reached[Int(c.rows[j])] += perEntity[e] }
+        }
+        let bar = max(entities.count / share, 1)
+        let hot = (0..<c.nRows)
+            .filter { reached[$0] >= bar && c.kinds[$0] != RowKind.id.rawValue }
+            .sorted { reached[$0] > reached[$1] }
+            .prefix(limit)
+        guard !hot.isEmpty else { return nil }
+        return HotRows(nRows: c.nRows, hot: Array(hot))
+    }
+
+    init(nRows: Int, hot: [Int]) {
+        slots = Buffer(repeating: -1, count: nRows)
+        rows = Buffer(repeating: 0, count: hot.count)
+        for (s, r) in hot.enumerated() {
+            slots[r] = Int32(s)
+            rows[s] = Int32(r)
+        }
+    }
+
+    var view: View { View(slots: slots.base, rows: rows.base, count: rows.count) }
+
+    struct View: @unchecked Sendable {
+        let slots: UnsafeMutablePointer<Int32>
+        let rows: UnsafeMutablePointer<Int32>
+        let count: Int
+    }
+}
+
+/// One composed side's rows as a block of ratings reads and writes them: the shared tables,
+/// with the hot rows redirected to the block's copies (made by `checkOut`, returned by
+/// `checkIn`).
+struct SideRows {
+    let c: CompositionView
+    let factors, biases: UnsafeMutablePointer<Float>
+    let hot: HotRows.View?
+    let k: Int
+    /// The block's copies of the hot rows' vectors and biases, then the same again as they
+    /// were at check-out.
+    let copies: UnsafeMutablePointer<Float>?
+
+    init(c: CompositionView, factors: UnsafeMutablePointer<Float>, biases: UnsafeMutablePointer<Float>,
+         hot: HotRows.View?, k: Int) {
+        self.c = c; self.factors = factors; self.biases = biases; self.hot = hot; self.k = k
+        copies = hot.map { UnsafeMutablePointer<Float>.allocate(capacity: 2 * $0.count * (k + 1)) }
+    }
+
+    @inline(__always)
+    func row(_ r: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        if let hot, let copies {
+            let s = Int(hot.slots[r])
+            if s >= 0 { return (copies + s &* k, copies + hot.count &* k + s) }
+        }
+        return (factors + r &* k, biases + r)
+    }
+
+    /// Writes entity e's vector (k entries) to `out` and returns its bias; `skipIds` leaves
+    /// its id rows out.
+    @inline(__always)
+    func compose(_ e: Int, into out: UnsafeMutablePointer<Float>, skipIds: Bool) -> Float {
+        var b: Float = 0
+        var first = true  // the first vector row is written scaled, the others added
+        for j in c.range(e) {
+            let r = Int(c.rows[j]), w = c.weights[j], kind = c.kinds[r]
+            if skipIds && kind == RowKind.id.rawValue { continue }
+            let (row, bias) = self.row(r)
+            b += w * bias.pointee
+            if kind != RowKind.biasOnly.rawValue {
+                if first {
+                    let vw = SIMD8<Float>(repeating: w)
+                    Kernels.elementwise(out, k) { i in vw * Kernels.load8(row + i) } scalar: { i in w * row[i] }
+                    first = false
+                } else {
+                    Kernels.axpy(out, row, k, w)
+                }
+            }
+        }
+        if first { out.update(repeating: 0, count: k) }
+        return b
+    }
+
+    /// Copies the hot rows into the block's copies (twice: to work on, and as they were).
+    func checkOut() {
+        guard let hot, let copies else { return }
+        let n = hot.count, stride = n * (k + 1)
+        for s in 0..<n {
+            let r = Int(hot.rows[s])
+            (copies + s * k).update(from: factors + r * k, count: k)
+            copies[n * k + s] = biases[r]
+        }
+        (copies + stride).update(from: copies, count: stride)
+    }
+
+    /// Returns the block's changes to the shared rows (`exclusive`: the copies as they are)
+    /// and frees the copies.
+    func checkIn(exclusive: Bool) {
+        guard let hot, let copies else { return }
+        let n = hot.count, before = copies + n * (k + 1)
+        for s in 0..<n {
+            let r = Int(hot.rows[s])
+            let row = factors + r * k, mine = copies + s * k, old = before + s * k
+            if exclusive {
+                row.update(from: mine, count: k)
+                biases[r] = copies[n * k + s]
+            } else {
+                for j in 0..<k { row[j] += mine[j] - old[j] }
+                biases[r] += copies[n * k + s] - before[n * k + s]
+            }
+        }
+        copies.deallocate()
+    }
+}
+
 extension SGDTrainer {
     /// Trains `model`'s rows as parameter rows composed into users and items (either side may
     /// be plain). Before the first epoch. Rows that no training rating reaches (a cold item's id
@@ -158,6 +309,8 @@ extension SGDTrainer {
         guard epochsDone == 0 else { throw CoreError.invalid("features must be set before the first epoch") }
         guard !dropout.isActive else { throw CoreError.invalid("embedding dropout is not supported with user or item features") }
         features = (users, items)
+        hotRows = (users.flatMap { HotRows.find($0, entities: UnsafeBufferPointer(data.users.buffer)) },
+                   items.flatMap { HotRows.find($0, entities: UnsafeBufferPointer(data.items.buffer)) })
         for (c, factors, biases) in [(users, model.userFactors, model.userBias), (items, model.itemFactors, model.itemBias)] {
             guard let c else { continue }
             var reached = [Bool](repeating: false, count: c.nRows)

@@ -26,6 +26,8 @@ public final class SGDTrainer: Trainer {
     public internal(set) var features: (users: Composition?, items: Composition?)?
     /// With features: the probability that a rating leaves a side's id rows out (`FeatureSGDStep`).
     public internal(set) var idDropout: Float = 0
+    /// With features: each composed side's hot rows (`FeatureSGDStep`).
+    var hotRows: (users: HotRows?, items: HotRows?) = (nil, nil)
 
     public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws {
         if features != nil && dropout.isActive {
@@ -70,7 +72,8 @@ public final class SGDTrainer: Trainer {
         }
         if let features {
             let step = FeatureSGDStep(model: model, data: data, users: features.users, items: features.items,
-                                      lr: lr, reg: reg, idDropout: idDropout, seed: options.seed, epoch: epochsDone)
+                                      lr: lr, reg: reg, hot: hotRows, exclusive: threads == 1,
+                                      idDropout: idDropout, seed: options.seed, epoch: epochsDone)
             runBlocks(step, threads: threads, partial: partial)
         } else {
             let step = SGDStep(model: model, data: data, lr: lr, reg: reg,
