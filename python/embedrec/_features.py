@@ -251,6 +251,33 @@ class Composition:
         """(entity, row, weight) of every pair."""
         return np.repeat(np.arange(self.n_entities), np.diff(self.indptr)), self.rows, self.weights
 
+    def feature_part(self):
+        """This composition without its id rows: what the entities' features alone make."""
+        e, r, w = self.entity_pairs()
+        keep = (r >= self.n_id_rows) & (r < self.n_id_rows + self.n_feature_rows)
+        return self.with_pairs(self.n_entities, e[keep], r[keep], w[keep])
+
+    def with_pairs(self, n_entities, e, r, w):
+        """A composition of the same rows over ``n_entities`` entities, from (entity, row,
+        weight) pairs in any order."""
+        order = np.lexsort((r, e))
+        indptr = np.zeros(n_entities + 1, dtype=np.int64)
+        np.cumsum(np.bincount(np.asarray(e, dtype=np.int64), minlength=n_entities), out=indptr[1:])
+        return Composition(indptr, np.asarray(r, dtype=np.int32)[order], np.asarray(w, dtype=np.float32)[order],
+                           self.n_id_rows, self.n_feature_rows, self.extra_id_rows, self.feature_bias_only)
+
+    def replaced(self, n_entities, entities, feature_pairs):
+        """This composition grown to ``n_entities`` entities, with the feature pairs of
+        ``entities`` (rows of ``feature_pairs``: (index into ``entities``, feature row, weight))
+        replacing theirs; the id rows stay as they are."""
+        e, r, w = self.entity_pairs()
+        is_feature = (r >= self.n_id_rows) & (r < self.n_id_rows + self.n_feature_rows)
+        drop = is_feature & np.isin(e, entities)
+        positions, frows, fweights = feature_pairs
+        return self.with_pairs(n_entities, np.concatenate([e[~drop], np.asarray(entities)[positions]]),
+                               np.concatenate([r[~drop], frows + self.n_id_rows]),
+                               np.concatenate([w[~drop], fweights]))
+
     def appended(self, other):
         """This composition followed by ``other``'s entities (same rows)."""
         indptr = np.concatenate([self.indptr, other.indptr[1:] + self.indptr[-1]])
@@ -332,6 +359,23 @@ class FittedFeatures:
 
     def side(self, what):
         return self.users if what == "user" else self.items
+
+    def with_user_features(self, n_users, rows, feature_pairs, re_estimated):
+        """After ``fold_in``: the user composition grown to ``n_users``, with the users at
+        ``rows`` given the feature pairs ``feature_pairs`` (index into ``rows``, feature row,
+        weight) when there are any (a user folded in without features keeps the ones it had,
+        or none). The users at ``re_estimated`` lose their id rows: what their ratings add is
+        now in the composed model alone (``id_embeddings`` reads it from there)."""
+        c = self.users.composition
+        if feature_pairs is None:
+            feature_pairs = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+            rows = rows[:0]
+        grown = c.replaced(n_users, rows, feature_pairs)
+        if len(re_estimated):
+            e, r, w = grown.entity_pairs()
+            stale = ((r < c.n_id_rows) | (r >= c.n_id_rows + c.n_feature_rows)) & np.isin(e, re_estimated)
+            grown = grown.with_pairs(n_users, e[~stale], r[~stale], w[~stale])
+        return FittedFeatures(SideFeatures(self.users.features, grown), self.items, self.rows_core, self.use_ids)
 
     def core_compositions(self):
         from ._core import CoreComposition

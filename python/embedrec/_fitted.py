@@ -50,8 +50,13 @@ class Fitted:
         replaced = np.isin(seen_users, rows[~fresh])
         seen_users = np.concatenate([seen_users[~replaced], rows[batch.codes].astype(np.int32)])
         seen_items = np.concatenate([seen_items[~replaced], batch.item_rows.astype(np.int32)])
+        features = self.features
+        if features is not None and features.users is not None:
+            given = getattr(batch, "feature_users", np.zeros(0, np.int64))
+            features = features.with_user_features(len(index), rows[given], getattr(batch, "feature_pairs", None),
+                                                   rows[~fresh])
         return Fitted.from_pairs(core, IdMap(index), self.items, self.columns, seen_users, seen_items, self.spec,
-                                 self.rating_range, self.features)
+                                 self.rating_range, features)
 
     def seen_csr(self):
         """Training (user row -> item rows) as CSR (indptr, indices)."""

@@ -51,17 +51,25 @@ class FeatureParts:
         return bias[c.n_id_rows:c.n_id_rows + c.n_feature_rows].copy()
 
     def id_embeddings(self, what="item"):
-        """float32 array (n, n_factors): the id part of each user's (item's) vector, aligned with
-        ``user_ids`` / ``item_ids``; zeros for those without an id row (no ratings at fit, or
-        ``use_ids=False``). ``item_embeddings`` is this plus the features' part."""
+        """float32 array (n, n_factors): the part of each user's (item's) vector that is not its
+        features', aligned with ``user_ids`` / ``item_ids``: its id row, or for a user added by
+        ``fold_in`` what its ratings added to its features; zeros for those known from their
+        features alone (no ratings at fit, ``add_items``, ``use_ids=False``)."""
         state, _, side = self._side_features(what)
-        factors, _ = self._rows(what)
-        e, r, w = side.composition.entity_pairs()
+        factors, bias = self._rows(what)
         c = side.composition
+        composed = self.user_embeddings if what == "user" else self.item_embeddings
+        out = np.zeros_like(composed)
+        e, r, w = c.entity_pairs()
         own = (r < c.n_id_rows) | (r >= c.n_id_rows + c.n_feature_rows)
-        n = len(state.users if what == "user" else state.items)
-        out = np.zeros((n, factors.shape[1]), dtype=np.float32)
-        out[e[own]] = factors[r[own]] * w[own, None]
+        out[e[own]] = factors[r[own]] * w[own, None]  # an id row: exactly its row
+        rest = np.ones(len(out), dtype=bool)
+        rest[e[own]] = False
+        if rest.any():  # no id row: a folded-in user's ratings' part, or nothing (float rounding)
+            from_features, _ = compose_rows(c.feature_part(), factors, bias)
+            diff = composed[rest] - from_features[rest]
+            scale = 1e-5 * (1.0 + np.abs(composed[rest]).max(axis=1, keepdims=True))
+            out[rest] = np.where(np.abs(diff).max(axis=1, keepdims=True) > scale, diff, 0.0)
         return out
 
     @property

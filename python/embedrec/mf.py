@@ -11,6 +11,7 @@ from ._base import Recommender
 from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
+from ._features import compose_rows, split_ids
 from ._hybrid import FeatureParts
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
@@ -319,33 +320,42 @@ class MatrixFactorization(FeatureParts, EmbeddingQueries, Recommender):
         return cls._restore(header, arrays, ids, core)
 
     # ----- new users without retraining ------------------------------------------------------
-    def fold_in(self, df, user=None, item=None, rating=None, replace=False):
+    def fold_in(self, df, user=None, item=None, rating=None, replace=False, user_features=None):
         """Embeddings and biases for users not seen in training (see ``Recommender.fold_in``).
 
         Each user's embedding and bias solve the training objective with the item side fixed:
         a ridge regression, ``min Σ (r - ŷ)² + weight_decay · n_u · (‖p‖² + b²)``, exact for the
-        plain models and solved by Gauss–Newton steps with ``y_range``."""
-        return super().fold_in(df, user, item, rating, replace)
+        plain models and solved by Gauss–Newton steps with ``y_range``.
 
-    def _fold_in_core(self, state, batch):
-        if state.features is not None and state.features.users is not None:
-            raise InvalidArgumentError("fold_in does not support models fitted with user_features yet; add_users "
-                                       "places new users from their features")
+        A model fitted with ``user_features``: ``user_features`` (a frame like the one given to
+        ``fit``) gives the folded-in users' features; each user's vector and bias are then its
+        features' plus what the ridge regression adds for its ratings (a known user re-estimated
+        with ``replace=True`` keeps its features unless given new ones)."""
+        return self._fold_in(df, user, item, rating, replace, user_features=user_features)
+
+    def _fold_in_core(self, state, batch, user_features=None):
         p = state.spec.params
+        side = state.features.users if state.features is not None else None
+        if user_features is not None and side is None:
+            raise InvalidArgumentError("user_features: this model was fitted without user_features")
         k, core = p["n_factors"], state.core
         Q = core.get_array(_lib.ITEM_FACTORS).reshape(len(state.items), k).astype(np.float64)
         bi = core.get_array(_lib.ITEM_BIAS).astype(np.float64)
         g = float(core.get_array(_lib.GLOBAL_BIAS)[0])
         vectors = np.zeros((len(batch.users), k), dtype=np.float32)
         biases = np.zeros(len(batch.users), dtype=np.float32)
+        from_features, feature_bias = np.zeros((len(batch.users), k)), np.zeros(len(batch.users))
+        if side is not None:
+            from_features, feature_bias = self._folded_feature_parts(state, side, batch, user_features)
         order = np.argsort(batch.codes, kind="stable")
         bounds = np.searchsorted(batch.codes[order], np.arange(len(batch.users) + 1))
         for j in range(len(batch.users)):
             sel = order[bounds[j]:bounds[j + 1]]
             rows = batch.item_rows[sel]
-            x = self._solve_user(Q[rows], bi[rows] + g, batch.ratings[sel], p)
-            vectors[j] = x[:k]
-            biases[j] = x[k] if p["biases"] else 0.0
+            offset = bi[rows] + g + feature_bias[j] + Q[rows] @ from_features[j]
+            x = self._solve_user(Q[rows], offset, batch.ratings[sel], p)
+            vectors[j] = x[:k] + from_features[j]
+            biases[j] = (x[k] if p["biases"] else 0.0) + feature_bias[j]
         # A new core with the users' rows: readers of the old one are never disturbed.
         rows = batch.final_rows(len(state.users))
         fresh = batch.known < 0
@@ -360,6 +370,39 @@ class MatrixFactorization(FeatureParts, EmbeddingQueries, Recommender):
         for which in (_lib.ITEM_FACTORS, _lib.ITEM_BIAS, _lib.GLOBAL_BIAS):
             new.set_array(which, core.get_array(which))
         return new
+
+    @staticmethod
+    def _folded_feature_parts(state, side, batch, user_features):
+        """The vector and bias each folded-in user's features make (float64), from
+        ``user_features`` or, for a known user not in it, from its current features; sets
+        ``batch.feature_users`` / ``batch.feature_pairs`` to the users given new features."""
+        c = side.composition
+        known = np.asarray(batch.known)
+        e, r, w = c.feature_part().entity_pairs()
+        current = np.isin(e, known[known >= 0])
+        position = pd.Index(known).get_indexer(e[current])
+        pairs_e, pairs_r, pairs_w = [position], [r[current]], [w[current]]
+        batch.feature_users, batch.feature_pairs = np.zeros(0, np.int64), None
+        if user_features is not None:
+            ids, values = split_ids(user_features, "user", state.columns[0])
+            given = pd.Index(batch.users).get_indexer(ids)
+            f_pos, f_rows, f_w = side.features.pairs(values)
+            used = given[f_pos] >= 0
+            users_given = np.unique(given[given >= 0])
+            keep = ~np.isin(pairs_e[0], users_given)  # new features replace a known user's
+            pairs_e, pairs_r, pairs_w = [pairs_e[0][keep]], [pairs_r[0][keep]], [pairs_w[0][keep]]
+            pairs_e.append(given[f_pos][used])
+            pairs_r.append(f_rows[used] + c.n_id_rows)
+            pairs_w.append(f_w[used])
+            subset = pd.Index(users_given)
+            batch.feature_users = users_given
+            batch.feature_pairs = (subset.get_indexer(given[f_pos][used]), f_rows[used], f_w[used])
+        folded = c.with_pairs(len(batch.users), np.concatenate(pairs_e), np.concatenate(pairs_r),
+                              np.concatenate(pairs_w))
+        core = state.features.rows_core
+        factors = core.get_array(_lib.USER_FACTORS).reshape(c.n_rows, -1)
+        vectors, bias = compose_rows(folded, factors, core.get_array(_lib.USER_BIAS))
+        return vectors.astype(np.float64), bias.astype(np.float64)
 
     @staticmethod
     def _solve_user(Q, offset, r, p):

@@ -137,7 +137,7 @@ def test_add_items_composes_as_fit_does(planted):
     assert "odd" in set(model.item_ids)
 
 
-def test_add_users_from_user_features():
+def test_add_users_and_fold_in_with_user_features():
     df = embedrec.datasets.synthetic(n_users=300, n_items=120, ratings_per_user=30, seed=2)
     users = np.sort(df["user"].unique())
     group = pd.DataFrame({"group": [f"g{u % 4}" for u in users], "age": (users % 50).astype(float)},
@@ -147,10 +147,37 @@ def test_add_users_from_user_features():
     assert list(model.feature_names("user"))[:4] == ["group=g0", "group=g1", "group=g2", "group=g3"]
     new = pd.DataFrame({"group": ["g1"], "age": [30.0]}, index=pd.Index([99999], name="user"))
     model.add_users(new)
-    recs = model.recommend([99999], k=5)
-    assert len(recs) == 5
-    with pytest.raises(InvalidArgumentError, match="user_features"):
-        model.fold_in(pd.DataFrame({"user": [5], "item": [df["item"].iloc[0]], "rating": [4.0]}))
+    assert len(model.recommend([99999], k=5)) == 5
+    # A user added from features alone is its group's vector: no id part.
+    assert not model.id_embeddings("user")[list(model.user_ids).index(99999)].any()
+
+    # fold_in with features: the vector is the features' part plus what the ratings add.
+    ratings = df[df["user"] == users[0]].assign(user=77777)
+    features = pd.DataFrame({"group": ["g2"], "age": [20.0]}, index=pd.Index([77777], name="user"))
+    model.fold_in(ratings, user_features=features)
+    row = list(model.user_ids).index(77777)
+    emb = model.user_embeddings[row]
+    part = emb - model.id_embeddings("user")[row]
+    g2 = model.feature_embeddings("user")[list(model.feature_names("user")).index("group=g2")]
+    np.testing.assert_allclose(part, g2, atol=1e-5)  # age is a bias-only term: no vector
+    assert np.abs(model.id_embeddings("user")[row]).max() > 0
+    # Without ratings it would be just the features: the ratings moved it.
+    ours = model.predict(ratings)
+    assert np.sqrt(np.mean((ours - ratings["rating"].to_numpy()) ** 2)) < np.std(ratings["rating"]) + 0.05
+    # Re-estimating a known user keeps its features.
+    model.fold_in(df[df["user"] == users[1]], replace=True)
+    r1 = list(model.user_ids).index(users[1])
+    g = f"group=g{users[1] % 4}"
+    part = model.user_embeddings[r1] - model.id_embeddings("user")[r1]
+    np.testing.assert_allclose(part, model.feature_embeddings("user")[list(model.feature_names("user")).index(g)],
+                               atol=1e-5)
+    back = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(back.predict(ratings), model.predict(ratings))
+    np.testing.assert_allclose(back.id_embeddings("user"), model.id_embeddings("user"), atol=1e-6)
+    without = MatrixFactorization(8, epochs=2)
+    without.fit(df)
+    with pytest.raises(InvalidArgumentError, match="without user_features"):
+        without.fold_in(ratings, user_features=features)
 
 
 def test_kinds_are_inferred_and_can_be_overridden():
