@@ -27,9 +27,10 @@ private func decodeNode(_ ints: UnsafePointer<Int32>, _ values: UnsafePointer<Do
     case .embedding:
         n.side = Int(ints[5])
         n.units = Int(ints[6])
-        guard (0...3).contains(ints[7]) else { throw CoreError.invalid("node \(j): embedding flags must be 0...3, got \(ints[7])") }
+        guard (0...7).contains(ints[7]) else { throw CoreError.invalid("node \(j): embedding flags must be 0...7, got \(ints[7])") }
         n.nonNegative = ints[7] & 1 != 0
         n.uniformInit = ints[7] & 2 != 0
+        n.frozen = ints[7] & 4 != 0
         n.a = values[0]
         n.b = values[1]
     case .dense:

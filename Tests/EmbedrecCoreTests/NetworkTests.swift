@@ -335,3 +335,30 @@ final class NetworkTrainingTests: XCTestCase {
         XCTAssertThrowsError(try NetworkTrainer(network: net, data: data, loss: .mse, negatives: 2, options: options(epochs: 1)))
     }
 }
+
+final class FrozenEmbeddingTests: XCTestCase {
+    /// A fixed embedding (an item's encoded features) is read like any table and never moves,
+    /// with Adam and with SGD; the trained tables around it do move.
+    func testFixedTablesStayWhileTheRestTrains() throws {
+        let data = LowRankData(nUsers: 60, nItems: 40, rank: 2, density: 0.5)
+        var features = NodeSpec.embedding(side: 1, dim: 3, std: 0.5)
+        features.frozen = true
+        let nodes: [NodeSpec] = [.embedding(side: 0, dim: 4, std: 0.1), .embedding(side: 1, dim: 4, std: 0.1), features,
+                                 .dense(2, units: 4, activation: .linear), .op(.product, 0, 3), .op(.concat, 0, 1, 2, 4),
+                                 .dense(5, units: 8, activation: .relu), .dense(6, units: 1, activation: .linear)]
+        for optimizer in [Optimizer.adam, .sgd] {
+            let net = try Network(nodes: nodes, nUsers: data.nUsers, nItems: data.nItems, seed: 2)
+            let fixed = Array(net.weights[2]!.buffer), user = Array(net.weights[0]!.buffer)
+            var o = TrainOptions()
+            o.optimizer = optimizer
+            o.epochs = 3
+            o.batchSize = 64
+            o.learningRate = 0.01
+            o.weightDecay = 0.1
+            let trainer = try NetworkTrainer(network: net, data: try data.trainSet(), loss: .mse, negatives: 0, options: o)
+            for _ in 0..<3 { _ = try trainer.runEpoch() }
+            XCTAssertEqual(Array(net.weights[2]!.buffer), fixed, "\(optimizer)")
+            XCTAssertNotEqual(Array(net.weights[0]!.buffer), user, "\(optimizer)")
+        }
+    }
+}

@@ -15,7 +15,7 @@ import pandas as pd
 from . import _diagnose, _frame, _lib, _loading, _registry, persistence, spark
 from ._interrupts import deferred as deferred_interrupts
 from ._checks import check_int
-from ._features import FeaturePlan, FittedFeatures, features_from_saved, saved_features
+from ._features import FeaturePlan, features_from_saved, saved_features
 from ._fitted import Fitted, FoldInBatch
 from ._ids import IdMap
 from ._progress import EpochBar
@@ -226,9 +226,14 @@ class Recommender(abc.ABC):
         """Whether an entity with features keeps its own id's row too (see ``_features``)."""
         return True
 
-    def _create_feature_trainer(self, core, ratings, options, compositions):
-        """The trainer of a hybrid model: ``core`` holds parameter rows, ``compositions`` the
-        user and item CoreComposition (or None). Models that take features override it."""
+    def _adopt_features(self, features):
+        """Makes this (unfitted) spec describe a model fitted with ``features`` (a network's
+        graph has a fixed input node per side with features); nothing for other models."""
+
+    def _create_hybrid(self, spec, sides, use_ids, data, options):
+        """(core, trainer, features) of a fit with features: ``sides`` the user and item
+        ``_features.SideFeatures`` (or None), ``data`` the loaded ratings. ``features.compose(core)``
+        gives the model queries read. Models that take features override it."""
         raise NotImplementedError
 
     def _validation_row(self, core, val, trainer, n_train):
@@ -363,14 +368,8 @@ class Recommender(abc.ABC):
                 self._start_from_data(core, data.stats)
                 trainer = self._create_trainer(core, data.ratings, options)
             else:
-                # The core trains parameter rows (ids' and features'); queries read the model of
-                # users and items they make up (``publish``), rebuilt after every epoch.
                 sides = (plan.build("user", users, data.n_rated[0]), plan.build("item", items, data.n_rated[1]))
-                core = self._create_core(*(s.composition.n_rows if s is not None else len(m)
-                                           for s, m in zip(sides, (users, items))))
-                self._start_from_data(core, data.stats)
-                features = FittedFeatures(sides[0], sides[1], core, plan.use_ids)
-                trainer = self._create_feature_trainer(core, data.ratings, options, features.core_compositions())
+                core, trainer, features = self._create_hybrid(spec, sides, plan.use_ids, data, options)
         finally:
             data.ratings.close()  # empty once the trainer took the data over
         rating_range = data.stats.range if not implicit else None
@@ -669,7 +668,8 @@ class Recommender(abc.ABC):
             entry, feature_arrays, tables = saved_features(
                 state.features, {"user_factors": rows.get_array(_lib.USER_FACTORS),
                                  "item_factors": rows.get_array(_lib.ITEM_FACTORS),
-                                 "user_bias": rows.get_array(_lib.USER_BIAS), "item_bias": rows.get_array(_lib.ITEM_BIAS)})
+                                 "user_bias": rows.get_array(_lib.USER_BIAS),
+                                 "item_bias": rows.get_array(_lib.ITEM_BIAS)} if rows is not None else {})
             extra["features"] = entry
             arrays.update(feature_arrays)
             ids.update(tables)
@@ -707,14 +707,16 @@ class Recommender(abc.ABC):
                 raise ValueError(f"the rating range {rating_range!r} is not a pair of finite numbers")
             rating_range = tuple(float(v) for v in rating_range)
         features = None
+        spec = model._unfitted_copy()
         if header.get("features") is not None:
-            spec = model._unfitted_copy()
             features = features_from_saved(header["features"], arrays, ids, {"user": n_users, "item": n_items},
                                            spec._create_core)
-            features.rows_core.set_array(_lib.GLOBAL_BIAS, core.get_array(_lib.GLOBAL_BIAS))
+            spec._adopt_features(features)
+            if features.rows_core is not None:
+                features.rows_core.set_array(_lib.GLOBAL_BIAS, core.get_array(_lib.GLOBAL_BIAS))
         model._fitted = Fitted.from_pairs(core, IdMap(ids["users"]), IdMap(ids["items"]), columns,
                                           seen_users.astype(np.int32), seen_items.astype(np.int32),
-                                          model._unfitted_copy(), rating_range, features)
+                                          spec, rating_range, features)
         if header.get("history") is not None:
             model.history = _history_from_saved(header["history"], model._loss_name)
         return model

@@ -352,10 +352,13 @@ class FeaturePlan:
 
 class FittedFeatures:
     """What a hybrid fit keeps beside the model every query reads: per side the SideFeatures
-    (None for a plain side) and the core of parameter rows (``rows_core``)."""
+    (None for a plain side) and the core of parameter rows (``rows_core``; None for a network,
+    whose features are fixed input nodes of its graph). ``fill_unrated`` (networks): a
+    callable that sets the id rows of entities without ratings in a network core."""
 
-    def __init__(self, users, items, rows_core, use_ids):
+    def __init__(self, users, items, rows_core, use_ids, fill_unrated=None):
         self.users, self.items, self.rows_core, self.use_ids = users, items, rows_core, use_ids
+        self.fill_unrated = fill_unrated
 
     def side(self, what):
         return self.users if what == "user" else self.items
@@ -375,7 +378,8 @@ class FittedFeatures:
             e, r, w = grown.entity_pairs()
             stale = ((r < c.n_id_rows) | (r >= c.n_id_rows + c.n_feature_rows)) & np.isin(e, re_estimated)
             grown = grown.with_pairs(n_users, e[~stale], r[~stale], w[~stale])
-        return FittedFeatures(SideFeatures(self.users.features, grown), self.items, self.rows_core, self.use_ids)
+        return FittedFeatures(SideFeatures(self.users.features, grown), self.items, self.rows_core, self.use_ids,
+                              self.fill_unrated)
 
     def core_compositions(self):
         from ._core import CoreComposition
@@ -383,9 +387,23 @@ class FittedFeatures:
         return tuple(CoreComposition(s.composition) if s is not None else None for s in (self.users, self.items))
 
     def compose(self, rows_core=None):
-        """The model of users and items the parameter rows make up (a new core)."""
+        """The model of users and items the parameter rows make up (a new core); a network's
+        core as it is (its features are fixed input nodes, ``rows_core`` None)."""
+        if self.rows_core is None:
+            if self.fill_unrated is not None:
+                self.fill_unrated(rows_core)
+            return rows_core
         users, items = self.core_compositions()
         return (rows_core or self.rows_core).composed(users, items)
+
+    def feature_matrix(self, what):
+        """The features of ``what``'s entities as a dense float32 matrix (n_entities x
+        n_feature_rows; the weights of ``_features``' table): a network's fixed input."""
+        c = self.side(what).composition
+        e, r, w = c.feature_part().entity_pairs()
+        out = np.zeros((c.n_entities, c.n_feature_rows), dtype=np.float32)
+        out[e, r - c.n_id_rows] = w
+        return out
 
 
 def split_ids(frame, what, id_column):
@@ -563,6 +581,8 @@ def features_from_saved(entry, arrays, ids, n_entities, make_rows_core):
             raise ValueError(f"the {what} features' composition is inconsistent")
         sides[what] = SideFeatures(features, c)
         n_rows[what] = c.n_rows
+    if "rows.user_factors" not in arrays:  # a network: its features are part of its graph
+        return FittedFeatures(sides["user"], sides["item"], None, entry["use_ids"])
     shape = [n_rows.get(w, n_entities[w]) for w in ("user", "item")]
     core = make_rows_core(*shape)
     for which, name, count in ((_lib.USER_FACTORS, "user_factors", shape[0]), (_lib.ITEM_FACTORS, "item_factors", shape[1]),

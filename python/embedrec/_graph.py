@@ -29,6 +29,12 @@ class Graph:
         return self._add(name, "embedding", [], width, rows * width, p=(0 if side == "user" else 1, width, flags),
                          v=values, layer_type="Embedding")
 
+    def features(self, name, side, rows, width):
+        """A fixed input: the encoded features of each user (item), one row per entity, read
+        like an embedding and never trained (the dense layer after it learns their weights)."""
+        return self._add(name, "embedding", [], width, 0, p=(0 if side == "user" else 1, width, 4),
+                         layer_type="Features (fixed)")
+
     def dropout(self, name, x, rate):
         """A dropout node, or ``x`` itself when the rate is 0."""
         if not rate:
@@ -39,8 +45,13 @@ class Graph:
         return self._add(name, "product", [a, b], self.width(a), 0, layer_type="Multiply")
 
     def concat(self, name, inputs):
+        """A concatenation; more than four inputs (what one node takes) are concatenated in
+        groups first, in order, so the result is the same vector."""
+        inputs = list(inputs)
         if len(inputs) == 1:
             return inputs[0]
+        if len(inputs) > 4:
+            inputs = inputs[:3] + [self.concat(f"{name}_rest", inputs[3:])]
         return self._add(name, "concat", inputs, sum(self.width(i) for i in inputs), 0, layer_type="Concatenate")
 
     def dense(self, name, x, units, activation="linear"):

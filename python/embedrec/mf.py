@@ -11,7 +11,7 @@ from ._base import Recommender
 from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
-from ._features import compose_rows, split_ids
+from ._features import FittedFeatures, compose_rows, split_ids
 from ._hybrid import FeatureParts
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
@@ -235,10 +235,17 @@ class MatrixFactorization(FeatureParts, EmbeddingQueries, Recommender):
     def _uses_ids(self):
         return bool(self.params["use_ids"])
 
-    def _create_feature_trainer(self, core, ratings, p, compositions):
-        return CoreTrainer.with_features(core, ratings, *compositions, p["optimizer"], p["schedule"], p["epochs"],
-                                         p["batch_size"], p["lr"], p["weight_decay"], p["id_dropout"],
-                                         p["n_threads"], p["seed"])
+    def _create_hybrid(self, spec, sides, use_ids, data, p):
+        # The core trains parameter rows (ids' and features'); queries read the model of users
+        # and items they make up (``features.compose``), rebuilt after every epoch.
+        core = self._create_core(*(s.composition.n_rows if s is not None else len(m)
+                                   for s, m in zip(sides, (data.users, data.items))))
+        self._start_from_data(core, data.stats)
+        features = FittedFeatures(sides[0], sides[1], core, use_ids)
+        trainer = CoreTrainer.with_features(core, data.ratings, *features.core_compositions(), p["optimizer"],
+                                            p["schedule"], p["epochs"], p["batch_size"], p["lr"], p["weight_decay"],
+                                            p["id_dropout"], p["n_threads"], p["seed"])
+        return core, trainer, features
 
     def _create_trainer(self, core, ratings, p):
         trainer = CoreTrainer(core, ratings, p["optimizer"], p["schedule"], p["epochs"],

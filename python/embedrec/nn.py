@@ -11,6 +11,7 @@ from . import _lib
 from ._base import Recommender
 from ._checks import check_bool, check_choice, check_dropout, check_float, check_int, check_y_range
 from ._core import CoreNet, CoreNetTrainer, CoreRatings
+from ._features import FittedFeatures
 from ._graph import Graph
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
@@ -22,7 +23,17 @@ TRAINING_PARAMS = ("loss", "optimizer", "epochs", "batch_size", "lr", "weight_de
 class NetworkModel(EmbeddingQueries, Recommender):
     """Shared by the neural models: hyper-parameters, the core network, ``summary()``,
     ``count_params()``, saving. Subclasses define ``_PARAM_NAMES``, ``_build(graph, n_users,
-    n_items)`` and ``_validate_architecture()``."""
+    n_items)`` and ``_validate_architecture()``.
+
+    Features (``fit(df, user_features=..., item_features=...)``, the frames and kinds of
+    ``Recommender.fit``): each side's encoded features (one column per category, numeric
+    column or vector dimension, weighted as in ``embedrec._features``) are a fixed input beside
+    the id embeddings, concatenated into the dense tower; where the network multiplies
+    embeddings (``combine="product"``, NeuMF's GMF), a learned projection of the features is
+    multiplied with the other side's embedding too. Users and items of the feature frames
+    without ratings get the mean id rows of those with ratings (a typical item, so the tower
+    sees what it was trained on) and are predicted from their features; ``similar_items``
+    compares id embeddings, so it cannot tell such items apart."""
 
     _PARAM_NAMES = ()
 
@@ -57,6 +68,67 @@ class NetworkModel(EmbeddingQueries, Recommender):
         check_int("seed", p["seed"], 0, 2**64 - 1)
         check_int("n_threads", p["n_threads"], 0, 1024)
         check_y_range(p.get("y_range"))
+
+    # ----- features: fixed input nodes beside the id embeddings --------------------------------
+    #: (user, item) widths of the encoded features the graph takes (0: none); set on the spec
+    #: of a fit with features, and of a model loaded with them.
+    _feature_widths = (0, 0)
+
+    def _check_takes_features(self):
+        pass
+
+    def _adopt_features(self, features):
+        self._feature_widths = tuple(features.side(w).composition.n_feature_rows if features.side(w) else 0
+                                     for w in ("user", "item"))
+
+    def _feature_inputs(self, g, n_users, n_items, crossed=None):
+        """The nodes that bring the features into the tower: each side's fixed feature node
+        (user's, then item's; only for a side with features). ``crossed=(user, item, width)``
+        (a tower built on a product of embeddings): also the product of the other side's
+        embedding with a learned ``width``-wide projection of the features, so that features
+        meet the other side as ids do in the product."""
+        nodes, products = [], []
+        for side, rows, width in (("user", n_users, self._feature_widths[0]), ("item", n_items, self._feature_widths[1])):
+            if not width:
+                continue
+            f = g.features(f"{side}_features", side, rows, width)
+            nodes.append(f)
+            if crossed is not None:
+                user, item, dim = crossed
+                projected = g.dense(f"{side}_feature_projection", f, dim, "linear")
+                other = item if side == "user" else user
+                products.append(g.product(f"{side}_feature_product", other, projected))
+        return products + nodes
+
+    def _create_hybrid(self, spec, sides, use_ids, data, options):
+        n_users, n_items = len(data.users), len(data.items)
+        g = spec_graph = None
+        features = FittedFeatures(sides[0], sides[1], None, use_ids)
+        spec._adopt_features(features)
+        g = spec.graph(n_users, n_items)
+        spec_graph = g
+        rated = {"user": data.n_rated[0], "item": data.n_rated[1]}
+
+        def fill_unrated(core):
+            # Entities known only from their features have id rows no rating moves. The tower
+            # never sees a zero or a random row for a trained entity, so each gets the mean of
+            # the rated entities' rows: a typical user (item), beside its own features.
+            for j, node in enumerate(spec_graph.nodes):
+                if node["ints"][0] != _lib.NODE_KINDS["embedding"] or node["type"] == "Features (fixed)":
+                    continue
+                what = "user" if node["ints"][5] == 0 else "item"
+                table = core.get_param(j, 0).reshape(-1, node["width"])
+                if rated[what] < len(table):
+                    table[rated[what]:] = table[:rated[what]].mean(axis=0)
+                    core.set_param(j, 0, table)
+
+        features.fill_unrated = fill_unrated
+        core = spec._create_core(n_users, n_items)
+        for j, node in enumerate(g.nodes):
+            if node["type"] == "Features (fixed)":
+                core.set_param(j, 0, features.feature_matrix("user" if node["ints"][5] == 0 else "item"))
+        trainer = self._create_trainer(core, data.ratings, options)
+        return core, trainer, features
 
     # ----- the architecture ------------------------------------------------------------------
     @abc.abstractmethod
@@ -166,6 +238,8 @@ class NetworkModel(EmbeddingQueries, Recommender):
         return self._fold_in(df, user, item, rating, replace, epochs=epochs)
 
     def _fold_in_core(self, state, batch, epochs=20):
+        if state.features is not None and state.features.users is not None:
+            raise InvalidArgumentError("fold_in does not support networks fitted with user_features yet")
         spec = state.spec
         p = spec.params
         n_old, m, n_items = len(state.users), len(batch.users), len(state.items)
@@ -226,6 +300,9 @@ class NetworkModel(EmbeddingQueries, Recommender):
         from .persistence import ModelFileError
 
         spec = cls(**cls._params_from_saved(header["params"]))
+        entry = header.get("features")
+        if entry is not None:
+            spec._feature_widths = tuple(int(entry[w]["n_feature_rows"]) if entry.get(w) else 0 for w in ("user", "item"))
         core = spec._create_core(len(ids["users"]), len(ids["items"]))
         for j in range(core.n_nodes):
             for w in (0, 1):
@@ -351,7 +428,8 @@ class EmbeddingNN(NetworkModel):
         elif self.emb_dropout and not per_side:
             parts[0] = g.dropout("user_dropout", parts[0], self.emb_dropout)
             parts[1] = g.dropout("item_dropout", parts[1], self.emb_dropout)
-        x = g.concat("concatenate", parts)
+        crossed = (user, item, self.user_dim) if self.combine == "product" else None
+        x = g.concat("concatenate", parts + self._feature_inputs(g, n_users, n_items, crossed))
         for j, units in enumerate(self.layers, 1):
             x = g.dense(f"dense_{j}", x, units, self.activation)
             x = g.dropout(f"dropout_{j}", x, self.dropout)
@@ -411,14 +489,16 @@ class NeuMF(NetworkModel):
         gu = g.embedding("gmf_user", "user", n_users, self.gmf_dim, **init)
         gi = g.embedding("gmf_item", "item", n_items, self.gmf_dim, **init)
         gmf = g.product("gmf", gu, gi)
+        features = self._feature_inputs(g, n_users, n_items, crossed=(gu, gi, self.gmf_dim))
+        crossed = [f for f in features if g.nodes[f]["type"] == "Multiply"]
         half = self.mlp_dims[0] // 2
         mu = g.embedding("mlp_user", "user", n_users, half, **init)
         mi = g.embedding("mlp_item", "item", n_items, self.mlp_dims[0] - half, **init)
-        x = g.concat("mlp_input", [mu, mi])
+        x = g.concat("mlp_input", [mu, mi] + [f for f in features if f not in crossed])
         for j, units in enumerate(self.mlp_dims[1:], 1):
             x = g.dense(f"mlp_{j}", x, units, "relu")
             x = g.dropout(f"mlp_dropout_{j}", x, self.dropout)
-        x = g.dense("output", g.concat("neumf", [gmf, x]), 1, "linear")
+        x = g.dense("output", g.concat("neumf", [gmf] + crossed + [x]), 1, "linear")
         if self.y_range is not None:
             x = g.scaled_sigmoid("y_range", x, *self.y_range)
         return gu, gi

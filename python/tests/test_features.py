@@ -239,8 +239,6 @@ def test_options_features_do_not_support_say_so(planted):
     for kwargs in ({"optimizer": "adam"}, {"dropout": 0.2}, {"deterministic": True}):
         with pytest.raises(InvalidArgumentError):
             MatrixFactorization(8, epochs=2, **kwargs).fit(train, item_features=features)
-    with pytest.raises(InvalidArgumentError, match="does not take user or item features"):
-        embedrec.EmbeddingNN(epochs=1).fit(train, item_features=features)
     with pytest.raises(InvalidArgumentError, match="feature_kinds"):
         MatrixFactorization(8, epochs=2).fit(train, feature_kinds={"genre": "categorical"})
     with pytest.raises(InvalidArgumentError, match="no feature frame has"):
@@ -292,3 +290,44 @@ def test_composition_layout():
     assert c.indptr.tolist() == [0, 2, 4, 5]
     assert c.rows.tolist() == [0, 3, 2, 4, 1]
     np.testing.assert_allclose(c.weights, [1, 0.5, 1, 2, 1])
+
+
+@pytest.mark.parametrize("make", [lambda: embedrec.EmbeddingNN(epochs=10),
+                                  lambda: embedrec.EmbeddingNN(32, 32, combine="product", biases=True, epochs=10),
+                                  lambda: embedrec.NeuMF(epochs=10)],
+                         ids=["tabular", "product", "neumf"])
+def test_networks_predict_cold_items_from_features(planted, make, tmp_path):
+    train, cold_test, features, _ = planted
+    plain = make()
+    plain.fit(train)
+    model = make()
+    model.fit(train, item_features=features)
+    assert rmse(model, cold_test) < rmse(plain, cold_test, unknown="mean") - 0.1
+    frame = model.summary_frame()
+    fixed = frame[frame["type"] == "Features (fixed)"]
+    assert list(fixed["layer"]) == ["item_features"] and (fixed["params"] == 0).all()
+    # The fixed input holds the encoded features and did not move in training.
+    state = model._state()
+    node = list(frame["layer"]).index("item_features")
+    np.testing.assert_array_equal(state.core.get_param(node, 0).reshape(len(model.item_ids), -1),
+                                  state.features.feature_matrix("item"))
+    path = tmp_path / "net.embedrec"
+    model.save(path)
+    back = embedrec.load(path)
+    np.testing.assert_array_equal(back.predict(cold_test), model.predict(cold_test))
+    assert back.summary_frame().equals(frame)
+
+
+def test_network_fold_in_keeps_item_features(planted):
+    train, _, features, _ = planted
+    model = embedrec.EmbeddingNN(epochs=3)
+    model.fit(train, item_features=features)
+    new = train[train["user"] == train["user"].iloc[0]].assign(user=-5)
+    model.fold_in(new, epochs=3)
+    assert np.isfinite(model.predict(new)).all()
+    users = np.sort(train["user"].unique())
+    group = pd.DataFrame({"g": [f"g{j % 3}" for j in range(len(users))]}, index=pd.Index(users, name="user"))
+    with_users = embedrec.EmbeddingNN(epochs=2)
+    with_users.fit(train, user_features=group)
+    with pytest.raises(InvalidArgumentError, match="user_features"):
+        with_users.fold_in(new)

@@ -156,7 +156,8 @@ int32_t embedrec_model_similar(EmbedrecModelHandle model, int32_t of_items, cons
  *   values: v0, v1, v2, v3
  * Kinds and their slots:
  *   EMBEDREC_NODE_EMBEDDING      p0 side (0 user, 1 item), p1 width, p2 flags (1: non-negative,
- *                                2: uniform init in [v0, v1]; else normal with std v0)
+ *                                2: uniform init in [v0, v1]; else normal with std v0; 4: fixed,
+ *                                never trained: a table of given values such as encoded features)
  *   EMBEDREC_NODE_DROPOUT        input0; v0 rate in [0, 1) (training only)
  *   EMBEDREC_NODE_PRODUCT        input0, input1 of equal width: elementwise product
  *   EMBEDREC_NODE_DOT            input0, input1 of equal width: dot product (width 1)

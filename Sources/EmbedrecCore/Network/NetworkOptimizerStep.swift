@@ -55,6 +55,7 @@ extension NetworkTrainer {
                 if tr.firstTrainableUser != nil && !(node.kind == .embedding && node.side == 0) { continue }
                 switch node.kind {
                 case .dense: stepDense(node: j, thread: t, of: threads)
+                case .embedding where node.frozen: break
                 case .embedding:
                     if let records = tr.sideRecords[node.side] {
                         if records.nodes[0] == j { stepSide(records, thread: t) }  // its other nodes with it

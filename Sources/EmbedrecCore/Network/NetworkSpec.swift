@@ -36,6 +36,11 @@ public struct NodeSpec {
     public var nonNegative = false
     /// Embedding initialiser: false = normal(0, a), true = uniform(a, b).
     public var uniformInit = false
+    /// A fixed embedding: a table of given values per user or item (their encoded features),
+    /// read like any embedding and never trained.
+    public var frozen = false
+    /// An embedding whose rows the optimiser trains.
+    public var isTrainedEmbedding: Bool { kind == .embedding && !frozen }
     public var a: Double = 0
     public var b: Double = 0
     public var activation: Activation = .linear

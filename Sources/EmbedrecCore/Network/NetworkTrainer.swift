@@ -130,17 +130,17 @@ public final class NetworkTrainer: Trainer {
         let sideGradients = sideRecords.map { r in r.map { Buffer<Float>(repeating: 0, count: batch * TileKernels.padded($0.width)) } }
         self.sideGradients = sideGradients
         let exampleGradients = network.nodes.map { n -> Buffer<Float>? in
-            guard n.kind == .embedding, sideRecords[n.side] == nil else { return nil }
+            guard n.isTrainedEmbedding, sideRecords[n.side] == nil else { return nil }
             return Buffer(repeating: 0, count: batch * TileKernels.padded(n.units))
         }
         self.exampleGradients = exampleGradients
         gradientRows = network.nodes.indices.map { j in
             if let rows = exampleGradients[j] { return (rows.base, TileKernels.padded(network.nodes[j].units)) }
             let n = network.nodes[j]
-            guard n.kind == .embedding, let records = sideRecords[n.side], let at = records.offset(ofNode: j) else { return nil }
+            guard n.isTrainedEmbedding, let records = sideRecords[n.side], let at = records.offset(ofNode: j) else { return nil }
             return (sideGradients[n.side]!.base + at, TileKernels.padded(records.width))
         }
-        embeddingNodes = network.nodes.indices.filter { network.nodes[$0].kind == .embedding }
+        embeddingNodes = network.nodes.indices.filter { network.nodes[$0].isTrainedEmbedding }
         denseNodes = network.nodes.indices.filter { network.nodes[$0].kind == .dense }
         exampleThread = Buffer(repeating: 0, count: batch)
         team = WorkerTeam(size: updateThreads)
@@ -150,7 +150,7 @@ public final class NetworkTrainer: Trainer {
             return (Buffer<Float>(repeating: 0, count: w.count), Buffer<Float>(repeating: 0, count: w.count))
         }
         rowMoments = network.nodes.indices.map { j in
-            guard adam, network.nodes[j].kind == .embedding, sideRecords[network.nodes[j].side] == nil,
+            guard adam, network.nodes[j].isTrainedEmbedding, sideRecords[network.nodes[j].side] == nil,
                   let w = network.weights[j] else { return nil }
             return Buffer<Float>(repeating: 0, count: 2 * w.count, hugePages: true)
         }
@@ -159,7 +159,7 @@ public final class NetworkTrainer: Trainer {
             return (Buffer<Float>(repeating: 0, count: b.count), Buffer<Float>(repeating: 0, count: b.count))
         }
         for tile in tiles {
-            for (j, n) in network.nodes.enumerated() where n.kind == .embedding && adam {
+            for (j, n) in network.nodes.enumerated() where n.isTrainedEmbedding && adam {
                 if let rows = rowMoments[j] {
                     tile.prefetchAlong(node: j, rows.base)
                     continue

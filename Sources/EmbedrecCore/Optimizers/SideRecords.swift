@@ -39,7 +39,7 @@ final class SideRecords {
     /// exactly its width of their gradient rows (a dense layer writes padded rows, which would
     /// run into the next node's entries).
     init?(network: Network, side: Int) {
-        let nodes = network.nodes.indices.filter { network.nodes[$0].kind == .embedding && network.nodes[$0].side == side }
+        let nodes = network.nodes.indices.filter { network.nodes[$0].isTrainedEmbedding && network.nodes[$0].side == side }
         guard let first = nodes.first else { return nil }
         guard nodes.allSatisfy({ network.nodes[$0].nonNegative == network.nodes[first].nonNegative }) else { return nil }
         let exact: Set<NodeKind> = [.product, .dot, .concat, .dropout]
