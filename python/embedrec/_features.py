@@ -251,6 +251,14 @@ class Composition:
         """(entity, row, weight) of every pair."""
         return np.repeat(np.arange(self.n_entities), np.diff(self.indptr)), self.rows, self.weights
 
+    def feature_matrix(self):
+        """The entities' features as a dense float32 matrix (n_entities x n_feature_rows; the
+        weights of the table in this module's doc)."""
+        e, r, w = self.feature_part().entity_pairs()
+        out = np.zeros((self.n_entities, self.n_feature_rows), dtype=np.float32)
+        out[e, r - self.n_id_rows] = w
+        return out
+
     def feature_part(self):
         """This composition without its id rows: what the entities' features alone make."""
         e, r, w = self.entity_pairs()
@@ -397,13 +405,8 @@ class FittedFeatures:
         return (rows_core or self.rows_core).composed(users, items)
 
     def feature_matrix(self, what):
-        """The features of ``what``'s entities as a dense float32 matrix (n_entities x
-        n_feature_rows; the weights of ``_features``' table): a network's fixed input."""
-        c = self.side(what).composition
-        e, r, w = c.feature_part().entity_pairs()
-        out = np.zeros((c.n_entities, c.n_feature_rows), dtype=np.float32)
-        out[e, r - c.n_id_rows] = w
-        return out
+        """``what``'s ``Composition.feature_matrix``: a network's fixed input."""
+        return self.side(what).composition.feature_matrix()
 
 
 def split_ids(frame, what, id_column):

@@ -11,7 +11,8 @@ from .errors import InvalidArgumentError
 
 
 class FeatureParts:
-    """Mixed into models that take features (``MatrixFactorization``)."""
+    """Mixed into models that take features: the feature rows' labels, and entities added from
+    their features alone."""
 
     def _side_features(self, what):
         state = self._state()
@@ -21,6 +22,70 @@ class FeatureParts:
             raise InvalidArgumentError(f"this model was fitted without {what}_features")
         return state, features, side
 
+    def feature_names(self, what="item"):
+        """Labels of ``what``'s ("user" or "item") feature rows, as a pd.Index: ``column=category``
+        for categories, the column's name for a numeric one, ``column[j]`` for a vector's
+        dimension j."""
+        return self._side_features(what)[2].features.names.copy()
+
+    @property
+    def item_feature_names(self):
+        """``feature_names("item")``."""
+        return self.feature_names("item")
+
+    @property
+    def user_feature_names(self):
+        """``feature_names("user")``."""
+        return self.feature_names("user")
+
+    def add_items(self, features):
+        """Adds items known only by their features (a frame like ``item_features`` at ``fit``,
+        ids as its index or id column) without retraining: each new item's vector and bias are
+        the sums of its features' rows, so ``predict``, ``recommend`` and ``similar_items`` take
+        it at once. Categories not seen at fit are ignored. Returns the model."""
+        return self._add("item", features)
+
+    def add_users(self, features):
+        """As ``add_items``, for users (the model must have been fitted with ``user_features``).
+        To use a new user's ratings as well, ``fold_in`` them afterwards."""
+        return self._add("user", features)
+
+    def _add(self, what, frame):
+        with self._exclusive(f"add_{what}s"):
+            state, features, side = self._side_features(what)
+            ids, values = split_ids(frame, what, state.columns[0 if what == "user" else 1])
+            known = state.users if what == "user" else state.items
+            already = ids[known.index.get_indexer(ids) >= 0]
+            if len(already):
+                raise InvalidArgumentError(f"{len(already)} of these {what} ids are known to the model already "
+                                           f"(e.g. {already[0]!r}); add_{what}s adds new ones only")
+            positions, rows, weights = side.features.pairs(values)
+            c = side.composition
+            added = Composition.build(len(ids), np.full(len(ids), -1), (positions, rows, weights), c.n_id_rows,
+                                      c.n_feature_rows, c.extra_id_rows, c.feature_bias_only)
+            new = self._grown_core(state, what, added)
+            grown_side = SideFeatures(side.features, c.appended(added))
+            grown = FittedFeatures(grown_side if what == "user" else features.users,
+                                   grown_side if what == "item" else features.items, features.rows_core,
+                                   features.use_ids)
+            id_map, _ = known.extended(ids)
+            users, items = (id_map, state.items) if what == "user" else (state.users, id_map)
+            indptr, seen_items = state.seen_csr()
+            if what == "user":
+                indptr = np.concatenate([indptr, np.full(len(ids), indptr[-1], dtype=np.int64)])
+            self._fitted = Fitted(new, users, items, state.columns, (indptr, seen_items), state.spec,
+                                  state.rating_range, grown)
+        return self
+
+    def _grown_core(self, state, what, added):
+        """A copy of ``state.core`` with the entities of ``added`` (a Composition of their
+        features alone) appended to ``what``'s side."""
+        raise NotImplementedError
+
+
+class HybridMFParts(FeatureParts):
+    """What a hybrid ``MatrixFactorization`` adds: the parameter rows behind its vectors."""
+
     def _rows(self, what):
         """The parameter rows of ``what`` (float32 (n_rows, k)) and their biases."""
         _, features, _ = self._side_features(what)
@@ -28,12 +93,6 @@ class FeatureParts:
         factors = core.get_array(_lib.USER_FACTORS if what == "user" else _lib.ITEM_FACTORS)
         bias = core.get_array(_lib.USER_BIAS if what == "user" else _lib.ITEM_BIAS)
         return factors.reshape(len(bias), -1), bias
-
-    def feature_names(self, what="item"):
-        """Labels of ``what``'s ("user" or "item") feature rows, as a pd.Index: ``column=category``
-        for categories, the column's name for a numeric one, ``column[j]`` for a vector's
-        dimension j."""
-        return self._side_features(what)[2].features.names.copy()
 
     def feature_embeddings(self, what="item"):
         """float32 array (n_features, n_factors) of ``what``'s feature rows, aligned with
@@ -73,72 +132,28 @@ class FeatureParts:
         return out
 
     @property
-    def item_feature_names(self):
-        """``feature_names("item")``."""
-        return self.feature_names("item")
-
-    @property
     def item_feature_embeddings(self):
         """``feature_embeddings("item")``."""
         return self.feature_embeddings("item")
-
-    @property
-    def user_feature_names(self):
-        """``feature_names("user")``."""
-        return self.feature_names("user")
 
     @property
     def user_feature_embeddings(self):
         """``feature_embeddings("user")``."""
         return self.feature_embeddings("user")
 
-    def add_items(self, features):
-        """Adds items known only by their features (a frame like ``item_features`` at ``fit``,
-        ids as its index or id column) without retraining: each new item's vector and bias are
-        the sums of its features' rows, so ``predict``, ``recommend`` and ``similar_items`` take
-        it at once. Categories not seen at fit are ignored. Returns the model."""
-        return self._add("item", features)
 
-    def add_users(self, features):
-        """As ``add_items``, for users (the model must have been fitted with ``user_features``).
-        To use a new user's ratings as well, ``fold_in`` them afterwards."""
-        return self._add("user", features)
-
-    def _add(self, what, frame):
-        with self._exclusive(f"add_{what}s"):
-            state, features, side = self._side_features(what)
-            ids, values = split_ids(frame, what, state.columns[0 if what == "user" else 1])
-            known = state.users if what == "user" else state.items
-            already = ids[known.index.get_indexer(ids) >= 0]
-            if len(already):
-                raise InvalidArgumentError(f"{len(already)} of these {what} ids are known to the model already "
-                                           f"(e.g. {already[0]!r}); add_{what}s adds new ones only")
-            positions, rows, weights = side.features.pairs(values)
-            c = side.composition
-            added = Composition.build(len(ids), np.full(len(ids), -1), (positions, rows, weights), c.n_id_rows,
-                                      c.n_feature_rows, c.extra_id_rows, c.feature_bias_only)
-            factors, bias = self._rows(what)
-            vectors, biases = compose_rows(added, factors, bias)
-            core = state.core
-            nu, ni, k = core.shape()
-            new = state.spec._create_core(nu + len(ids) if what == "user" else nu,
-                                          ni + len(ids) if what == "item" else ni)
-            grown_factors, grown_bias = ((_lib.USER_FACTORS, _lib.USER_BIAS) if what == "user"
-                                         else (_lib.ITEM_FACTORS, _lib.ITEM_BIAS))
-            for which in range(5):
-                if which not in (grown_factors, grown_bias):
-                    new.set_array(which, core.get_array(which))
-            new.set_array(grown_factors, np.vstack([core.get_array(grown_factors).reshape(-1, k), vectors]))
-            new.set_array(grown_bias, np.concatenate([core.get_array(grown_bias), biases]))
-            grown_side = SideFeatures(side.features, c.appended(added))
-            grown = FittedFeatures(grown_side if what == "user" else features.users,
-                                   grown_side if what == "item" else features.items, features.rows_core,
-                                   features.use_ids)
-            id_map, _ = known.extended(ids)
-            users, items = (id_map, state.items) if what == "user" else (state.users, id_map)
-            indptr, seen_items = state.seen_csr()
-            if what == "user":
-                indptr = np.concatenate([indptr, np.full(len(ids), indptr[-1], dtype=np.int64)])
-            self._fitted = Fitted(new, users, items, state.columns, (indptr, seen_items), state.spec,
-                                  state.rating_range, grown)
-        return self
+    def _grown_core(self, state, what, added):
+        factors, bias = self._rows(what)
+        vectors, biases = compose_rows(added, factors, bias)
+        core = state.core
+        nu, ni, k = core.shape()
+        n = added.n_entities
+        new = state.spec._create_core(nu + n if what == "user" else nu, ni + n if what == "item" else ni)
+        grown_factors, grown_bias = ((_lib.USER_FACTORS, _lib.USER_BIAS) if what == "user"
+                                     else (_lib.ITEM_FACTORS, _lib.ITEM_BIAS))
+        for which in range(5):
+            if which not in (grown_factors, grown_bias):
+                new.set_array(which, core.get_array(which))
+        new.set_array(grown_factors, np.vstack([core.get_array(grown_factors).reshape(-1, k), vectors]))
+        new.set_array(grown_bias, np.concatenate([core.get_array(grown_bias), biases]))
+        return new

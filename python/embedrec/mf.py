@@ -12,7 +12,7 @@ from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreTrainer
 from ._features import FittedFeatures, compose_rows, split_ids
-from ._hybrid import FeatureParts
+from ._hybrid import HybridMFParts
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
 
@@ -27,7 +27,7 @@ OPTIMIZER_DEFAULTS = {
 }
 
 
-class MatrixFactorization(FeatureParts, EmbeddingQueries, Recommender):
+class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     """Learns a ``n_factors``-wide embedding per user and item from explicit ratings.
 
     Prediction: ``global_bias + user_bias[u] + item_bias[i] + user_embeddings[u] @

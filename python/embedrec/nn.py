@@ -13,6 +13,7 @@ from ._checks import check_bool, check_choice, check_dropout, check_float, check
 from ._core import CoreNet, CoreNetTrainer, CoreRatings
 from ._features import FittedFeatures
 from ._graph import Graph
+from ._hybrid import FeatureParts
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
 
@@ -20,7 +21,7 @@ TRAINING_PARAMS = ("loss", "optimizer", "epochs", "batch_size", "lr", "weight_de
                    "seed", "n_threads")
 
 
-class NetworkModel(EmbeddingQueries, Recommender):
+class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
     """Shared by the neural models: hyper-parameters, the core network, ``summary()``,
     ``count_params()``, saving. Subclasses define ``_PARAM_NAMES``, ``_build(graph, n_users,
     n_items)`` and ``_validate_architecture()``.
@@ -129,6 +130,33 @@ class NetworkModel(EmbeddingQueries, Recommender):
                 core.set_param(j, 0, features.feature_matrix("user" if node["ints"][5] == 0 else "item"))
         trainer = self._create_trainer(core, data.ratings, options)
         return core, trainer, features
+
+    def _grown_core(self, state, what, added):
+        """``add_items`` / ``add_users``: a network with the new entities' rows after the old
+        ones: their encoded features in the fixed input, the mean id rows of the entities with
+        ratings in every trained table of that side."""
+        spec, n = state.spec, added.n_entities
+        sizes = [len(state.users), len(state.items)]
+        side = 0 if what == "user" else 1
+        rated = np.zeros(sizes[side], dtype=bool)
+        rated[state.seen_pairs()[side]] = True
+        sizes[side] += n
+        new = spec._create_core(*sizes)
+        for j, node in enumerate(spec.graph(*sizes).nodes):
+            for which in (0, 1):
+                if not new.param_size(j, which):
+                    continue
+                values = state.core.get_param(j, which)
+                if which == 0 and node["ints"][0] == _lib.NODE_KINDS["embedding"] and node["ints"][5] == side:
+                    table = values.reshape(-1, node["width"])
+                    if node["type"] == "Features (fixed)":
+                        extra = added.feature_matrix()
+                    else:
+                        typical = table[rated].mean(axis=0) if rated.any() else np.zeros(node["width"], np.float32)
+                        extra = np.repeat(typical[None, :], n, axis=0)
+                    values = np.vstack([table, extra])
+                new.set_param(j, which, values)
+        return new
 
     # ----- the architecture ------------------------------------------------------------------
     @abc.abstractmethod

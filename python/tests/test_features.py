@@ -316,6 +316,13 @@ def test_networks_predict_cold_items_from_features(planted, make, tmp_path):
     back = embedrec.load(path)
     np.testing.assert_array_equal(back.predict(cold_test), model.predict(cold_test))
     assert back.summary_frame().equals(frame)
+    # add_items after loading: an item with a cold item's features predicts as that item does.
+    cold_item = cold_test["item"].iloc[0]
+    twin = features.loc[[cold_item]].copy()
+    twin.index = pd.Index(["twin"], name="item")
+    back.add_items(twin)
+    users = cold_test["user"].iloc[:5].to_numpy()
+    np.testing.assert_allclose(back.predict(users, ["twin"] * 5), back.predict(users, [cold_item] * 5), atol=1e-5)
 
 
 def test_network_fold_in_keeps_item_features(planted):
