@@ -12,6 +12,15 @@ block once and cached; only factor blocks move: each sub-epoch the driver sends 
 user and item blocks and takes them back. The fitted model lands on the driver as after a local
 fit (``predict``, ``recommend``, ``fold_in``, ``save`` ...).
 
+Block files: the first time a task trains a block it gets the block's ratings from Spark (a
+cogroup with its factor blocks), sorts them and writes them to a file in the machine's
+temporary folder (named by the fit's token and the block). Later sub-epochs send the tasks the
+factor blocks alone; a task reads its block's file, so the ratings do not travel from the JVM
+to Python again, nor are they sorted again. A task on a machine without the file reports it,
+and the driver trains those blocks through the cogroup (which writes the file there). The
+files hold the same sorted arrays the cogroup gives, so results do not depend on which path a
+block took; they are removed at the end of the fit (on the machines a last small job reaches).
+
 Only the DataFrame API is used (``groupBy().cogroup().applyInPandas()``, ``mapInPandas``),
 so it runs on classic Spark and on Spark Connect; no barrier mode, so a failed task is simply
 retried, and since every task is a pure function of its inputs (its ratings sorted, its seed
@@ -23,7 +32,11 @@ factor tables on the lake without a model on the driver.
 """
 
 import hashlib
+import os
+import shutil
+import tempfile
 import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -42,6 +55,9 @@ from .history import History
 #: Test hook: a path; while a file exists there, the next block task to start deletes it and
 #: fails (so that the tests can check that Spark's retry gives the same model).
 FAIL_ONCE_MARKER = None
+#: Whether tasks keep their blocks' ratings in block files between sub-epochs (see the module
+#: doc); off, every sub-epoch sends the ratings through the cogroup (the tests compare both).
+BLOCK_FILES = True
 
 
 def is_spark_frame(obj):
@@ -134,19 +150,21 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
     history = History(has_validation=val is not None, loss="mse")
     model.history = history
     saved = None
+    token = uuid.uuid4().hex if BLOCK_FILES else None
     try:
         for epoch in range(1, p["epochs"] + 1):
             start = time.perf_counter()
             saved = (P.copy(), bu.copy(), Q.copy(), bi.copy())  # the last complete epoch, for Ctrl-C
             loss_sum = abs_sum = 0.0
-            spent = {"core": 0.0, "task": 0.0}
+            spent = {"core": 0.0, "task": 0.0, "from_files": 0}
             for s in range(blocks):
                 timing = {}
-                loss, absolute = _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing)
+                loss, absolute = _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing, token)
                 loss_sum += loss
                 abs_sum += absolute
                 spent["core"] += timing.get("core", 0.0)
                 spent["task"] += timing.get("task", 0.0)
+                spent["from_files"] += timing.get("from_files", 0)
             row = {"epoch": epoch, "train_loss": loss_sum / stats["n"], "train_mae": abs_sum / stats["n"]}
             if not (np.isfinite(row["train_loss"]) and np.isfinite(row["train_mae"])):
                 P, bu, Q, bi = saved
@@ -163,7 +181,8 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             row["seconds"] = time.perf_counter() - start
             history.append(row)
             #: Per epoch, where its time went: the slowest task's seconds in the core and in all,
-            #: summed over sub-epochs (the rest is Spark's scheduling and moving data).
+            #: summed over sub-epochs (the rest is Spark's scheduling and moving data), and how
+            #: many blocks were trained from block files.
             history.spark_timing = getattr(history, "spark_timing", []) + [dict(spent, epoch=row["seconds"])]
             saved = None
             if verbose:
@@ -180,6 +199,8 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
         raise
     finally:
         ratings.unpersist()
+        if token is not None:
+            _remove_block_files(spark, token, F)
     _diagnose.warn_if_failed(model, history, local_stats, p)
     return history
 
@@ -267,31 +288,49 @@ def _block_seed(seed, epoch, s, b):
     return int.from_bytes(digest[:8], "little")
 
 
-def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing):
+def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing, token=None):
     """One stratum: the p blocks (b, (b + s) mod p) trained at once; the driver's factor
     arrays updated with what the tasks return. Returns the sums of squared and absolute errors;
-    ``timing`` gets the slowest task's seconds in the core (``core``) and in all (``task``)."""
+    ``timing`` gets the slowest task's seconds in the core (``core``) and in all (``task``).
+
+    From the second epoch on the tasks get the factor blocks alone and read their ratings from
+    the block files (see the module doc); blocks whose file a task did not find go through the
+    cogroup with the ratings."""
     k = p["n_factors"]
     rows = []
     for b in range(blocks):
         c = (b + s) % blocks
         rows.append({"ub": b, "uf": P[b::blocks].tobytes(), "ubias": bu[b::blocks].tobytes(),
                      "itf": Q[c::blocks].tobytes(), "ibias": bi[c::blocks].tobytes(),
-                     "seed": str(_block_seed(p["seed"], epoch, s, b))})
+                     "seed": str(_block_seed(p["seed"], epoch, s, b)), "ib": c})
     schema = T.StructType([T.StructField("ub", T.IntegerType()), T.StructField("uf", T.BinaryType()),
                            T.StructField("ubias", T.BinaryType()), T.StructField("itf", T.BinaryType()),
-                           T.StructField("ibias", T.BinaryType()), T.StructField("seed", T.StringType())])
-    factor_blocks = spark.createDataFrame(pd.DataFrame(rows), schema=schema)
-    stratum = ratings.where(F.col("ib") == (F.col("ub") + s) % blocks)
+                           T.StructField("ibias", T.BinaryType()), T.StructField("seed", T.StringType()),
+                           T.StructField("ib", T.IntegerType())])
     options = {"k": k, "biases": p["biases"], "non_negative": p["non_negative"], "y_range": p["y_range"],
                "global_bias": g, "lr": p["lr"], "weight_decay": p["weight_decay"], "dropout": p["dropout"],
-               "threads": _task_threads(spark), "fail_marker": FAIL_ONCE_MARKER}
+               "threads": _task_threads(spark), "fail_marker": FAIL_ONCE_MARKER, "token": token}
     out_schema = ("ub int, uf binary, ubias binary, itf binary, ibias binary, loss double, abs double, "
-                  "core_s double, task_s double")
-    trained = (stratum.groupBy("ub").cogroup(factor_blocks.groupBy("ub"))
-               .applyInPandas(_block_trainer(options), schema=out_schema).toPandas())
+                  "core_s double, task_s double, missing boolean")
+    frame = pd.DataFrame(rows)
+    pending = list(range(blocks))
+    results = []
+    if token is not None and epoch > 1:
+        factor_blocks = spark.createDataFrame(frame, schema=schema)
+        trained = (factor_blocks.groupBy("ub").applyInPandas(_block_trainer(options, from_files=True), schema=out_schema)
+                   .toPandas())
+        done = trained[~trained["missing"]]
+        results.append(done)
+        timing["from_files"] = len(done)
+        pending = sorted(set(pending) - set(int(b) for b in done["ub"]))
+    if pending:
+        factor_blocks = spark.createDataFrame(frame[frame["ub"].isin(pending)], schema=schema)
+        stratum = ratings.where((F.col("ib") == (F.col("ub") + s) % blocks) & F.col("ub").isin(pending))
+        results.append(stratum.groupBy("ub").cogroup(factor_blocks.groupBy("ub"))
+                       .applyInPandas(_block_trainer(options), schema=out_schema).toPandas())
+    trained = pd.concat(results, ignore_index=True)
     loss = absolute = 0.0
-    for row in trained.itertuples(index=False):
+    for row in trained.sort_values("ub").itertuples(index=False):
         b = int(row.ub)
         c = (b + s) % blocks
         P[b::blocks] = np.frombuffer(row.uf, dtype=np.float32).reshape(-1, k)
@@ -305,6 +344,27 @@ def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timin
     return loss, absolute
 
 
+def _block_folder(token):
+    """Where a machine keeps the block files of the fit ``token``."""
+    return os.path.join(tempfile.gettempdir(), f"embedrec-spark-{token}")
+
+
+def _remove_block_files(spark, token, F):
+    """Best effort: removes the fit's block files on the machines a small job's tasks reach
+    (every machine of a local or single-host cluster)."""
+    def remove(frames):
+        for frame in frames:
+            shutil.rmtree(_block_folder(token), ignore_errors=True)
+            yield frame.iloc[:0]
+
+    try:
+        shutil.rmtree(_block_folder(token), ignore_errors=True)
+        n = max(2, default_blocks(spark))
+        spark.range(n).repartition(n).mapInPandas(remove, schema="id long").count()
+    except Exception:  # cleaning up must never turn a finished fit into an error
+        pass
+
+
 def _task_threads(spark):
     try:
         return max(1, int(spark.conf.get("spark.task.cpus", "1")))
@@ -312,13 +372,56 @@ def _task_threads(spark):
         return 1
 
 
-def _block_trainer(options):
+def _block_trainer(options, from_files=False):
     """The function each task runs on one block: its ratings (sorted, so that the order Spark
-    delivers them in never matters) and its factor blocks, through the core."""
+    delivers them in never matters) and its factor blocks, through the core. The sorted ratings
+    are written to the block's file; ``from_files``: the task gets the factor blocks alone and
+    reads the ratings from that file (``missing`` when this machine has none)."""
 
-    def train(ratings, factors):
-        import os
+    def block_file(f):
+        token = options["token"]
+        if token is None:
+            return None
+        return os.path.join(_block_folder(token), f"{int(f['ub'])}-{int(f['ib'])}.npz")
 
+    def arrays(ratings, f):
+        """The block's (users, items, ratings) sorted, and written to its file when new."""
+        lu = ratings["lu"].to_numpy(np.int64)
+        li = ratings["li"].to_numpy(np.int64)
+        r = ratings["r"].to_numpy(np.float32)
+        order = np.lexsort((r, li, lu))
+        lu, li, r = lu[order].astype(np.int32), li[order].astype(np.int32), r[order]
+        path = block_file(f)
+        if path is not None and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            partial = f"{path}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+            with open(partial, "wb") as out:
+                np.savez(out, lu=lu, li=li, r=r)
+            os.replace(partial, path)  # whole or absent: a reader never sees half a file
+        return lu, li, r
+
+    def train_block(f, lu, li, r, started):
+        k = options["k"]
+        uf = np.frombuffer(f["uf"], dtype=np.float32).copy()
+        ub = np.frombuffer(f["ubias"], dtype=np.float32).copy()
+        itf = np.frombuffer(f["itf"], dtype=np.float32).copy()
+        ib = np.frombuffer(f["ibias"], dtype=np.float32).copy()
+        loss = absolute = 0.0
+        core_seconds = 0.0
+        if len(r):
+            dropout = options["dropout"]
+            dropout = dropout if isinstance(dropout, (tuple, list)) else (dropout, dropout)
+            in_core = time.perf_counter()
+            loss, absolute = sgd_block(lu, li, r, uf, ub, itf, ib, k, options["biases"], options["non_negative"],
+                                       options["y_range"], options["global_bias"], options["lr"],
+                                       options["weight_decay"], dropout, options["threads"], int(f["seed"]))
+            core_seconds = time.perf_counter() - in_core
+        return pd.DataFrame({"ub": [int(f["ub"])], "uf": [uf.tobytes()], "ubias": [ub.tobytes()],
+                             "itf": [itf.tobytes()], "ibias": [ib.tobytes()], "loss": [loss], "abs": [absolute],
+                             "core_s": [core_seconds], "task_s": [time.perf_counter() - started],
+                             "missing": [False]})
+
+    def fail_once():
         marker = options["fail_marker"]
         if marker and os.path.exists(marker):
             try:
@@ -327,35 +430,33 @@ def _block_trainer(options):
                 pass
             else:
                 raise RuntimeError("injected task failure (embedrec.spark.FAIL_ONCE_MARKER)")
-        if len(factors) == 0:
-            return pd.DataFrame(columns=["ub", "uf", "ubias", "itf", "ibias", "loss", "abs", "core_s", "task_s"])
-        f = factors.iloc[0]
-        k = options["k"]
-        uf = np.frombuffer(f["uf"], dtype=np.float32).copy()
-        ub = np.frombuffer(f["ubias"], dtype=np.float32).copy()
-        itf = np.frombuffer(f["itf"], dtype=np.float32).copy()
-        ib = np.frombuffer(f["ibias"], dtype=np.float32).copy()
-        loss = absolute = 0.0
-        started = time.perf_counter()
-        core_seconds = 0.0
-        if len(ratings):
-            lu = ratings["lu"].to_numpy(np.int64)
-            li = ratings["li"].to_numpy(np.int64)
-            r = ratings["r"].to_numpy(np.float32)
-            order = np.lexsort((r, li, lu))
-            dropout = options["dropout"]
-            dropout = dropout if isinstance(dropout, (tuple, list)) else (dropout, dropout)
-            in_core = time.perf_counter()
-            loss, absolute = sgd_block(lu[order], li[order], r[order], uf, ub, itf, ib, k, options["biases"],
-                                       options["non_negative"], options["y_range"], options["global_bias"],
-                                       options["lr"], options["weight_decay"], dropout, options["threads"],
-                                       int(f["seed"]))
-            core_seconds = time.perf_counter() - in_core
-        return pd.DataFrame({"ub": [int(f["ub"])], "uf": [uf.tobytes()], "ubias": [ub.tobytes()],
-                             "itf": [itf.tobytes()], "ibias": [ib.tobytes()], "loss": [loss], "abs": [absolute],
-                             "core_s": [core_seconds], "task_s": [time.perf_counter() - started]})
 
-    return train
+    empty = ["ub", "uf", "ubias", "itf", "ibias", "loss", "abs", "core_s", "task_s", "missing"]
+
+    def train(ratings, factors):
+        fail_once()
+        if len(factors) == 0:
+            return pd.DataFrame(columns=empty)
+        started = time.perf_counter()
+        f = factors.iloc[0]
+        lu, li, r = arrays(ratings, f)
+        return train_block(f, lu, li, r, started)
+
+    def train_from_file(factors):
+        fail_once()
+        started = time.perf_counter()
+        f = factors.iloc[0]
+        path = block_file(f)
+        try:
+            with np.load(path) as stored:
+                lu, li, r = stored["lu"], stored["li"], stored["r"]
+        except (OSError, KeyError, ValueError):  # not on this machine (or unreadable): the cogroup path
+            out = pd.DataFrame({"ub": [int(f["ub"])], "uf": [b""], "ubias": [b""], "itf": [b""], "ibias": [b""],
+                                "loss": [0.0], "abs": [0.0], "core_s": [0.0], "task_s": [0.0], "missing": [True]})
+            return out
+        return train_block(f, lu, li, r, started)
+
+    return train_from_file if from_files else train
 
 
 def _validation_errors(val, columns, users, items, P, bu, Q, bi, g, p, rating_range, F):

@@ -183,3 +183,25 @@ def test_string_ids_and_other_column_names(spark):
     assert model._fitted.columns == ["customer_id", "product_id", "stars"]
     assert all(isinstance(u, str) for u in model.user_ids)
     assert np.isfinite(model.predict(df)).all()
+
+
+def test_block_files_give_the_model_the_cogroup_gives(spark, split, monkeypatch, tmp_path):
+    """From the second epoch tasks read their blocks' ratings from files on their machine
+    instead of receiving them again; the model is the one every sub-epoch's cogroup gives, and
+    the files are gone after the fit."""
+    import glob
+    import tempfile
+
+    train, _ = split
+    sdf = spark.createDataFrame(train.iloc[:20000])
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "embedrec-spark-*")))
+    with_files = embedrec.MatrixFactorization(8, epochs=3, seed=2)
+    with_files.fit(sdf, num_blocks=2)
+    # Every block of epochs 2 and 3 (two sub-epochs of two blocks each) came from its file.
+    assert [t["from_files"] for t in with_files.history.spark_timing] == [0, 4, 4]
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "embedrec-spark-*"))) == before
+    monkeypatch.setattr(embedrec.spark, "BLOCK_FILES", False)
+    without = embedrec.MatrixFactorization(8, epochs=3, seed=2)
+    without.fit(sdf, num_blocks=2)
+    np.testing.assert_array_equal(with_files.item_embeddings, without.item_embeddings)
+    np.testing.assert_array_equal(with_files.user_bias, without.user_bias)
