@@ -19,7 +19,8 @@ from its values unless ``feature_kinds`` says otherwise:
   elsewhere): one row per dimension, each standardised and scaled by 1 / sqrt(dimension), so the
   whole block weighs about as much as one numeric column.
 
-``feature_kinds={"column": None}`` leaves a column out. A text column with a distinct value in
+``feature_kinds={"column": None}`` leaves a column out; ``feature_kinds={("e0", ..., "e63"):
+"vector"}`` makes a block of numeric columns one dense vector (named ``"e0..e63"``). A text column with a distinct value in
 nearly every row (a title) is left out with a warning unless named in ``feature_kinds``: as a
 category it would be a second id, which cannot help an entity nobody rated.
 """
@@ -130,8 +131,10 @@ class FeatureSet:
     """What ``fit`` learned from one side's feature frame: its columns' encoders, and the
     labels of the feature rows (``names``), in row order."""
 
-    def __init__(self, what, columns):
+    def __init__(self, what, columns, blocks=None):
         self.what, self.columns = what, columns
+        #: Vector columns made of a block of numeric columns: name -> the columns, in order.
+        self.blocks = dict(blocks or {})
         offsets = np.cumsum([0] + [c.n_rows for c in columns])
         self.offsets = offsets  # first row of each column
         self.names = pd.Index([label for c in columns for label in c.labels()], dtype=object)
@@ -148,6 +151,17 @@ class FeatureSet:
         pd.Index, the feature columns as a frame aligned with them)."""
         ids, values = split_ids(frame, what, id_column)
         kinds = dict(kinds or {})
+        blocks = {}
+        for key, kind in list(kinds.items()):
+            if isinstance(key, tuple):
+                if kind != "vector":
+                    raise InvalidArgumentError(f"feature_kinds: a tuple of columns {key!r} is one dense vector: its kind "
+                                               f"must be 'vector', got {kind!r}")
+                if all(c in values.columns for c in key):
+                    name = f"{key[0]}..{key[-1]}"
+                    blocks[name] = key
+                    kinds[name] = "vector"
+        values = _merge_blocks(values, blocks)
         columns = []
         for name in values.columns:
             if name in kinds:
@@ -161,13 +175,15 @@ class FeatureSet:
                 if kind is None:
                     continue
             columns.append(_Column.fit(name, values[name], kind))
-        features = cls(what, columns)
+        features = cls(what, columns, blocks)
         if features.n_rows == 0:
             raise InvalidArgumentError(f"{what}_features has no usable feature column (columns: {list(values.columns)!r})")
         return features, ids, values
 
     def pairs(self, values):
         """(position in ``values``, feature row, weight) of every feature pair of ``values``'s rows."""
+        values = _merge_blocks(values, {name: cols for name, cols in self.blocks.items()
+                                        if name not in values.columns})
         parts = [c.pairs(values[c.name]) for c in self.columns if c.name in values.columns]
         missing = [c.name for c in self.columns if c.name not in values.columns]
         if missing:
@@ -184,7 +200,11 @@ class FeatureSet:
         for j, c in enumerate(self.columns):
             if c.categories is not None:
                 tables[f"features.{self.what}.{j}"] = c.categories
-        return [c.saved() for c in self.columns], tables
+        specs = [c.saved() for c in self.columns]
+        for spec, c in zip(specs, self.columns):
+            if c.name in self.blocks:
+                spec["block"] = [persistence.encode_label(v) for v in self.blocks[c.name]]
+        return specs, tables
 
     @classmethod
     def from_saved(cls, what, specs, ids):
@@ -192,7 +212,9 @@ class FeatureSet:
         for c in columns:
             if c.kind in ("categorical", "multi") and c.categories is None:
                 raise ValueError(f"the categories of feature column {c.name!r} are missing")
-        return cls(what, columns)
+        blocks = {c.name: tuple(persistence.decode_label(v) for v in spec["block"])
+                  for c, spec in zip(columns, specs) if "block" in spec}
+        return cls(what, columns, blocks)
 
 
 class Composition:
@@ -322,6 +344,7 @@ class FeaturePlan:
                 continue
             features, ids, values = FeatureSet.fit(frame, what, id_column, kinds)
             seen_columns.update(values.columns)
+            seen_columns.update(tuple(cols) for cols in features.blocks.values())
             sides[what] = (features, ids, features.pairs(values))
         unknown = [k for k in kinds if k not in seen_columns]
         if unknown:
@@ -470,6 +493,22 @@ def infer_kind(values, name, what):
                       stacklevel=5)
         return None
     return "categorical"
+
+
+def _merge_blocks(values, blocks):
+    """``values`` with each block of numeric columns (``blocks``: name -> columns) replaced by
+    one column of arrays named ``name``."""
+    if not blocks:
+        return values
+    values = values.copy(deep=False)
+    for name, sources in blocks.items():
+        missing = [c for c in sources if c not in values.columns]
+        if missing:
+            raise InvalidArgumentError(f"the features lack the column(s) {missing!r} of the vector {name!r}")
+        matrix = values[list(sources)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        values = values.drop(columns=list(sources))
+        values[name] = list(matrix)
+    return values
 
 
 def _lists(values, name):

@@ -338,3 +338,29 @@ def test_network_fold_in_keeps_item_features(planted):
     with_users.fit(train, user_features=group)
     with pytest.raises(InvalidArgumentError, match="user_features"):
         with_users.fold_in(new)
+
+
+def test_a_block_of_numeric_columns_is_one_vector(planted, tmp_path):
+    train, cold_test, features, cold = planted
+    rng = np.random.default_rng(0)
+    genre_vectors = {g: rng.normal(size=4) for g in features["genre"].cat.categories}
+    block = pd.DataFrame(np.vstack([genre_vectors[g] for g in features["genre"]]), index=features.index,
+                         columns=[f"e{j}" for j in range(4)])
+    frame = pd.concat([features[["year"]], block], axis=1)
+    kinds = {("e0", "e1", "e2", "e3"): "vector"}
+    model = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    model.fit(train, item_features=frame, feature_kinds=kinds)
+    assert list(model.item_feature_names) == ["year", "e0..e3[0]", "e0..e3[1]", "e0..e3[2]", "e0..e3[3]"]
+    assert np.abs(model.item_feature_embeddings[1:]).max() > 0  # the block's rows are vectors, not linear terms
+    fallback = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    fallback.fit(train)
+    assert rmse(model, cold_test) < rmse(fallback, cold_test, unknown="mean") - 0.1
+    model.save(tmp_path / "m.embedrec")
+    back = embedrec.load(tmp_path / "m.embedrec")
+    twin = frame.loc[[cold[0]]].copy()
+    twin.index = pd.Index(["twin"], name="item")
+    back.add_items(twin)
+    emb = pd.DataFrame(back.item_embeddings, index=back.item_ids)
+    np.testing.assert_allclose(emb.loc["twin"], emb.loc[cold[0]], atol=1e-6)
+    with pytest.raises(InvalidArgumentError, match="must be 'vector'"):
+        MatrixFactorization(8, epochs=1).fit(train, item_features=frame, feature_kinds={("e0", "e1"): "numeric"})
