@@ -45,10 +45,24 @@ def make_data(seed=0, n=60_000, users=2_000, items=500):
                          "rating": rng.integers(1, 6, n).astype(float)})
 
 
+#: Item features for the data of ``make_data`` (items 0..499): a category and a number.
+ITEM_FEATURES = pd.DataFrame({"group": [f"g{j % 7}" for j in range(500)], "size": [float(j % 13) for j in range(500)]},
+                             index=pd.Index(range(500), name="item"))
+
+
+class FeatureMF(embedrec.MatrixFactorization):
+    """Matrix factorisation fitted with item features (the hybrid model's own training loop
+    and composition between epochs)."""
+
+    def fit(self, df, *args, **kwargs):
+        return super().fit(df, *args, item_features=ITEM_FEATURES, **kwargs)
+
+
 #: Each model kind, made with a constant schedule (so that k epochs of an interrupted fit equal a
 #: fit of k epochs) and one thread.
 MODELS = {
     "mf-sgd": lambda: embedrec.MatrixFactorization(16, epochs=EPOCHS, n_threads=1, seed=1),
+    "mf-features": lambda: FeatureMF(16, epochs=EPOCHS, n_threads=1, seed=1),
     "mf-adam": lambda: embedrec.MatrixFactorization(16, optimizer="adam", schedule="constant", batch_size=256,
                                                     epochs=EPOCHS, n_threads=1, seed=1),
     "embedding-nn": lambda: embedrec.EmbeddingNN(8, 8, layers=(16,), schedule="constant", epochs=EPOCHS,
