@@ -12,14 +12,16 @@ block once and cached; only factor blocks move: each sub-epoch the driver sends 
 user and item blocks and takes them back. The fitted model lands on the driver as after a local
 fit (``predict``, ``recommend``, ``fold_in``, ``save`` ...).
 
-Block files: the first time a task trains a block it gets the block's ratings from Spark (a
-cogroup with its factor blocks), sorts them and writes them to a file in the machine's
-temporary folder (named by the fit's token and the block). Later sub-epochs send the tasks the
-factor blocks alone; a task reads its block's file, so the ratings do not travel from the JVM
-to Python again, nor are they sorted again. A task on a machine without the file reports it,
-and the driver trains those blocks through the cogroup (which writes the file there). The
-files hold the same sorted arrays the cogroup gives, so results do not depend on which path a
-block took; they are removed at the end of the fit (on the machines a last small job reaches).
+Block files: before the first epoch one pass hashes the ratings to partitions by block, and
+the task holding a block sorts its ratings and writes them to a file in its machine's
+temporary folder (named by the fit's token and the block), sending the block's (user, item)
+pairs back for the fitted model's seen items. Every sub-epoch then sends the tasks the factor
+blocks alone; a task reads its block's file, so the ratings travel from the JVM to Python once
+per fit and are sorted once. A task on a machine without the file reports it, and the driver
+trains those blocks through a cogroup of the factor blocks with the ratings (which writes the
+file there). The files hold the same sorted arrays the cogroup gives, so results do not depend
+on which path a block took; they are removed at the end of the fit (on the machines a last
+small job reaches).
 
 Only the DataFrame API is used (``groupBy().cogroup().applyInPandas()``, ``mapInPandas``),
 so it runs on classic Spark and on Spark Connect; no barrier mode, so a failed task is simply
@@ -133,9 +135,12 @@ def fit(model, sdf, user=None, item=None, rating=None, validation=None, num_bloc
 def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T):
     u_col, i_col, r_col = columns
     stats = _stats(sdf, columns, F)
-    users = _id_map(sdf, u_col, "user")
-    items = _id_map(sdf, i_col, "item")
-    ratings = _blocked_ratings(spark, sdf, columns, users, items, blocks, F)
+    users, items = _id_maps(sdf, columns, stats, F)
+    token = uuid.uuid4().hex if BLOCK_FILES else None
+    ratings = _blocked_ratings(spark, sdf, columns, users, items, blocks, F, persist=token is None)
+    # The training pairs for the fitted model's seen items: from the block files' pass, or
+    # collected from the cached ratings at the end.
+    pairs = _write_block_files(ratings, blocks, token) if token is not None else ratings
     val = validation.select(*columns) if validation is not None else None
     local_stats = RatingStats.from_totals(stats["n"], stats["sum"], stats["squares"], stats["min"], stats["max"])
     core = model._create_core(len(users), len(items))
@@ -150,7 +155,6 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
     history = History(has_validation=val is not None, loss="mse")
     model.history = history
     saved = None
-    token = uuid.uuid4().hex if BLOCK_FILES else None
     try:
         for epoch in range(1, p["epochs"] + 1):
             start = time.perf_counter()
@@ -168,7 +172,7 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             row = {"epoch": epoch, "train_loss": loss_sum / stats["n"], "train_mae": abs_sum / stats["n"]}
             if not (np.isfinite(row["train_loss"]) and np.isfinite(row["train_mae"])):
                 P, bu, Q, bi = saved
-                _publish(model, core, P, bu, Q, bi, g, users, items, columns, ratings, (stats["min"], stats["max"]),
+                _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]),
                          blocks)
                 raise TrainingDivergedError(
                     f"training diverged on Spark: the loss of epoch {epoch} was {row['train_loss']}; the model keeps "
@@ -187,14 +191,14 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             saved = None
             if verbose:
                 print(f"epoch {epoch}/{p['epochs']} - " + " - ".join(summary(row)))
-        _publish(model, core, P, bu, Q, bi, g, users, items, columns, ratings, (stats["min"], stats["max"]), blocks)
+        _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]), blocks)
     except KeyboardInterrupt:
         # As a local fit: the model keeps exactly the epochs its history lists.
         history.interrupted = True
         if saved is not None and len(history):
             P, bu, Q, bi = saved
         if len(history):
-            _publish(model, core, P, bu, Q, bi, g, users, items, columns, ratings, (stats["min"], stats["max"]),
+            _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]),
                      blocks)
         raise
     finally:
@@ -242,10 +246,24 @@ def _stats(sdf, columns, F):
     return row
 
 
-def _id_map(sdf, column, what):
-    """The id map of one column, from its distinct ids (never a collect of the ratings), ordered
+#: Up to this many ratings (so at most as many distinct ids), both id maps come from one pass
+#: (``collect_set``); beyond, one ``distinct`` job per column: the sets of one pass are merged
+#: in one task's memory, the distinct rows of a job spread over many. (An exact or approximate
+#: count of the distinct ids first cost more than the pass it would save.)
+ONE_PASS_IDS = 30_000_000
+
+
+def _id_maps(sdf, columns, stats, F):
+    """The user and item id maps, from the distinct ids (never a collect of the ratings), ordered
     as a local fit orders them."""
-    distinct = sdf.select(column).distinct().toPandas()[column]
+    u, i = columns[0], columns[1]
+    if stats["n"] <= ONE_PASS_IDS:
+        row = sdf.agg(F.collect_set(u).alias("users"), F.collect_set(i).alias("items")).first()
+        return _ordered(pd.Series(row["users"])), _ordered(pd.Series(row["items"]))
+    return (_ordered(sdf.select(u).distinct().toPandas()[u]), _ordered(sdf.select(i).distinct().toPandas()[i]))
+
+
+def _ordered(distinct):
     index = pd.Index(pd.unique(distinct))
     try:
         index = index.sort_values()
@@ -254,9 +272,11 @@ def _id_map(sdf, column, what):
     return IdMap(index)
 
 
-def _blocked_ratings(spark, sdf, columns, users, items, blocks, F):
-    """The ratings as (ub, ib, lu, li, r): block numbers and rows within the blocks, partitioned
-    by user block and cached (the only time the ratings move)."""
+def _blocked_ratings(spark, sdf, columns, users, items, blocks, F, persist=True):
+    """The ratings as (ub, ib, lu, li, r): block numbers and rows within the blocks. With
+    ``persist``, partitioned by user block and cached (then grouping them by block in each
+    sub-epoch moves nothing); without, as a plan: the block files hold them, and this frame is
+    read again only for blocks a machine lacks and for the training pairs at the end."""
     u, i, r = columns
     user_rows = spark.createDataFrame(pd.DataFrame({"_id": users.index, "_row": np.arange(len(users), dtype=np.int64)}))
     item_rows = spark.createDataFrame(pd.DataFrame({"_id": items.index, "_row": np.arange(len(items), dtype=np.int64)}))
@@ -266,9 +286,64 @@ def _blocked_ratings(spark, sdf, columns, users, items, blocks, F):
     out = rated.select((F.col("_u") % blocks).cast("int").alias("ub"), (F.col("_i") % blocks).cast("int").alias("ib"),
                        (F.col("_u") / blocks).cast("int").alias("lu"), (F.col("_i") / blocks).cast("int").alias("li"),
                        F.col("r"))
+    if not persist:
+        return out
     out = out.repartition(blocks, "ub").persist()
     out.count()
     return out
+
+
+def _write_block_files(ratings, blocks, token):
+    """Every block's sorted ratings into its file, on the machine of the task that holds it (one
+    pass over the ratings, before the first epoch: hashed to p × p partitions by block, no sort
+    in Spark). Returns the training pairs as the driver's (user rows, item rows), int32, which
+    the tasks send back as one binary row per block (the fitted model's seen items)."""
+    folder_token = token
+
+    def write(frames):
+        parts = [f for f in frames if len(f)]
+        if not parts:
+            return
+        for (ub, ib), block in pd.concat(parts, ignore_index=True).groupby(["ub", "ib"], sort=True):
+            lu, li, r = _sorted_block(block)
+            _write_block_file(_block_path(folder_token, int(ub), int(ib)), lu, li, r)
+            yield pd.DataFrame({"ub": [int(ub)], "ib": [int(ib)], "lu": [lu.tobytes()], "li": [li.tobytes()]})
+
+    written = (ratings.repartition(blocks * blocks, "ub", "ib")
+               .mapInPandas(write, schema="ub int, ib int, lu binary, li binary").toPandas())
+    user_rows, item_rows = [], []
+    for row in written.sort_values(["ub", "ib"]).itertuples(index=False):
+        user_rows.append(np.frombuffer(row.lu, dtype=np.int32).astype(np.int64) * blocks + int(row.ub))
+        item_rows.append(np.frombuffer(row.li, dtype=np.int32).astype(np.int64) * blocks + int(row.ib))
+    if not user_rows:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    return np.concatenate(user_rows).astype(np.int32), np.concatenate(item_rows).astype(np.int32)
+
+
+def _block_path(token, ub, ib):
+    return os.path.join(_block_folder(token), f"{ub}-{ib}.npz")
+
+
+def _sorted_block(ratings):
+    """A block's ratings as int32 user and item rows and float32 ratings, sorted (so that the
+    order Spark delivers them in never matters)."""
+    lu = ratings["lu"].to_numpy(np.int64)
+    li = ratings["li"].to_numpy(np.int64)
+    r = ratings["r"].to_numpy(np.float32)
+    order = np.lexsort((r, li, lu))
+    return lu[order].astype(np.int32), li[order].astype(np.int32), r[order]
+
+
+def _write_block_file(path, lu, li, r):
+    """Writes a block file once: to a temporary name, then renamed, so a reader sees all of it or
+    nothing."""
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    with open(partial, "wb") as out:
+        np.savez(out, lu=lu, li=li, r=r)
+    os.replace(partial, path)
 
 
 def _raw_global_bias(mean, p):
@@ -293,8 +368,8 @@ def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timin
     arrays updated with what the tasks return. Returns the sums of squared and absolute errors;
     ``timing`` gets the slowest task's seconds in the core (``core``) and in all (``task``).
 
-    From the second epoch on the tasks get the factor blocks alone and read their ratings from
-    the block files (see the module doc); blocks whose file a task did not find go through the
+    With block files (``token``) the tasks get the factor blocks alone and read their ratings
+    from the files (see the module doc); blocks whose file a task did not find go through the
     cogroup with the ratings."""
     k = p["n_factors"]
     rows = []
@@ -315,7 +390,7 @@ def _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timin
     frame = pd.DataFrame(rows)
     pending = list(range(blocks))
     results = []
-    if token is not None and epoch > 1:
+    if token is not None:
         factor_blocks = spark.createDataFrame(frame, schema=schema)
         trained = (factor_blocks.groupBy("ub").applyInPandas(_block_trainer(options, from_files=True), schema=out_schema)
                    .toPandas())
@@ -380,24 +455,14 @@ def _block_trainer(options, from_files=False):
 
     def block_file(f):
         token = options["token"]
-        if token is None:
-            return None
-        return os.path.join(_block_folder(token), f"{int(f['ub'])}-{int(f['ib'])}.npz")
+        return None if token is None else _block_path(token, int(f["ub"]), int(f["ib"]))
 
     def arrays(ratings, f):
         """The block's (users, items, ratings) sorted, and written to its file when new."""
-        lu = ratings["lu"].to_numpy(np.int64)
-        li = ratings["li"].to_numpy(np.int64)
-        r = ratings["r"].to_numpy(np.float32)
-        order = np.lexsort((r, li, lu))
-        lu, li, r = lu[order].astype(np.int32), li[order].astype(np.int32), r[order]
+        lu, li, r = _sorted_block(ratings)
         path = block_file(f)
-        if path is not None and not os.path.exists(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            partial = f"{path}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-            with open(partial, "wb") as out:
-                np.savez(out, lu=lu, li=li, r=r)
-            os.replace(partial, path)  # whole or absent: a reader never sees half a file
+        if path is not None:
+            _write_block_file(path, lu, li, r)
         return lu, li, r
 
     def train_block(f, lu, li, r, started):
@@ -502,12 +567,16 @@ class _Scorer:
         return np.clip(raw, *self.rating_range) if self.rating_range is not None else raw
 
 
-def _publish(model, core, P, bu, Q, bi, g, users, items, columns, ratings, rating_range, blocks):
+def _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, rating_range, blocks):
     """The trained factors into the driver's core, and the fitted state as a local fit leaves it
-    (the training pairs, for recommend's exclude_seen, collected as int32 rows)."""
-    pairs = ratings.select("ub", "ib", "lu", "li").toPandas()
-    user_rows = (pairs["lu"].to_numpy(np.int64) * blocks + pairs["ub"].to_numpy(np.int64)).astype(np.int32)
-    item_rows = (pairs["li"].to_numpy(np.int64) * blocks + pairs["ib"].to_numpy(np.int64)).astype(np.int32)
+    (the training pairs, for recommend's exclude_seen: (user rows, item rows), or the blocked
+    ratings to collect them from as int32 rows)."""
+    if isinstance(pairs, tuple):
+        user_rows, item_rows = pairs
+    else:
+        pairs = pairs.select("ub", "ib", "lu", "li").toPandas()
+        user_rows = (pairs["lu"].to_numpy(np.int64) * blocks + pairs["ub"].to_numpy(np.int64)).astype(np.int32)
+        item_rows = (pairs["li"].to_numpy(np.int64) * blocks + pairs["ib"].to_numpy(np.int64)).astype(np.int32)
     core.set_array(_lib.USER_FACTORS, P)
     core.set_array(_lib.ITEM_FACTORS, Q)
     core.set_array(_lib.USER_BIAS, bu)

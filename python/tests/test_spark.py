@@ -186,9 +186,9 @@ def test_string_ids_and_other_column_names(spark):
 
 
 def test_block_files_give_the_model_the_cogroup_gives(spark, split, monkeypatch, tmp_path):
-    """From the second epoch tasks read their blocks' ratings from files on their machine
-    instead of receiving them again; the model is the one every sub-epoch's cogroup gives, and
-    the files are gone after the fit."""
+    """Tasks read their blocks' ratings from files written on their machine before the first
+    epoch instead of receiving them every sub-epoch; the model is the one every sub-epoch's
+    cogroup gives, and the files are gone after the fit."""
     import glob
     import tempfile
 
@@ -197,8 +197,8 @@ def test_block_files_give_the_model_the_cogroup_gives(spark, split, monkeypatch,
     before = set(glob.glob(os.path.join(tempfile.gettempdir(), "embedrec-spark-*")))
     with_files = embedrec.MatrixFactorization(8, epochs=3, seed=2)
     with_files.fit(sdf, num_blocks=2)
-    # Every block of epochs 2 and 3 (two sub-epochs of two blocks each) came from its file.
-    assert [t["from_files"] for t in with_files.history.spark_timing] == [0, 4, 4]
+    # Every block of every epoch (two sub-epochs of two blocks each) came from its file.
+    assert [t["from_files"] for t in with_files.history.spark_timing] == [4, 4, 4]
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "embedrec-spark-*"))) == before
     monkeypatch.setattr(embedrec.spark, "BLOCK_FILES", False)
     without = embedrec.MatrixFactorization(8, epochs=3, seed=2)
