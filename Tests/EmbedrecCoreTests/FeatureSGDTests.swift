@@ -97,6 +97,10 @@ final class FeatureSGDTests: XCTestCase {
         XCTAssertThrowsError(try Composition(indptr: [0, 2, 1], rows: [0, 1], weights: [1, 1], count: 2, nRows: 4))
         XCTAssertThrowsError(try Composition(indptr: [0, 1], rows: [0], weights: [.nan], count: 1, nRows: 4))
         XCTAssertThrowsError(try Composition(indptr: [1, 1], rows: [0], weights: [1], count: 1, nRows: 4))
+        // A feature trainer without a composition on either side is the plain model: refused.
+        let m = try? MFModel(config: MFConfig(nUsers: 1, nItems: 1, nFactors: 2), initStd: 0.1, seed: 0)
+        let data = try? RatingSet(users: [0], items: [0], ratings: [3], count: 1, nUsers: 1, nItems: 1)
+        XCTAssertThrowsError(try makeFeatureTrainer(model: m!, data: data!, options: TrainOptions(), users: nil, items: nil))
     }
 }
 

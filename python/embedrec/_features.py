@@ -334,9 +334,10 @@ class FeaturePlan:
 
     @classmethod
     def fit(cls, user_features, item_features, columns, kinds, use_ids):
+        if kinds is not None and not isinstance(kinds, dict):
+            raise InvalidArgumentError(f"feature_kinds must be a dict of column name to kind ({KINDS} or None), "
+                                       f"got {kinds!r}")
         kinds = dict(kinds or {})
-        if not isinstance(kinds, dict):
-            raise InvalidArgumentError(f"feature_kinds must be a dict of column name to kind, got {kinds!r}")
         sides, seen_columns = {}, set()
         for what, frame, id_column in (("user", user_features, columns[0]), ("item", item_features, columns[1])):
             if frame is None:
@@ -529,7 +530,11 @@ def _numbers(values, name):
     try:
         return pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     except (ValueError, TypeError):
-        raise InvalidArgumentError(f"feature column {name!r} is numeric but holds values that are not numbers") from None
+        bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+        first = bad.iloc[0] if len(bad) else None
+        raise InvalidArgumentError(f"feature column {name!r} is numeric but holds values that are not numbers "
+                                   f"(e.g. {first!r}); fix them, or give the column another kind in feature_kinds "
+                                   f"({KINDS})") from None
 
 
 def _vectors(values, name, dim=None):

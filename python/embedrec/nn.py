@@ -103,24 +103,19 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
 
     def _create_hybrid(self, spec, sides, use_ids, data, options):
         n_users, n_items = len(data.users), len(data.items)
-        g = spec_graph = None
         features = FittedFeatures(sides[0], sides[1], None, use_ids)
         spec._adopt_features(features)
         g = spec.graph(n_users, n_items)
-        spec_graph = g
-        rated = {"user": data.n_rated[0], "item": data.n_rated[1]}
+        rated = (data.n_rated[0], data.n_rated[1])
 
         def fill_unrated(core):
             # Entities known only from their features have id rows no rating moves. The tower
             # never sees a zero or a random row for a trained entity, so each gets the mean of
             # the rated entities' rows: a typical user (item), beside its own features.
-            for j, node in enumerate(spec_graph.nodes):
-                if node["ints"][0] != _lib.NODE_KINDS["embedding"] or node["type"] == "Features (fixed)":
-                    continue
-                what = "user" if node["ints"][5] == 0 else "item"
+            for j, node, side in _trained_tables(g):
                 table = core.get_param(j, 0).reshape(-1, node["width"])
-                if rated[what] < len(table):
-                    table[rated[what]:] = table[:rated[what]].mean(axis=0)
+                if rated[side] < len(table):
+                    table[rated[side]:] = _typical_row(table[:rated[side]], node["width"])
                     core.set_param(j, 0, table)
 
         features.fill_unrated = fill_unrated
@@ -152,8 +147,7 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
                     if node["type"] == "Features (fixed)":
                         extra = added.feature_matrix()
                     else:
-                        typical = table[rated].mean(axis=0) if rated.any() else np.zeros(node["width"], np.float32)
-                        extra = np.repeat(typical[None, :], n, axis=0)
+                        extra = np.repeat(_typical_row(table[rated], node["width"])[None, :], n, axis=0)
                     values = np.vstack([table, extra])
                 new.set_param(j, which, values)
         return new
@@ -343,6 +337,19 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
                                          f"values, expected {size}")
                 core.set_param(j, w, arrays[name])
         return cls._restore(header, arrays, ids, core)
+
+
+def _trained_tables(graph):
+    """(node index, node, side 0 user / 1 item) of every trained embedding table of ``graph``."""
+    for j, node in enumerate(graph.nodes):
+        if node["ints"][0] == _lib.NODE_KINDS["embedding"] and node["type"] != "Features (fixed)":
+            yield j, node, node["ints"][5]
+
+
+def _typical_row(rows, width):
+    """The row given to users (items) known only from their features: the mean of ``rows``, the
+    rated ones' (zeros when there are none)."""
+    return rows.mean(axis=0) if len(rows) else np.zeros(width, dtype=np.float32)
 
 
 def _check_layers(name, layers):

@@ -204,7 +204,7 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
     finally:
         ratings.unpersist()
         if token is not None:
-            _remove_block_files(spark, token, F)
+            _remove_block_files(spark, token)
     _diagnose.warn_if_failed(model, history, local_stats, p)
     return history
 
@@ -298,15 +298,13 @@ def _write_block_files(ratings, blocks, token):
     pass over the ratings, before the first epoch: hashed to p × p partitions by block, no sort
     in Spark). Returns the training pairs as the driver's (user rows, item rows), int32, which
     the tasks send back as one binary row per block (the fitted model's seen items)."""
-    folder_token = token
-
     def write(frames):
         parts = [f for f in frames if len(f)]
         if not parts:
             return
         for (ub, ib), block in pd.concat(parts, ignore_index=True).groupby(["ub", "ib"], sort=True):
             lu, li, r = _sorted_block(block)
-            _write_block_file(_block_path(folder_token, int(ub), int(ib)), lu, li, r)
+            _write_block_file(_block_path(token, int(ub), int(ib)), lu, li, r)
             yield pd.DataFrame({"ub": [int(ub)], "ib": [int(ib)], "lu": [lu.tobytes()], "li": [li.tobytes()]})
 
     written = (ratings.repartition(blocks * blocks, "ub", "ib")
@@ -424,7 +422,7 @@ def _block_folder(token):
     return os.path.join(tempfile.gettempdir(), f"embedrec-spark-{token}")
 
 
-def _remove_block_files(spark, token, F):
+def _remove_block_files(spark, token):
     """Best effort: removes the fit's block files on the machines a small job's tasks reach
     (every machine of a local or single-host cluster)."""
     def remove(frames):

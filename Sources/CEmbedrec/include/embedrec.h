@@ -386,7 +386,8 @@ int32_t embedrec_composition_free(EmbedrecCompositionHandle composition);
 /*
  * An SGD trainer (optimizer must be EMBEDREC_OPTIMIZER_SGD) of the hybrid model: `ratings` index
  * the compositions' entities (made for that many users and items), `model` holds the parameter
- * rows (user_composition's n_rows users, item_composition's n_rows items; a NULL side is plain).
+ * rows (user_composition's n_rows users, item_composition's n_rows items; a NULL side is plain,
+ * but not both).
  * Each rating's gradient g moves a composed row r of weight w by lr * (g w v - weight_decay |w|
  * row_r), v the other side's composed vector. Rows no training rating reaches are set to zero
  * when the trainer is made. id_dropout in [0, 1): the probability that a rating leaves a side's

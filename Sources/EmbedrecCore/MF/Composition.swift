@@ -64,18 +64,15 @@ public final class Composition {
 
     @inline(__always) func range(_ e: Int) -> Range<Int> { view.range(e) }
 
-    func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
-                 into out: UnsafeMutablePointer<Float>) -> Float {
-        view.compose(e, factors: factors, biases: biases, k: k, into: out, skipIds: false)
-    }
-
-    /// Marks in `reached` every row some entity in `entities` is made of.
-    func markRows(of entities: UnsafeBufferPointer<Int32>, in reached: inout [Bool]) {
-        var done = [Bool](repeating: false, count: count)
-        for e in entities where !done[Int(e)] {
-            done[Int(e)] = true
-            for j in range(Int(e)) { reached[Int(rows[j])] = true }
+    /// Per row, how many of the ratings of `entities` (one entry per rating) reach it.
+    func ratingsReaching(_ entities: UnsafeBufferPointer<Int32>) -> [Int] {
+        var perEntity = [Int](repeating: 0, count: count)
+        for e in entities { perEntity[Int(e)] += 1 }
+        var reached = [Int](repeating: 0, count: nRows)
+        for e in 0..<count where perEntity[e] > 0 {
+            for j in range(e) { reached[Int(rows[j])] += perEntity[e] }
         }
+        return reached
     }
 }
 
@@ -97,22 +94,6 @@ struct CompositionView: @unchecked Sendable {
     let kinds: UnsafeMutablePointer<UInt8>
 
     @inline(__always) func range(_ e: Int) -> Range<Int> { Int(indptr[e]) ..< Int(indptr[e &+ 1]) }
-
-    /// Writes entity e's vector (k entries) to `out` and returns its bias; `skipIds` leaves
-    /// its id rows out.
-    @inline(__always)
-    func compose(_ e: Int, factors: UnsafePointer<Float>, biases: UnsafePointer<Float>, k: Int,
-                 into out: UnsafeMutablePointer<Float>, skipIds: Bool) -> Float {
-        out.update(repeating: 0, count: k)
-        var b: Float = 0
-        for j in range(e) {
-            let r = Int(rows[j]), w = weights[j], kind = kinds[r]
-            if skipIds && kind == RowKind.id.rawValue { continue }
-            b += w * biases[r]
-            if kind != RowKind.biasOnly.rawValue { Kernels.axpy(out, factors + r &* k, k, w) }
-        }
-        return b
-    }
 
     /// The first row of entity e (its id row, when it has one): the row worth prefetching.
     @inline(__always) func firstRow(_ e: Int) -> Int? {
@@ -148,7 +129,8 @@ extension MFModel {
             let ptrs = UncheckedSendable((factors.base, biases.base, outFactors.base, outBiases.base))
             parallelChunks(count: c.count, chunks: resolveThreads(0, work: c.count * k, minPerThread: 1 << 18)) { _, range in
                 let (f, b, of, ob) = ptrs.value
-                for e in range { ob[e] = c.compose(e, factors: f, biases: b, k: k, into: of + e &* k) }
+                let side = SideRows(c: c.view, factors: f, biases: b, hot: nil, k: k)
+                for e in range { ob[e] = side.compose(e, into: of + e &* k, skipIds: false) }
             }
             return (outFactors, outBiases)
         }

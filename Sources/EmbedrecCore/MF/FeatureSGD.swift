@@ -78,23 +78,8 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                     skipUserIds = UInt32(truncatingIfNeeded: h & 0xFFFF) < idThreshold
                     skipItemIds = UInt32(truncatingIfNeeded: (h >> 16) & 0xFFFF) < idThreshold
                 }
-                // Each side's vector: its own row, or composed into scratch.
-                let p: UnsafeMutablePointer<Float>, q: UnsafeMutablePointer<Float>
-                var bUser: Float, bItem: Float
-                if let userSide {
-                    bUser = userSide.compose(u, into: userScratch, skipIds: skipUserIds)
-                    p = userScratch
-                } else {
-                    p = P + u &* k
-                    bUser = bu[u]
-                }
-                if let itemSide {
-                    bItem = itemSide.compose(i, into: itemScratch, skipIds: skipItemIds)
-                    q = itemScratch
-                } else {
-                    q = Q + i &* k
-                    bItem = bi[i]
-                }
+                let (p, bUser) = vector(userSide, u, P, bu, userScratch, skipIds: skipUserIds)
+                let (q, bItem) = vector(itemSide, i, Q, bi, itemScratch, skipIds: skipItemIds)
                 var raw = m.globalBias + Kernels.dot(p, q, k)
                 if biases { raw += bUser + bItem }
                 let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[idx])
@@ -103,27 +88,25 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                 ae += Double(abs(e))
                 let g = -dRaw
                 // Composed sides first: they read the other side's vector before it moves
-                // (a plain side's row is updated last, from the composed side's scratch copy).
+                // (a plain side's row is updated last, from the composed side's scratch copy;
+                // at least one side is composed, so one of the two is a scratch copy).
                 if let userSide { updateRows(userSide, entity: u, other: q, g: g, skipIds: skipUserIds) }
                 if let itemSide { updateRows(itemSide, entity: i, other: p, g: g, skipIds: skipItemIds) }
-                if userSide == nil && itemSide == nil {
-                    if biases {
-                        bu[u] += lr * (g - reg * bu[u])
-                        bi[i] += lr * (g - reg * bi[i])
-                    }
-                    Kernels.sgdPairUpdate(p, q, k, g: g, lr: lr, reg: reg)
-                    if nonNegative {
-                        Kernels.clampNonNegative(p, k)
-                        Kernels.clampNonNegative(q, k)
-                    }
-                } else if userSide == nil {
-                    updateRow(P + u &* k, bias: bu + u, other: q, g: g, w: 1)
-                } else if itemSide == nil {
-                    updateRow(Q + i &* k, bias: bi + i, other: p, g: g, w: 1)
-                }
+                if userSide == nil { updateRow(p, bias: bu + u, other: q, g: g, w: 1) }
+                if itemSide == nil { updateRow(q, bias: bi + i, other: p, g: g, w: 1) }
             }
             return (se, ae)
         }
+    }
+
+    /// A side's vector and bias for `entity`: composed into `scratch`, or its own row of a
+    /// plain side's table.
+    @inline(__always)
+    private func vector(_ side: SideRows?, _ entity: Int, _ table: UnsafeMutablePointer<Float>,
+                        _ biasTable: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
+                        skipIds: Bool) -> (UnsafeMutablePointer<Float>, Float) {
+        guard let side else { return (table + entity &* k, biasTable[entity]) }
+        return (scratch, side.compose(entity, into: scratch, skipIds: skipIds))
     }
 
     @inline(__always)
@@ -176,15 +159,10 @@ final class HotRows {
     /// A row is hot when at least 1/`share` of the ratings reach it; at most `limit` rows, the
     /// most reached first. Id rows are never hot (an entity's own row is as contended as in
     /// plain MF). Nil when no row is hot.
-    static func find(_ c: Composition, entities: UnsafeBufferPointer<Int32>, share: Int = 200,
-                     limit: Int = 256) -> HotRows? {
-        var perEntity = [Int](repeating: 0, count: c.count)
-        for e in entities { perEntity[Int(e)] += 1 }
-        var reached = [Int](repeating: 0, count: c.nRows)
-        for e in 0..<c.count where perEntity[e] > 0 {
-            for j in c.range(e) { reached[Int(c.rows[j])] += perEntity[e] }
-        }
-        let bar = max(entities.count / share, 1)
+    /// `reached`: per row, the ratings that reach it (`Composition.ratingsReaching`) of
+    /// `ratings` in all.
+    static func find(_ c: Composition, reached: [Int], ratings: Int, share: Int = 200, limit: Int = 256) -> HotRows? {
+        let bar = max(ratings / share, 1)
         let hot = (0..<c.nRows)
             .filter { reached[$0] >= bar && c.kinds[$0] != RowKind.id.rawValue }
             .sorted { reached[$0] > reached[$1] }
@@ -309,17 +287,18 @@ extension SGDTrainer {
         guard epochsDone == 0 else { throw CoreError.invalid("features must be set before the first epoch") }
         guard !dropout.isActive else { throw CoreError.invalid("embedding dropout is not supported with user or item features") }
         features = (users, items)
-        hotRows = (users.flatMap { HotRows.find($0, entities: UnsafeBufferPointer(data.users.buffer)) },
-                   items.flatMap { HotRows.find($0, entities: UnsafeBufferPointer(data.items.buffer)) })
-        for (c, factors, biases) in [(users, model.userFactors, model.userBias), (items, model.itemFactors, model.itemBias)] {
-            guard let c else { continue }
-            var reached = [Bool](repeating: false, count: c.nRows)
-            c.markRows(of: UnsafeBufferPointer(c === users ? data.users.buffer : data.items.buffer), in: &reached)
-            for r in 0..<c.nRows where !reached[r] || c.kinds[r] == RowKind.biasOnly.rawValue {
+        var hot: [HotRows?] = []
+        for (c, entities, factors, biases) in [(users, data.users, model.userFactors, model.userBias),
+                                               (items, data.items, model.itemFactors, model.itemBias)] {
+            guard let c else { hot.append(nil); continue }
+            let reached = c.ratingsReaching(UnsafeBufferPointer(entities.buffer))
+            hot.append(HotRows.find(c, reached: reached, ratings: data.count))
+            for r in 0..<c.nRows where reached[r] == 0 || c.kinds[r] == RowKind.biasOnly.rawValue {
                 (factors.base + r * model.k).update(repeating: 0, count: model.k)
-                if !reached[r] { biases[r] = 0 }
+                if reached[r] == 0 { biases[r] = 0 }
             }
         }
+        hotRows = (hot[0], hot[1])
     }
 }
 
@@ -332,6 +311,10 @@ public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOp
         throw CoreError.invalid("user and item features train with SGD (optimizer='sgd'); Adam does not support them yet")
     }
     guard data.count > 0 else { throw CoreError.invalid("there are no training ratings") }
+    guard users != nil || items != nil else {
+        throw CoreError.invalid("a feature trainer needs a user or an item composition (or both); without either, "
+                                + "train the plain model (embedrec_trainer_create_from)")
+    }
     let nUsers = users?.count ?? model.config.nUsers, nItems = items?.count ?? model.config.nItems
     for (side, c, rows) in [("user", users, model.config.nUsers), ("item", items, model.config.nItems)] {
         if let c, c.nRows != rows {

@@ -24,6 +24,18 @@ struct TopK {
     /// the heap still has room.
     var entryBar: Float { count == k ? scores[0] : -.infinity }
 
+    /// Offers scores[0 ..< count] with their indices, in ascending order: once the heap is
+    /// full, a score at or below its worst kept one can never enter, so most items cost one
+    /// comparison. NaN scores (seen items) are neither above nor below anything: never kept.
+    @inline(__always)
+    mutating func offerAll(_ scores: UnsafePointer<Float>, count: Int) {
+        var bar = entryBar
+        for i in 0..<count where scores[i] > bar {
+            offer(scores[i], Int32(i))
+            bar = entryBar
+        }
+    }
+
     @inline(__always)
     private func worse(_ a: Int, than b: Int) -> Bool {
         scores[a] < scores[b] || (scores[a] == scores[b] && indices[a] > indices[b])
@@ -162,11 +174,7 @@ extension MFModel {
                     for j in Int(seen.indptr[u])..<Int(seen.indptr[u + 1]) { scores[Int(seen.indices[j])] = .nan }
                 }
                 heap.reset()
-                var bar = -Float.infinity
-                for i in 0..<nItems where scores[i] > bar {
-                    heap.offer(scores[i], Int32(i))
-                    bar = heap.entryBar
-                }
+                heap.offerAll(scores, count: nItems)
                 heap.write(items: oi + q * k, scores: os + q * k)
                 for j in 0..<heap.count { os[q * k + j] = self.output(os[q * k + j]).prediction }
             }

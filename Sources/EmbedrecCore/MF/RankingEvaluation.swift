@@ -68,13 +68,7 @@ extension MFModel {
                     positiveScores.append(scores[Int(relevant.indices[j])])
                     positives += 1
                 }
-                // Items in ascending order: once the heap is full, a score at or below its
-                // worst kept one can never enter, so most items cost one comparison.
-                var bar = -Float.infinity
-                for i in 0..<nItems where scores[i] > bar {
-                    heap.offer(scores[i], Int32(i))
-                    bar = heap.entryBar
-                }
+                heap.offerAll(scores, count: nItems)
                 dummy.withUnsafeMutableBufferPointer { heap.write(items: oi + q * k, scores: $0.baseAddress!) }
                 let nNegatives = nItems - nSeen - positives
                 if positives == 0 || nNegatives == 0 {
