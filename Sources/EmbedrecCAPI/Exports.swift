@@ -312,6 +312,34 @@ public func embedrecTrainerSetDropout(_ h: UnsafeMutableRawPointer?, _ userRate:
     }
 }
 
+/// The SGD trainer of a plain matrix factorisation, for the hold-out calls.
+private func holdOutTrainer(_ h: UnsafeMutableRawPointer?) throws -> SGDTrainer {
+    guard let sgd = try trainer(h) as? SGDTrainer else {
+        throw CoreError.invalid("a hold-out needs an SGD trainer of a matrix factorisation")
+    }
+    return sgd
+}
+
+@_cdecl("embedrec_trainer_hold_out")
+public func embedrecTrainerHoldOut(_ h: UnsafeMutableRawPointer?, _ count: Int64) -> Int32 {
+    status { try holdOutTrainer(h).holdOut(Int(count)) }
+}
+
+@_cdecl("embedrec_trainer_held_out_loss")
+public func embedrecTrainerHeldOutLoss(_ h: UnsafeMutableRawPointer?, _ mse: UnsafeMutablePointer<Double>?,
+                                       _ mae: UnsafeMutablePointer<Double>?) -> Int32 {
+    status {
+        let loss = try holdOutTrainer(h).heldOutLoss()
+        mse?.pointee = loss.mse
+        mae?.pointee = loss.mae
+    }
+}
+
+@_cdecl("embedrec_trainer_set_rates")
+public func embedrecTrainerSetRates(_ h: UnsafeMutableRawPointer?, _ lr: Double, _ weightDecay: Double) -> Int32 {
+    status { try holdOutTrainer(h).setRates(learningRate: lr, weightDecay: weightDecay) }
+}
+
 @_cdecl("embedrec_trainer_progress")
 public func embedrecTrainerProgress(_ h: UnsafeMutableRawPointer?, _ done: UnsafeMutablePointer<Int64>?,
                                     _ total: UnsafeMutablePointer<Int64>?, _ lossSum: UnsafeMutablePointer<Double>?) -> Int32 {

@@ -230,6 +230,19 @@ class Recommender(abc.ABC):
         """Makes this (unfitted) spec describe a model fitted with ``features`` (a network's
         graph has a fixed input node per side with features); nothing for other models."""
 
+    def _choose_settings(self, core, trainer, options, n, spec, verbose, features=None, sample=None):
+        """Settings the data decide (``MatrixFactorization``'s hold-out search), chosen before
+        the first epoch; returns the options of the run. By default there are none."""
+        return options
+
+    def _search_sample_share(self, n, plan):
+        """The share of users whose ratings ``_choose_settings`` searches on instead of all the
+        data (None: no sample is made)."""
+        return None
+
+    def _before_epoch(self, trainer, epoch, options):
+        """Called before each epoch of a fit (a schedule of the model's own)."""
+
     def _create_hybrid(self, spec, sides, use_ids, data, options):
         """(core, trainer, features) of a fit with features: ``sides`` the user and item
         ``_features.SideFeatures`` (or None), ``data`` the loaded ratings. ``features.compose(core)``
@@ -352,7 +365,7 @@ class Recommender(abc.ABC):
             df = df.iloc[:len(df) - n_val]
 
         data = _loading.load(self, df, columns, plan.ids("user") if plan else None,
-                             plan.ids("item") if plan else None)
+                             plan.ids("item") if plan else None, self._search_sample_share(len(df), plan))
         users, items = data.users, data.items
         val = None
         features = None
@@ -393,10 +406,21 @@ class Recommender(abc.ABC):
             # seen items come from the trainer's data at the end (the finally below).
             self._fitted = Fitted(publish(core), users, items, columns, None, spec, rating_range, features)
             self._active_trainer = trainer
+            try:
+                # Settings left to the data are chosen first, on a hold-out of the training
+                # ratings; the model is back at its initial weights afterwards.
+                options = self._choose_settings(core, trainer, options, len(df), spec, verbose, features,
+                                                data.sample)
+            except TrainingCancelled:
+                history.interrupted = True
+                if not stop.is_set():
+                    raise KeyboardInterrupt from None
+                options = dict(options, epochs=0)  # model.stop(): no epoch is run
             for epoch in range(1, options["epochs"] + 1):
                 if stop.is_set():  # model.stop() between two epochs
                     history.interrupted = True
                     break
+                self._before_epoch(trainer, epoch, options)
                 # A copy of the weights before the epoch, so that an interrupted or diverged
                 # epoch can be undone: the model then holds exactly the last complete epoch.
                 with deferred_interrupts():
@@ -465,6 +489,8 @@ class Recommender(abc.ABC):
             with deferred_interrupts():
                 self._active_trainer = None
                 stop.clear()
+                if data.sample is not None:
+                    data.sample[0].close()
                 before = None  # dropped first: the copy of the pairs is the fit's last allocation
                 try:
                     self._fitted = Fitted(publish(core), users, items, columns, trainer.seen(len(users), len(df)),
@@ -662,6 +688,8 @@ class Recommender(abc.ABC):
                        "stopped_epoch": self.history.stopped_epoch, "loss": self.history.loss,
                        "columns": list(self.history.all_columns)}
         extra = {"rating_range": [float(v) for v in state.rating_range] if state.rating_range is not None else None}
+        if state.spec.__dict__.get("_chosen") is not None:  # settings the fit chose (MatrixFactorization)
+            extra["chosen"] = {name: _plain(value) for name, value in state.spec._chosen.items()}
         ids = {"users": state.users.index, "items": state.items.index}
         if state.features is not None:
             rows = state.features.rows_core
@@ -708,6 +736,12 @@ class Recommender(abc.ABC):
             rating_range = tuple(float(v) for v in rating_range)
         features = None
         spec = model._unfitted_copy()
+        chosen = header.get("chosen")
+        if chosen is not None:
+            if not (isinstance(chosen, dict) and set(chosen) == {"lr", "weight_decay", "epochs"}
+                    and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in chosen.values())):
+                raise ValueError(f"the chosen settings {chosen!r} are not three positive numbers")
+            spec._chosen = dict(chosen)
         if header.get("features") is not None:
             features = features_from_saved(header["features"], arrays, ids, {"user": n_users, "item": n_items},
                                            spec._create_core)

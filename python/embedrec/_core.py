@@ -239,6 +239,21 @@ class CoreTrainer(_CoreObject):
         """Per-side embedding dropout for the epochs to come (matrix factorisation only)."""
         check(lib.embedrec_trainer_set_dropout(self.handle, float(user_rate), float(item_rate)))
 
+    def hold_out(self, count):
+        """Later epochs train on all but the last ``count`` of the trainer's shuffled ratings (a
+        random subset; 0: all again). SGD trainers of a plain matrix factorisation only."""
+        check(lib.embedrec_trainer_hold_out(self.handle, int(count)))
+
+    def held_out_loss(self):
+        """(MSE, MAE) of the model on the held-out ratings."""
+        mse, mae = c_double(), c_double()
+        check(lib.embedrec_trainer_held_out_loss(self.handle, ctypes.byref(mse), ctypes.byref(mae)))
+        return mse.value, mae.value
+
+    def set_rates(self, lr, weight_decay):
+        """Learning rate and weight decay of the epochs to come (SGD matrix factorisation)."""
+        check(lib.embedrec_trainer_set_rates(self.handle, float(lr), float(weight_decay)))
+
     def progress(self):
         """(examples done, examples in the epoch, their loss sum) of the running epoch."""
         done, total, loss = c_int64(), c_int64(), c_double()

@@ -25,10 +25,13 @@ class TrainingData:
     users and items have ratings (``n_rated``: the first rows of each map; the rest come from
     feature frames)."""
 
-    def __init__(self, users, items, ratings, outside, stats, n_rated=None):
+    def __init__(self, users, items, ratings, outside, stats, n_rated=None, sample=None):
         self.users, self.items, self.ratings, self.outside = users, items, ratings, outside
         self.stats = stats
         self.n_rated = n_rated if n_rated is not None else (len(users), len(items))
+        #: (CoreRatings, count): the ratings of a share of the users (all of each one's), for a
+        #: search cheaper than the fit (``sampled_users``); None unless asked for.
+        self.sample = sample
 
 
 class RatingStats:
@@ -83,10 +86,19 @@ class RatingStats:
         return (self.low, self.high)
 
 
-def load(model, df, columns, extra_users=None, extra_items=None):
+def sampled_users(rows, share):
+    """Whether each user row (int32 array) is in a fixed pseudo-random ``share`` of the users:
+    a hash of the row, so that every slice of the data agrees without a table."""
+    h = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+    return h < np.uint64(int(share * (1 << 24)))
+
+
+def load(model, df, columns, extra_users=None, extra_items=None, sample_share=None):
     """Maps and converts ``df``'s user, item and rating columns (rating None: implicit data,
     every pair a positive) for ``model``. ``extra_users`` / ``extra_items``: further ids the
-    model must know (those of feature frames), given rows after the ids of the ratings."""
+    model must know (those of feature frames), given rows after the ids of the ratings.
+    ``sample_share``: also copy the ratings of that share of the users (``sampled_users``)
+    to ``TrainingData.sample``."""
     users, user_rows = IdMap.fit(df[columns[0]], "user")
     items, item_rows = IdMap.fit(df[columns[1]], "item")
     n_rated = (len(users), len(items))
@@ -119,7 +131,30 @@ def load(model, df, columns, extra_users=None, extra_items=None):
             outside += model._ratings_outside(values)
             stats.add(values)
             ratings.append(user_rows(a, b), item_rows(a, b), values)
+        sample = _sample(user_rows, item_rows, rating_column, columns[2], n, len(users), len(items), sample_share)
     except BaseException:
         ratings.close()
         raise
-    return TrainingData(users, items, ratings, outside, stats, n_rated)
+    return TrainingData(users, items, ratings, outside, stats, n_rated, sample)
+
+
+def _sample(user_rows, item_rows, rating_column, rating_name, n, n_users, n_items, share):
+    """The ratings of a ``share`` of the users as a CoreRatings of their own (or None): counted
+    in one pass and copied in a second, a slice at a time, as the data are."""
+    if share is None or rating_column is None:
+        return None
+    count = sum(int(sampled_users(user_rows(a, min(a + SLICE_ROWS, n)), share).sum())
+                for a in range(0, n, SLICE_ROWS))
+    if count == 0:
+        return None
+    sample = CoreRatings(count, n_users, n_items)
+    try:
+        for a in range(0, n, SLICE_ROWS):
+            b = min(a + SLICE_ROWS, n)
+            u = user_rows(a, b)
+            keep = sampled_users(u, share)
+            sample.append(u[keep], item_rows(a, b)[keep], _frame.ratings_slice(rating_column, rating_name, a, b)[keep])
+    except BaseException:
+        sample.close()
+        raise
+    return sample, count

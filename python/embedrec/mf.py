@@ -14,11 +14,14 @@ from ._core import CoreMF, CoreTrainer
 from ._features import FittedFeatures, compose_rows, split_ids
 from ._hybrid import HybridMFParts
 from ._queries import EmbeddingQueries
+from . import _tuning
 from .errors import InvalidArgumentError
 
-# Defaults per optimiser; ``None`` in the constructor means "the optimiser's default".
-# Chosen on two data sets together (ml-100k and ml-latest-small, benchmarks/accuracy.py),
-# not tuned to either: see the README's accuracy table.
+# Defaults per optimiser; ``None`` in the constructor means "the optimiser's default". With
+# SGD and lr, weight_decay and epochs all unset, fit chooses those three on a hold-out of the
+# training ratings (``_tuning``); these values then serve where it cannot (features, Spark,
+# fewer than _tuning.MIN_RATINGS ratings). Chosen on ml-100k and ml-latest-small together
+# (benchmarks/accuracy.py).
 OPTIMIZER_DEFAULTS = {
     "sgd": {"epochs": 60, "lr": 0.007, "weight_decay": 0.08, "batch_size": 1, "init_std": 0.1,
             "schedule": "constant"},
@@ -120,20 +123,50 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     #: ``fit`` takes a Spark DataFrame (distributed SGD; ``embedrec.spark``).
     _trains_on_spark = True
 
+    #: The settings ``fit`` chooses on a hold-out when all are left unset (SGD).
+    _CHOSEN = ("lr", "weight_decay", "epochs")
+    #: After a fit that chose its settings: one row per weight decay tried (weight_decay,
+    #: holdout_rmse, best_epoch, epochs_run); None otherwise.
+    tuning = None
+
     @property
     def params(self):
-        """Every hyper-parameter with the optimiser defaults filled in."""
+        """Every hyper-parameter with the optimiser defaults filled in. With SGD and ``lr``,
+        ``weight_decay`` and ``epochs`` all unset, those three read ``"auto"`` until a fit
+        chooses them, and the values it chose after."""
+        chosen = self.__dict__.get("_chosen")
+        if chosen is None and self.__dict__.get("_fitted") is not None:
+            chosen = self._fitted.spec.__dict__.get("_chosen")
+        return self._resolved(chosen)
+
+    def _resolved(self, chosen):
+        """The parameters with the optimiser defaults, and ``chosen`` (or "auto") for the
+        settings a fit chooses."""
         if self.optimizer not in OPTIMIZER_DEFAULTS:
             raise InvalidArgumentError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        defaults = OPTIMIZER_DEFAULTS[self.optimizer]
         resolved = self.get_params()
-        for name, value in defaults.items():
+        if self._chooses_settings(resolved):
+            for name in self._CHOSEN:
+                resolved[name] = chosen[name] if chosen is not None else "auto"
+        for name, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
             if resolved[name] is None:
                 resolved[name] = value
         return resolved
 
+    @classmethod
+    def _chooses_settings(cls, given):
+        return given["optimizer"] == "sgd" and all(given[name] is None for name in cls._CHOSEN)
+
+    def _fixed_params(self):
+        """``params`` with the optimiser's fixed defaults where a fit would choose (features,
+        Spark and tiny data do not choose)."""
+        p = self._training_options()
+        if any(p[name] == "auto" for name in self._CHOSEN):
+            p.update({name: OPTIMIZER_DEFAULTS[p["optimizer"]][name] for name in self._CHOSEN})
+        return p
+
     def _validate_params(self):
-        p = self.params
+        p = self._fixed_params()
         _check_int("n_factors", p["n_factors"], 1, 65536)
         check_bool("biases", p["biases"])
         check_bool("global_bias", p["global_bias"])
@@ -201,7 +234,70 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return core
 
     def _training_options(self):
-        return self.params
+        return self._resolved(self.__dict__.get("_chosen"))  # never the previous fit's choice
+
+    def _spec_with_fixed_defaults(self):
+        """The spec of a fit that trains with the fixed defaults where it would choose (Spark)."""
+        spec = self._unfitted_copy()
+        if spec.params["epochs"] == "auto":
+            spec._chosen = {name: OPTIMIZER_DEFAULTS["sgd"][name] for name in self._CHOSEN}
+        return spec
+
+    def _search_sample_share(self, n, plan):
+        if plan is None and self._training_options()["epochs"] == "auto" and n > _tuning.FULL_SEARCH_RATINGS:
+            return _tuning.FULL_SEARCH_RATINGS / n
+        return None
+
+    def _choose_settings(self, core, trainer, options, n, spec, verbose, features=None, sample=None):
+        """With lr, weight_decay and epochs left unset: chooses them on a hold-out of the
+        training ratings (``_tuning``; it leaves the model at its initial weights) and returns
+        the options of the final run, recording the choice on ``spec`` (so ``params`` shows it
+        and the model file keeps it)."""
+        self.tuning = None
+        if options["epochs"] != "auto":
+            return options
+        fixed = OPTIMIZER_DEFAULTS["sgd"]
+        spec._chosen = {name: fixed[name] for name in self._CHOSEN}
+        if features is not None or n < _tuning.MIN_RATINGS:  # the fixed defaults
+            trainer.set_rates(fixed["lr"], fixed["weight_decay"])
+            return dict(options, **spec._chosen)
+
+        def report(trial):
+            if verbose:
+                print(f"weight_decay {trial.weight_decay:.4g}: hold-out RMSE {trial.rmse:.4f} at epoch "
+                      f"{trial.best_epoch} of {trial.epochs_run}", flush=True)
+        if sample is None:
+            if verbose:
+                print(f"choosing weight_decay and epochs on {_tuning.held_out_count(n):,} held-out training ratings")
+            tuning = _tuning.choose(core, trainer, n, report)
+        else:  # large data: the search runs on the ratings of a share of the users
+            ratings, count = sample
+            if verbose:
+                print(f"choosing weight_decay and epochs on the {count:,} ratings of a sample of the users, "
+                      f"{_tuning.held_out_count(count):,} of them held out")
+            search_core = self._create_core(*core.shape()[:2])
+            search_core.restore(core.snapshot())  # the fit's initial weights and global term
+            search_trainer = self._create_trainer(search_core, ratings, options)
+            self._active_trainer = search_trainer  # model.stop() reaches the search
+            try:
+                tuning = _tuning.choose(search_core, search_trainer, count, report)
+            finally:
+                self._active_trainer = trainer
+                search_trainer.close()
+                search_core.close()
+        if tuning is None:  # every candidate diverged: the fixed defaults, whose fit will say so
+            trainer.set_rates(fixed["lr"], fixed["weight_decay"])
+            return dict(options, **spec._chosen)
+        spec._chosen = {"lr": _tuning.START_LR, "weight_decay": tuning.weight_decay, "epochs": tuning.epochs}
+        self.tuning = tuning.trials
+        if verbose:
+            print(f"chosen: weight_decay {tuning.weight_decay:.4g}, {tuning.epochs} epochs on all the ratings")
+        return dict(options, **spec._chosen, rates=tuning.rates)
+
+    def _before_epoch(self, trainer, epoch, options):
+        rates = options.get("rates")
+        if rates is not None:  # the chosen schedule: the rate halves where the search's did
+            trainer.set_rates(rates[min(epoch, len(rates)) - 1], options["weight_decay"])
 
     def _start_from_data(self, core, stats):
         """Without a global term (and without y_range), an all-small start predicts about 0 and
@@ -236,6 +332,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return bool(self.params["use_ids"])
 
     def _create_hybrid(self, spec, sides, use_ids, data, p):
+        if p["epochs"] == "auto":  # features train with the fixed defaults (_choose_settings)
+            p = self._fixed_params()
         # The core trains parameter rows (ids' and features'); queries read the model of users
         # and items they make up (``features.compose``), rebuilt after every epoch.
         core = self._create_core(*(s.composition.n_rows if s is not None else len(m)
@@ -248,6 +346,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return core, trainer, features
 
     def _create_trainer(self, core, ratings, p):
+        if p["epochs"] == "auto":  # the rates are set by _choose_settings
+            p = dict(p, lr=_tuning.START_LR, weight_decay=_tuning.FIRST_WEIGHT_DECAY, epochs=_tuning.MAX_EPOCHS)
         trainer = CoreTrainer(core, ratings, p["optimizer"], p["schedule"], p["epochs"],
                               p["batch_size"], p["lr"], p["weight_decay"], p["n_threads"], p["seed"])
         if p["deterministic"]:

@@ -108,7 +108,7 @@ def fit(model, sdf, user=None, item=None, rating=None, validation=None, num_bloc
     _check_model(model)
     model._validate_params()
     spark = sdf.sparkSession
-    p = model.params
+    p = model._fixed_params()  # no hold-out search on the cluster: the fixed defaults
     blocks = default_blocks(spark) if num_blocks is None else num_blocks
     check_int("num_blocks", blocks, 1, 4096)
     columns = _frame.find_columns(pd.DataFrame(columns=list(sdf.columns)), user, item, rating)
@@ -580,7 +580,7 @@ def _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, rating_
     core.set_array(_lib.USER_BIAS, bu)
     core.set_array(_lib.ITEM_BIAS, bi)
     core.set_array(_lib.GLOBAL_BIAS, np.array([g], dtype=np.float32))
-    model._fitted = Fitted.from_pairs(core, users, items, list(columns), user_rows, item_rows, model._unfitted_copy(),
+    model._fitted = Fitted.from_pairs(core, users, items, list(columns), user_rows, item_rows, model._spec_with_fixed_defaults(),
                                       rating_range)
 
 

@@ -173,7 +173,8 @@ def test_refit_replaces_the_model(ratings):
 
 
 def test_params_resolve_optimizer_defaults():
-    assert embedrec.MatrixFactorization().params["lr"] == 0.007
+    assert embedrec.MatrixFactorization().params["lr"] == "auto"  # chosen by fit (test_tuning.py)
+    assert embedrec.MatrixFactorization(weight_decay=0.1).params["lr"] == 0.007
     adam = embedrec.MatrixFactorization(optimizer="adam", lr=0.01).params
     assert adam["lr"] == 0.01 and adam["batch_size"] == 1024 and adam["schedule"] == "one_cycle"
     assert "n_factors=100" in repr(embedrec.MatrixFactorization())

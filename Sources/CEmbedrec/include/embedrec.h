@@ -295,6 +295,20 @@ int32_t embedrec_trainer_set_deterministic(EmbedrecTrainerHandle trainer, int32_
  * (EMBEDREC_ERR_INVALID): their dropout is a layer. Call it before the first epoch. */
 int32_t embedrec_trainer_set_dropout(EmbedrecTrainerHandle trainer, double user_rate, double item_rate);
 
+/* A hold-out inside an SGD trainer of a plain matrix factorisation (no features), so that a
+ * caller can choose settings on ratings it does not train on without a second copy of the
+ * data. The trainer shuffled its ratings when it was made: later epochs train on all but the
+ * last `count` of them (a uniformly random subset; 0 <= count < n), and
+ * embedrec_trainer_held_out_loss writes the model's MSE and MAE on those (0 without any).
+ * count 0 trains on all again. With the deterministic schedule the data are shuffled again
+ * first (that schedule sorts them into blocks). */
+int32_t embedrec_trainer_hold_out(EmbedrecTrainerHandle trainer, int64_t count);
+int32_t embedrec_trainer_held_out_loss(EmbedrecTrainerHandle trainer, double *mse, double *mae);
+
+/* The learning rate and weight decay of later epochs of an SGD trainer of a plain matrix
+ * factorisation (limits as in embedrec_trainer_create). */
+int32_t embedrec_trainer_set_rates(EmbedrecTrainerHandle trainer, double lr, double weight_decay);
+
 /* Progress of the epoch running now (or the last one): examples done, examples in the epoch,
  * and the sum of their losses (divide by done for the running loss). Safe from any thread while
  * the epoch runs; any output may be NULL. */

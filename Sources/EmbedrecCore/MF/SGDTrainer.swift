@@ -15,7 +15,8 @@ public final class SGDTrainer: Trainer {
     public let data: RatingSet
     /// Users of the training data: the model's user rows, or the entities of a user composition.
     public var nUsers: Int { features?.users?.count ?? model.config.nUsers }
-    public let options: TrainOptions
+    /// Learning rate and weight decay may change between epochs (`setRates`).
+    public internal(set) var options: TrainOptions
     public let cancel = CancelFlag()
     /// Set by `useBlockSchedule`: the deterministic multi-threaded schedule.
     public var grid: BlockGrid?
@@ -39,8 +40,13 @@ public final class SGDTrainer: Trainer {
     public var epochsDone = 0
     var rng: Xoshiro256
     static let blockSize = 1024
-    /// The epoch's visiting order of blocks (block b = ratings b*blockSize ..< (b+1)*blockSize).
-    private let blockOrder: Buffer<Int32>
+    /// The epoch's visiting order of blocks (block b = ratings b*blockSize ..< (b+1)*blockSize)
+    /// of the training part (all but the held-out tail, `holdOut`).
+    var blockOrder: Buffer<Int32>
+    /// The last `heldOut` ratings of the shuffled data are not trained on (`holdOut`).
+    public internal(set) var heldOut = 0
+    /// The ratings epochs train on: the first `trainingCount` of `data`.
+    public var trainingCount: Int { data.count - heldOut }
 
     init(model: MFModel, data: RatingSet, options: TrainOptions) {
         self.model = model
@@ -49,9 +55,15 @@ public final class SGDTrainer: Trainer {
         // The trainer owns `data` (the C layer copied it for this run): shuffle it in place.
         data.shuffle(using: &rng)
         self.data = data
-        let blocks = (data.count + SGDTrainer.blockSize - 1) / SGDTrainer.blockSize
-        blockOrder = Buffer(repeating: 0, count: blocks)
-        for b in 0..<blocks { blockOrder[b] = Int32(b) }
+        blockOrder = SGDTrainer.blocks(covering: data.count)
+    }
+
+    /// Block indices 0, 1, ... of `count` ratings cut into `blockSize` runs.
+    static func blocks(covering count: Int) -> Buffer<Int32> {
+        let blocks = (count + blockSize - 1) / blockSize
+        let order = Buffer<Int32>(repeating: 0, count: blocks)
+        for b in 0..<blocks { order[b] = Int32(b) }
+        return order
     }
 
     public func runEpoch() throws -> EpochStats {
@@ -61,7 +73,7 @@ public final class SGDTrainer: Trainer {
     private func runEpochLocked() throws -> EpochStats {
         let start = monotonicSeconds()
         rng.shuffle(blockOrder.buffer)
-        let n = data.count
+        let n = trainingCount
         let threads = resolveThreads(options.threads, work: n, minPerThread: 200_000)
         let lr = options.learningRate(step: epochsDone, totalSteps: options.epochs)
         let reg = options.weightDecay
@@ -92,7 +104,7 @@ public final class SGDTrainer: Trainer {
     /// One epoch's visit of the shuffled blocks by `threads` threads (Hogwild), each block run
     /// by `step`; per-thread sums of squared error, absolute error and count go to `partial`.
     private func runBlocks<Step: RatingStep>(_ step: Step, threads: Int, partial: Buffer<Double>) {
-        let n = data.count, size = SGDTrainer.blockSize, blocks = blockOrder.count
+        let n = trainingCount, size = SGDTrainer.blockSize, blocks = blockOrder.count
         let cancel = self.cancel, progress = self.progress
         let ptrs = UncheckedSendable((blockOrder.base, partial.base))
         parallelChunks(count: blocks, chunks: threads) { c, blockRange in
@@ -237,11 +249,12 @@ public final class BlockGrid {
 }
 
 extension SGDTrainer {
-    /// Switches to the deterministic block schedule for `threads` threads (no-op for one).
+    /// Switches to the deterministic block schedule for `threads` threads (no-op for one), over
+    /// the training part of the data (the held-out tail stays where it is).
     public func useBlockSchedule(threads requested: Int) {
-        let t = resolveThreads(requested, work: data.count, minPerThread: 200_000)
+        let t = resolveThreads(requested, work: trainingCount, minPerThread: 200_000)
         guard t > 1 else { grid = nil; return }
-        let nu = model.config.nUsers, ni = model.config.nItems, n = data.count
+        let nu = model.config.nUsers, ni = model.config.nItems, n = trainingCount
         func block(_ r: Int) -> Int {
             (Int(data.users[r]) * t / nu) * t + Int(data.items[r]) * t / ni
         }
@@ -280,7 +293,7 @@ extension SGDTrainer {
             order.withUnsafeMutableBufferPointer { rng.shuffle($0) }
             chunkOrders.append(order)
         }
-        progress.start(total: data.count)
+        progress.start(total: trainingCount)
         let step = SGDStep(model: model, data: data, lr: lr, reg: options.weightDecay,
                            dropout: dropout.keyed(seed: options.seed, epoch: epochsDone))
         var sums = [Double](repeating: 0, count: 3 * t)
