@@ -134,7 +134,7 @@ class Recommender(abc.ABC):
         constructor, ``set_params`` and ``fit``)."""
 
     @abc.abstractmethod
-    def _create_core(self, n_users, n_items):
+    def _create_core(self, n_users, n_items, options=None):
         """A new core model (``_core.CoreMF`` or ``_core.CoreNet``) with tables of these sizes,
         initialised from the seed."""
 
@@ -230,9 +230,10 @@ class Recommender(abc.ABC):
         """Makes this (unfitted) spec describe a model fitted with ``features`` (a network's
         graph has a fixed input node per side with features); nothing for other models."""
 
-    def _choose_settings(self, core, trainer, options, n, spec, verbose, features=None, sample=None):
+    def _choose_settings(self, options, data, spec, has_features, verbose):
         """Settings the data decide (``MatrixFactorization``'s hold-out search), chosen before
-        the first epoch; returns the options of the run. By default there are none."""
+        the model is made; returns the options of the run. By default there are none. A search
+        that trains sets ``_active_trainer`` so that ``stop()`` reaches it."""
         return options
 
     def _search_sample_share(self, n, plan):
@@ -376,8 +377,24 @@ class Recommender(abc.ABC):
             self._report_ratings_outside(data.outside)
             _diagnose.warn_if_extreme(data.stats)
             options = self._training_options()
+            stop = self._stop_request()
+            stop.clear()  # a stop() that came before this fit began is not for it
+            try:
+                # Settings left to the data are chosen first, on a hold-out of (a sample of) the
+                # training ratings; until a choice is made the model is what it was.
+                options = self._choose_settings(options, data, spec, plan is not None, verbose)
+            except TrainingCancelled:
+                if not stop.is_set():
+                    raise KeyboardInterrupt from None
+                self.history = History(has_validation=val is not None, loss=self._loss_name,
+                                       columns=self._history_columns())
+                self.history.interrupted = True  # model.stop(): fit returns, nothing trained
+                stop.clear()
+                return self.history
+            finally:
+                self._active_trainer = None
             if plan is None:
-                core = self._create_core(len(users), len(items))
+                core = self._create_core(len(users), len(items), options)
                 self._start_from_data(core, data.stats)
                 trainer = self._create_trainer(core, data.ratings, options)
             else:
@@ -385,6 +402,7 @@ class Recommender(abc.ABC):
                 core, trainer, features = self._create_hybrid(spec, sides, plan.use_ids, data, options)
         finally:
             data.ratings.close()  # empty once the trainer took the data over
+            data.sample = None  # the search's copy of (a sample of) the ratings
         rating_range = data.stats.range if not implicit else None
         publish = features.compose if features is not None else (lambda trained: trained)
         history = History(has_validation=val is not None, loss=self._loss_name, columns=self._history_columns())
@@ -398,24 +416,12 @@ class Recommender(abc.ABC):
         # then must put the epoch's weights back, so that the model is always exactly the
         # epochs its history keeps.
         ahead = False
-        stop = self._stop_request()
-        stop.clear()  # a stop() that came before this fit began is not for it
         try:
             # One assignment publishes the new model: another thread sees the old fit or this
             # one, never a mix (the old core is freed when the last reference to it goes). Its
             # seen items come from the trainer's data at the end (the finally below).
             self._fitted = Fitted(publish(core), users, items, columns, None, spec, rating_range, features)
             self._active_trainer = trainer
-            try:
-                # Settings left to the data are chosen first, on a hold-out of the training
-                # ratings; the model is back at its initial weights afterwards.
-                options = self._choose_settings(core, trainer, options, len(df), spec, verbose, features,
-                                                data.sample)
-            except TrainingCancelled:
-                history.interrupted = True
-                if not stop.is_set():
-                    raise KeyboardInterrupt from None
-                options = dict(options, epochs=0)  # model.stop(): no epoch is run
             for epoch in range(1, options["epochs"] + 1):
                 if stop.is_set():  # model.stop() between two epochs
                     history.interrupted = True
@@ -489,8 +495,6 @@ class Recommender(abc.ABC):
             with deferred_interrupts():
                 self._active_trainer = None
                 stop.clear()
-                if data.sample is not None:
-                    data.sample[0].close()
                 before = None  # dropped first: the copy of the pairs is the fit's last allocation
                 try:
                     self._fitted = Fitted(publish(core), users, items, columns, trainer.seen(len(users), len(df)),
@@ -738,9 +742,10 @@ class Recommender(abc.ABC):
         spec = model._unfitted_copy()
         chosen = header.get("chosen")
         if chosen is not None:
-            if not (isinstance(chosen, dict) and set(chosen) == {"lr", "weight_decay", "epochs"}
+            if not (isinstance(chosen, dict) and {"lr", "weight_decay", "epochs"} <= set(chosen)
+                    and set(chosen) <= {"lr", "weight_decay", "epochs", "n_factors"}
                     and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in chosen.values())):
-                raise ValueError(f"the chosen settings {chosen!r} are not three positive numbers")
+                raise ValueError(f"the chosen settings {chosen!r} are not positive numbers by name")
             spec._chosen = dict(chosen)
         if header.get("features") is not None:
             features = features_from_saved(header["features"], arrays, ids, {"user": n_users, "item": n_items},

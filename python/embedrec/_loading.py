@@ -29,8 +29,9 @@ class TrainingData:
         self.users, self.items, self.ratings, self.outside = users, items, ratings, outside
         self.stats = stats
         self.n_rated = n_rated if n_rated is not None else (len(users), len(items))
-        #: (CoreRatings, count): the ratings of a share of the users (all of each one's), for a
-        #: search cheaper than the fit (``sampled_users``); None unless asked for.
+        #: (users, items, ratings) arrays: the ratings of a share of the users (all of each
+        #: one's; every user at share 1), for a search of settings on a copy of its own
+        #: (``sampled_users``); None unless asked for.
         self.sample = sample
 
 
@@ -90,15 +91,15 @@ def sampled_users(rows, share):
     """Whether each user row (int32 array) is in a fixed pseudo-random ``share`` of the users:
     a hash of the row, so that every slice of the data agrees without a table."""
     h = (rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
-    return h < np.uint64(int(share * (1 << 24)))
+    return h < np.uint64(int(min(share, 1.0) * (1 << 24)))
 
 
 def load(model, df, columns, extra_users=None, extra_items=None, sample_share=None):
     """Maps and converts ``df``'s user, item and rating columns (rating None: implicit data,
     every pair a positive) for ``model``. ``extra_users`` / ``extra_items``: further ids the
     model must know (those of feature frames), given rows after the ids of the ratings.
-    ``sample_share``: also copy the ratings of that share of the users (``sampled_users``)
-    to ``TrainingData.sample``."""
+    ``sample_share``: also copy the ratings of that share of the users (``sampled_users``; 1:
+    all) to ``TrainingData.sample``."""
     users, user_rows = IdMap.fit(df[columns[0]], "user")
     items, item_rows = IdMap.fit(df[columns[1]], "item")
     n_rated = (len(users), len(items))
@@ -139,22 +140,16 @@ def load(model, df, columns, extra_users=None, extra_items=None, sample_share=No
 
 
 def _sample(user_rows, item_rows, rating_column, rating_name, n, n_users, n_items, share):
-    """The ratings of a ``share`` of the users as a CoreRatings of their own (or None): counted
-    in one pass and copied in a second, a slice at a time, as the data are."""
+    """(users, items, ratings) arrays of the ratings of a ``share`` of the users (all of them
+    at share 1), or None: gathered a slice at a time, as the data are."""
     if share is None or rating_column is None:
         return None
-    count = sum(int(sampled_users(user_rows(a, min(a + SLICE_ROWS, n)), share).sum())
-                for a in range(0, n, SLICE_ROWS))
-    if count == 0:
+    parts = []
+    for a in range(0, n, SLICE_ROWS):
+        b = min(a + SLICE_ROWS, n)
+        u = user_rows(a, b)
+        keep = sampled_users(u, share)
+        parts.append((u[keep], item_rows(a, b)[keep], _frame.ratings_slice(rating_column, rating_name, a, b)[keep]))
+    if not parts:
         return None
-    sample = CoreRatings(count, n_users, n_items)
-    try:
-        for a in range(0, n, SLICE_ROWS):
-            b = min(a + SLICE_ROWS, n)
-            u = user_rows(a, b)
-            keep = sampled_users(u, share)
-            sample.append(u[keep], item_rows(a, b)[keep], _frame.ratings_slice(rating_column, rating_name, a, b)[keep])
-    except BaseException:
-        sample.close()
-        raise
-    return sample, count
+    return tuple(np.concatenate([part[j] for part in parts]) for j in range(3))

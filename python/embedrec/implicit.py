@@ -75,7 +75,7 @@ class _ImplicitModel(EmbeddingQueries, Recommender):
         # Scores are user · item (+ item bias): no global mean, no user bias.
         core.set_array(_lib.GLOBAL_BIAS, np.zeros(1, dtype=np.float32))
 
-    def _create_core(self, n_users, n_items):
+    def _create_core(self, n_users, n_items, options=None):
         return CoreMF(n_users, n_items, self.n_factors, self._has_item_bias, False, None, self.init_std, self.seed)
 
     def _training_options(self):

@@ -10,7 +10,7 @@ from . import _lib
 from ._base import Recommender
 from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
-from ._core import CoreMF, CoreTrainer
+from ._core import CoreMF, CoreRatings, CoreTrainer
 from ._features import FittedFeatures, compose_rows, split_ids
 from ._hybrid import HybridMFParts
 from ._queries import EmbeddingQueries
@@ -62,6 +62,20 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     adam      10      0.005  0.05         1024       0.01     one_cycle
     ======== ======= ====== ============ ========== ======== ==========
 
+    Defaults that adapt (SGD with ``lr``, ``weight_decay`` and ``epochs`` all unset, the
+    default): the best penalty depends on the data (sparse and noisy ratings want about 0.1,
+    dense ones with hundreds of ratings per item 0.02-0.05), so ``fit`` chooses the weight decay
+    and the number of epochs on a hold-out of its own training ratings (20,000 of them, 1-10%),
+    trying values a factor 2 apart from 0.05 towards the better side, each trained at lr 0.02
+    that halves whenever the hold-out stops improving; then it trains on all the ratings with
+    the chosen weight decay and the best candidate's rate schedule and length. Above 3 million
+    ratings the search runs on the ratings of a sample of the users, so a fit costs about what
+    60 fixed epochs did. ``model.params`` shows the chosen values after ``fit`` ("auto"
+    before), ``model.tuning`` the candidates (weight_decay, holdout_rmse, best_epoch,
+    epochs_run), and ``fit(verbose=True)`` prints them. Setting any of the three (or features,
+    a Spark DataFrame, fewer than 500 ratings) uses the fixed values above instead;
+    ``validation`` data are never used for the choice. ``docs/defaults.md`` has the study.
+
     Features: ``fit(df, user_features=..., item_features=...)`` makes it LightFM's hybrid model:
     a user's (item's) vector and bias are the sums of its id's row and its features' rows
     (``Recommender.fit`` lists the kinds of feature). ``user_embeddings`` / ``item_embeddings``
@@ -88,7 +102,7 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     the one-thread run. Adam is deterministic in any case.
     """
 
-    def __init__(self, n_factors=100, *, biases=True, global_bias=True, y_range=None, non_negative=False,
+    def __init__(self, n_factors=None, *, biases=True, global_bias=True, y_range=None, non_negative=False,
                  dropout=0.0, optimizer="sgd", epochs=None, batch_size=None, lr=None, weight_decay=None,
                  init_std=None, schedule=None, patience=None, deterministic=False, seed=0, n_threads=0, use_ids=True,
                  id_dropout=0.2):
@@ -123,7 +137,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     #: ``fit`` takes a Spark DataFrame (distributed SGD; ``embedrec.spark``).
     _trains_on_spark = True
 
-    #: The settings ``fit`` chooses on a hold-out when all are left unset (SGD).
+    #: The settings ``fit`` chooses on a hold-out when all are left unset (SGD); n_factors too
+    #: when it is unset.
     _CHOSEN = ("lr", "weight_decay", "epochs")
     #: After a fit that chose its settings: one row per weight decay tried (weight_decay,
     #: holdout_rmse, best_epoch, epochs_run); None otherwise.
@@ -145,24 +160,31 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         if self.optimizer not in OPTIMIZER_DEFAULTS:
             raise InvalidArgumentError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         resolved = self.get_params()
-        if self._chooses_settings(resolved):
-            for name in self._CHOSEN:
-                resolved[name] = chosen[name] if chosen is not None else "auto"
+        for name in self._chosen_names(resolved):
+            resolved[name] = chosen[name] if chosen is not None and name in chosen else "auto"
+        if resolved["n_factors"] is None:
+            resolved["n_factors"] = _tuning.DEFAULT_WIDTH
         for name, value in OPTIMIZER_DEFAULTS[self.optimizer].items():
             if resolved[name] is None:
                 resolved[name] = value
         return resolved
 
     @classmethod
-    def _chooses_settings(cls, given):
-        return given["optimizer"] == "sgd" and all(given[name] is None for name in cls._CHOSEN)
+    def _chosen_names(cls, given):
+        """The parameters a fit chooses, given the constructor's arguments: none unless SGD with
+        lr, weight_decay and epochs unset; then those, and n_factors when it is unset too."""
+        if given["optimizer"] != "sgd" or any(given[name] is not None for name in cls._CHOSEN):
+            return ()
+        return cls._CHOSEN + (("n_factors",) if given["n_factors"] is None else ())
 
     def _fixed_params(self):
-        """``params`` with the optimiser's fixed defaults where a fit would choose (features,
-        Spark and tiny data do not choose)."""
+        """``params`` with the fixed defaults where a fit would choose (features, Spark and
+        tiny data do not choose): the optimiser's, and 100 factors."""
         p = self._training_options()
-        if any(p[name] == "auto" for name in self._CHOSEN):
-            p.update({name: OPTIMIZER_DEFAULTS[p["optimizer"]][name] for name in self._CHOSEN})
+        fixed = dict(OPTIMIZER_DEFAULTS[p["optimizer"]], n_factors=_tuning.DEFAULT_WIDTH)
+        for name in self._CHOSEN + ("n_factors",):
+            if p[name] == "auto":
+                p[name] = fixed[name]
         return p
 
     def _validate_params(self):
@@ -225,8 +247,10 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return super().count_params(n_users, n_items)
 
     # ----- hooks for the shared fit loop ---------------------------------------------------
-    def _create_core(self, n_users, n_items):
-        p = self.params
+    def _create_core(self, n_users, n_items, options=None):
+        p = options if options is not None else self.params
+        if p["n_factors"] == "auto":
+            p = self._fixed_params()
         core = CoreMF(n_users, n_items, p["n_factors"], p["biases"], p["non_negative"], p["y_range"],
                       p["init_std"], p["seed"])
         if not p["global_bias"]:
@@ -239,59 +263,63 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     def _spec_with_fixed_defaults(self):
         """The spec of a fit that trains with the fixed defaults where it would choose (Spark)."""
         spec = self._unfitted_copy()
-        if spec.params["epochs"] == "auto":
-            spec._chosen = {name: OPTIMIZER_DEFAULTS["sgd"][name] for name in self._CHOSEN}
+        fixed = spec._fixed_params()
+        names = spec._chosen_names(spec.get_params())
+        if names:
+            spec._chosen = {name: fixed[name] for name in names}
         return spec
 
     def _search_sample_share(self, n, plan):
-        if plan is None and self._training_options()["epochs"] == "auto" and n > _tuning.FULL_SEARCH_RATINGS:
-            return _tuning.FULL_SEARCH_RATINGS / n
+        if plan is None and self._training_options()["epochs"] == "auto" and n >= _tuning.MIN_RATINGS:
+            return min(1.0, _tuning.FULL_SEARCH_RATINGS / n)
         return None
 
-    def _choose_settings(self, core, trainer, options, n, spec, verbose, features=None, sample=None):
-        """With lr, weight_decay and epochs left unset: chooses them on a hold-out of the
-        training ratings (``_tuning``; it leaves the model at its initial weights) and returns
-        the options of the final run, recording the choice on ``spec`` (so ``params`` shows it
-        and the model file keeps it)."""
+    def _choose_settings(self, options, data, spec, has_features, verbose):
+        """With lr, weight_decay and epochs (and n_factors) left unset: chooses them on a
+        hold-out of the training ratings (``_tuning``), on a copy of (a sample of) them made by
+        ``_loading`` and models of its own, and returns the options of the final run,
+        recording the choice on ``spec`` (so ``params`` shows it and the model file keeps it)."""
         self.tuning = None
         if options["epochs"] != "auto":
             return options
-        fixed = OPTIMIZER_DEFAULTS["sgd"]
-        spec._chosen = {name: fixed[name] for name in self._CHOSEN}
-        if features is not None or n < _tuning.MIN_RATINGS:  # the fixed defaults
-            trainer.set_rates(fixed["lr"], fixed["weight_decay"])
-            return dict(options, **spec._chosen)
+        fixed = self._fixed_params()
+        names = self._chosen_names(self.get_params())
+        spec._chosen = {name: fixed[name] for name in names}
+        if has_features or data.sample is None or len(data.sample[2]) < _tuning.MIN_RATINGS:
+            return dict(options, **spec._chosen)  # the fixed defaults
+        users, items, values = data.sample
+        n_users, n_items = len(data.users), len(data.items)
+        widths = _tuning.WIDTHS if options["n_factors"] == "auto" else (options["n_factors"],)
+
+        def build(width):
+            run = dict(options, n_factors=width)
+            core = self._create_core(n_users, n_items, run)
+            self._start_from_data(core, data.stats)
+            ratings = CoreRatings.from_arrays(users, items, values, n_users, n_items)
+            try:
+                trainer = self._create_trainer(core, ratings, run)
+            finally:
+                ratings.close()
+            self._active_trainer = trainer  # model.stop() reaches the search
+            return core, trainer
 
         def report(trial):
             if verbose:
                 print(f"weight_decay {trial.weight_decay:.4g}: hold-out RMSE {trial.rmse:.4f} at epoch "
                       f"{trial.best_epoch} of {trial.epochs_run}", flush=True)
-        if sample is None:
-            if verbose:
-                print(f"choosing weight_decay and epochs on {_tuning.held_out_count(n):,} held-out training ratings")
-            tuning = _tuning.choose(core, trainer, n, report)
-        else:  # large data: the search runs on the ratings of a share of the users
-            ratings, count = sample
-            if verbose:
-                print(f"choosing weight_decay and epochs on the {count:,} ratings of a sample of the users, "
-                      f"{_tuning.held_out_count(count):,} of them held out")
-            search_core = self._create_core(*core.shape()[:2])
-            search_core.restore(core.snapshot())  # the fit's initial weights and global term
-            search_trainer = self._create_trainer(search_core, ratings, options)
-            self._active_trainer = search_trainer  # model.stop() reaches the search
-            try:
-                tuning = _tuning.choose(search_core, search_trainer, count, report)
-            finally:
-                self._active_trainer = trainer
-                search_trainer.close()
-                search_core.close()
+        if verbose:
+            whose = "all" if len(values) == data.stats.n else "a sample of the users'"
+            print(f"choosing {', '.join(names)} on {whose} {len(values):,} training ratings, "
+                  f"{_tuning.held_out_count(len(values)):,} of them held out", flush=True)
+        tuning = _tuning.choose_width(build, len(values), widths, report)
         if tuning is None:  # every candidate diverged: the fixed defaults, whose fit will say so
-            trainer.set_rates(fixed["lr"], fixed["weight_decay"])
             return dict(options, **spec._chosen)
         spec._chosen = {"lr": _tuning.START_LR, "weight_decay": tuning.weight_decay, "epochs": tuning.epochs}
+        if "n_factors" in names:
+            spec._chosen["n_factors"] = tuning.n_factors
         self.tuning = tuning.trials
         if verbose:
-            print(f"chosen: weight_decay {tuning.weight_decay:.4g}, {tuning.epochs} epochs on all the ratings")
+            print("chosen: " + ", ".join(f"{k} {v:.4g}" for k, v in spec._chosen.items()), flush=True)
         return dict(options, **spec._chosen, rates=tuning.rates)
 
     def _before_epoch(self, trainer, epoch, options):
@@ -312,7 +340,7 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         mean = float(stats.mean)
         if mean < 0 and p["non_negative"]:
             return  # a non-negative dot product cannot reach a negative mean
-        shift = np.float32(np.sqrt(abs(mean) / p["n_factors"]))
+        shift = np.float32(np.sqrt(abs(mean) / core.shape()[2]))
         users = core.get_array(_lib.USER_FACTORS)
         items = core.get_array(_lib.ITEM_FACTORS)
         core.set_array(_lib.USER_FACTORS, users + shift)

@@ -109,6 +109,7 @@ def fit(model, sdf, user=None, item=None, rating=None, validation=None, num_bloc
     model._validate_params()
     spark = sdf.sparkSession
     p = model._fixed_params()  # no hold-out search on the cluster: the fixed defaults
+    model.tuning = None
     blocks = default_blocks(spark) if num_blocks is None else num_blocks
     check_int("num_blocks", blocks, 1, 4096)
     columns = _frame.find_columns(pd.DataFrame(columns=list(sdf.columns)), user, item, rating)

@@ -177,7 +177,8 @@ def test_params_resolve_optimizer_defaults():
     assert embedrec.MatrixFactorization(weight_decay=0.1).params["lr"] == 0.007
     adam = embedrec.MatrixFactorization(optimizer="adam", lr=0.01).params
     assert adam["lr"] == 0.01 and adam["batch_size"] == 1024 and adam["schedule"] == "one_cycle"
-    assert "n_factors=100" in repr(embedrec.MatrixFactorization())
+    assert "n_factors" not in repr(embedrec.MatrixFactorization())  # chosen by fit
+    assert "n_factors=64" in repr(embedrec.MatrixFactorization(64))
 
 
 def test_recommend_skips_seen_items_and_ranks(fitted, ratings):

@@ -34,6 +34,7 @@ def sparse_noisy():
 def test_params_read_auto_before_and_the_choice_after_a_fit(dense_clean):
     model = embedrec.MatrixFactorization(n_factors=16)
     assert [model.params[k] for k in ("lr", "weight_decay", "epochs")] == ["auto"] * 3
+    assert model.params["n_factors"] == 16
     model.fit(dense_clean)
     p = model.params
     assert p["lr"] == _tuning.START_LR and 0 < p["weight_decay"] < 10 and 1 <= p["epochs"] <= _tuning.MAX_EPOCHS
@@ -103,7 +104,10 @@ def test_a_large_fit_searches_on_a_sample_of_users(monkeypatch, capsys, dense_cl
     monkeypatch.setattr(_tuning, "FULL_SEARCH_RATINGS", len(dense_clean) // 4)
     model = embedrec.MatrixFactorization(n_factors=8)
     model.fit(dense_clean, verbose=True)
-    assert "sample of the users" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sample of the users" in out
+    searched = int(out.split("sample of the users' ")[1].split()[0].replace(",", ""))
+    assert 0.15 * len(dense_clean) < searched < 0.35 * len(dense_clean)
     assert model.tuning is not None and len(model.history) == model.params["epochs"]
     rmse = embedrec.rmse(dense_clean["rating"], model.predict(dense_clean))
     assert rmse < 0.8 * dense_clean["rating"].std()
@@ -118,8 +122,11 @@ def test_the_user_sample_takes_about_its_share():
 
 
 @pytest.mark.parametrize("how", ["stop", "interrupt"])
-def test_a_stop_or_an_interrupt_during_the_search_leaves_a_whole_model(monkeypatch, dense_clean, how):
+def test_a_stop_or_an_interrupt_during_the_search_leaves_the_model_as_it_was(monkeypatch, dense_clean, how):
     model = embedrec.MatrixFactorization(n_factors=8)
+    first = dense_clean.iloc[: len(dense_clean) // 2]
+    model.fit(first)
+    before, chosen = model.predict(first.head(100)), model.params
     original = _tuning._run_trial
 
     def first_trial_then_stop(*args, **kwargs):
@@ -135,15 +142,39 @@ def test_a_stop_or_an_interrupt_during_the_search_leaves_a_whole_model(monkeypat
         with pytest.raises(KeyboardInterrupt):
             model.fit(dense_clean)
         history = model.history
-    assert history.interrupted and len(history) == 0
-    # The model holds its initial weights: it predicts about the mean, and is whole.
-    predictions = model.predict(dense_clean.head(100))
-    assert np.isfinite(predictions).all()
-    assert abs(predictions.mean() - dense_clean["rating"].mean()) < 0.2
-    assert model.params["weight_decay"] == 0.08  # the fixed default, as no choice was made
+    # Nothing was trained: the model is the earlier fit, whole, and says so.
+    if how == "stop":
+        assert history.interrupted and len(history) == 0
+    np.testing.assert_array_equal(model.predict(first.head(100)), before)
+    assert model.params == chosen
     monkeypatch.setattr(_tuning, "_run_trial", original)
     model.fit(dense_clean)  # and a later fit runs normally
     assert not model.history.interrupted and len(model.history) == model.params["epochs"]
+
+
+def test_an_unfitted_model_stays_unfitted_after_an_interrupted_search(monkeypatch, dense_clean):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(_tuning, "_run_trial", interrupted)
+    model = embedrec.MatrixFactorization(n_factors=8)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(dense_clean)
+    with pytest.raises(embedrec.NotFittedError):
+        model.predict(dense_clean.head(3))
+
+
+def test_n_factors_left_unset_is_chosen_too(dense_clean):
+    model = embedrec.MatrixFactorization()
+    assert model.params["n_factors"] == "auto"
+    model.fit(dense_clean)
+    k = model.params["n_factors"]
+    assert k in _tuning.WIDTHS and model.user_embeddings.shape[1] == k
+    tried = model.tuning
+    assert tried["n_factors"].iloc[0] == _tuning.WIDTHS[0] and k in set(tried["n_factors"])
+    # The width with the best hold-out RMSE is the one kept.
+    assert tried.loc[tried["holdout_rmse"].idxmin(), "n_factors"] == k
+    # Fixed settings keep 100 factors.
+    assert embedrec.MatrixFactorization(epochs=5).params["n_factors"] == 100
 
 
 def test_deterministic_fits_with_a_search_repeat_exactly():
