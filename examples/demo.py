@@ -31,7 +31,9 @@ def main():
     start = time.perf_counter()
     history = model.fit(train, validation=test)
     seconds = time.perf_counter() - start
-    print(f"\ntrained {model} in {seconds:.2f} s; last epochs:")
+    p = model.params
+    print(f"\ntrained {model} in {seconds:.2f} s, with settings chosen on a hold-out of the training "
+          f"ratings: {p['n_factors']} factors, weight decay {p['weight_decay']:.3g}, {p['epochs']} epochs; last epochs:")
     print(history.to_frame().tail(3).to_string(index=False))
 
     predictions = model.predict(test, unknown="mean")

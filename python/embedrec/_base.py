@@ -236,6 +236,10 @@ class Recommender(abc.ABC):
         that trains sets ``_active_trainer`` so that ``stop()`` reaches it."""
         return options
 
+    def _adopt_unchosen(self):
+        """Makes this spec, read from a file that records no chosen settings (written before
+        settings were chosen, or by a fit that chose none), describe what that fit used."""
+
     def _search_sample_share(self, n, plan):
         """The share of users whose ratings ``_choose_settings`` searches on instead of all the
         data (None: no sample is made)."""
@@ -747,6 +751,8 @@ class Recommender(abc.ABC):
                     and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in chosen.values())):
                 raise ValueError(f"the chosen settings {chosen!r} are not positive numbers by name")
             spec._chosen = dict(chosen)
+        else:
+            spec._adopt_unchosen()
         if header.get("features") is not None:
             features = features_from_saved(header["features"], arrays, ids, {"user": n_users, "item": n_items},
                                            spec._create_core)

@@ -67,14 +67,18 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     dense ones with hundreds of ratings per item 0.02-0.05), so ``fit`` chooses the weight decay
     and the number of epochs on a hold-out of its own training ratings (20,000 of them, 1-10%),
     trying values a factor 2 apart from 0.05 towards the better side, each trained at lr 0.02
-    that halves whenever the hold-out stops improving; then it trains on all the ratings with
-    the chosen weight decay and the best candidate's rate schedule and length. Above 3 million
-    ratings the search runs on the ratings of a sample of the users, so a fit costs about what
-    60 fixed epochs did. ``model.params`` shows the chosen values after ``fit`` ("auto"
-    before), ``model.tuning`` the candidates (weight_decay, holdout_rmse, best_epoch,
-    epochs_run), and ``fit(verbose=True)`` prints them. Setting any of the three (or features,
-    a Spark DataFrame, fewer than 500 ratings) uses the fixed values above instead;
-    ``validation`` data are never used for the choice. ``docs/defaults.md`` has the study.
+    that halves whenever the hold-out stops improving; with ``n_factors`` unset it does so for
+    widths 100, 32 and 10 in turn, stopping at the first that does no better. Then it makes the
+    model with the chosen width and trains it on all the ratings with the chosen weight decay
+    and the best candidate's rate schedule and length. The search runs on a copy of the ratings,
+    above 2 million of them on those of a sample of the users, so a fit costs about what 60
+    fixed epochs did or less. ``model.params`` shows the chosen values after ``fit`` ("auto"
+    before), ``model.tuning`` the candidates (n_factors, weight_decay, holdout_rmse,
+    best_epoch, epochs_run), and ``fit(verbose=True)`` prints them. Until the choice is made
+    the model is what it was (an interrupt or ``stop()`` during the search changes nothing).
+    Setting any of the three (or features, a Spark DataFrame, fewer than 500 ratings) uses the
+    fixed values above instead, and 100 factors unless ``n_factors`` is given; ``validation``
+    data are never used for the choice. ``docs/defaults.md`` has the study.
 
     Features: ``fit(df, user_features=..., item_features=...)`` makes it LightFM's hybrid model:
     a user's (item's) vector and bias are the sums of its id's row and its features' rows
@@ -269,6 +273,12 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
             spec._chosen = {name: fixed[name] for name in names}
         return spec
 
+    def _adopt_unchosen(self):
+        names = self._chosen_names(self.get_params())
+        if names:  # such a fit trained with the fixed defaults
+            fixed = self._fixed_params()
+            self._chosen = {name: fixed[name] for name in names}
+
     def _search_sample_share(self, n, plan):
         if plan is None and self._training_options()["epochs"] == "auto" and n >= _tuning.MIN_RATINGS:
             return min(1.0, _tuning.FULL_SEARCH_RATINGS / n)
@@ -301,6 +311,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
             finally:
                 ratings.close()
             self._active_trainer = trainer  # model.stop() reaches the search
+            if self._stop_request().is_set():
+                trainer.cancel()  # a stop() between two widths' searches
             return core, trainer
 
         def report(trial):

@@ -1,6 +1,7 @@
-"""MatrixFactorization left at its defaults chooses weight decay and epochs on a hold-out of its
-training ratings (embedrec._tuning): the choice follows the data, lands near the best of a grid,
-is shown in params, kept by save / load, and an interrupt or stop during it loses nothing."""
+"""MatrixFactorization left at its defaults chooses weight decay, epochs and (with n_factors
+unset) the width on a hold-out of its training ratings (embedrec._tuning): the choice follows
+the data, lands near the best of a grid, is shown in params, kept by save / load, and an
+interrupt or stop during it leaves the model as it was."""
 
 import numpy as np
 import pandas as pd
@@ -189,3 +190,18 @@ def test_deterministic_fits_with_a_search_repeat_exactly():
     a, b = fitted(), fitted()
     assert a.params == b.params
     np.testing.assert_array_equal(a.user_embeddings, b.user_embeddings)
+
+
+def test_a_file_without_chosen_settings_loads_with_the_fixed_defaults(tmp_path, dense_clean):
+    # Files written before settings were chosen record none: their fits used the fixed values.
+    model = embedrec.MatrixFactorization(n_factors=8, epochs=3)
+    model.fit(dense_clean)
+    model.set_params(epochs=None)  # as such a file's parameters read
+    model._fitted.spec.epochs = None
+    model.save(tmp_path / "old.embedrec")
+    loaded = embedrec.load(tmp_path / "old.embedrec")
+    p = loaded.params
+    assert (p["lr"], p["weight_decay"], p["epochs"], p["n_factors"]) == (0.007, 0.08, 60, 8)
+    new = pd.DataFrame({"user": [-1, -1], "item": list(dense_clean["item"].iloc[:2]), "rating": [5.0, 1.0]})
+    loaded.fold_in(new)  # uses the weight decay the file's fit trained with
+    assert np.isfinite(loaded.predict(new)).all()
