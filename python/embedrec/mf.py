@@ -372,8 +372,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return bool(self.params["use_ids"])
 
     def _create_hybrid(self, spec, sides, use_ids, data, p):
-        if p["epochs"] == "auto":  # features train with the fixed defaults (_choose_settings)
-            p = self._fixed_params()
+        # p holds the fixed defaults where a fit would choose: _choose_settings does not search
+        # with features.
         # The core trains parameter rows (ids' and features'); queries read the model of users
         # and items they make up (``features.compose``), rebuilt after every epoch.
         core = self._create_core(*(s.composition.n_rows if s is not None else len(m)
