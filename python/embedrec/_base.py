@@ -236,6 +236,11 @@ class Recommender(abc.ABC):
         that trains sets ``_active_trainer`` so that ``stop()`` reaches it."""
         return options
 
+    def _fixed_params(self):
+        """The training options without any setting left to a search of the data (what
+        ``lr_find`` and the paths that do not search use); by default ``_training_options``."""
+        return self._training_options()
+
     def _adopt_unchosen(self):
         """Makes this spec, read from a file that records no chosen settings (written before
         settings were chosen, or by a fit that chose none), describe what that fit used."""

@@ -132,14 +132,14 @@ def load(model, df, columns, extra_users=None, extra_items=None, sample_share=No
             outside += model._ratings_outside(values)
             stats.add(values)
             ratings.append(user_rows(a, b), item_rows(a, b), values)
-        sample = _sample(user_rows, item_rows, rating_column, columns[2], n, len(users), len(items), sample_share)
+        sample = _sample(user_rows, item_rows, rating_column, columns[2], n, sample_share)
     except BaseException:
         ratings.close()
         raise
     return TrainingData(users, items, ratings, outside, stats, n_rated, sample)
 
 
-def _sample(user_rows, item_rows, rating_column, rating_name, n, n_users, n_items, share):
+def _sample(user_rows, item_rows, rating_column, rating_name, n, share):
     """(users, items, ratings) arrays of the ratings of a ``share`` of the users (all of them
     at share 1), or None: gathered a slice at a time, as the data are."""
     if share is None or rating_column is None:

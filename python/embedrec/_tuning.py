@@ -1,14 +1,16 @@
-"""Choosing SGD's weight decay and training length from the data, for ``MatrixFactorization``
-left at its defaults (``lr``, ``weight_decay`` and ``epochs`` all unset).
+"""Choosing SGD's weight decay, training length and (with ``n_factors`` unset) embedding width
+from the data, for ``MatrixFactorization`` left at its defaults (``lr``, ``weight_decay`` and
+``epochs`` all unset).
 
 Why: the best penalty depends on the data. Sparse, noisy ratings (MovieLens, few ratings per
 item) want a strong one (about 0.1 per rating); dense ones with hundreds of ratings per item want
 a weak one (0.02-0.05), and no single value is within 1% of the best on both
 (``docs/defaults.md`` has the study). Counts alone do not tell (the noise matters as much), so
-the fit looks at a hold-out of its own training ratings:
+the fit looks at a hold-out of its own training ratings, on search models of its own trained on
+a copy of (above ``FULL_SEARCH_RATINGS``, a user sample of) those ratings:
 
-1. The trainer holds out a random share of its ratings (``held_out_count``: 20,000 of them,
-   between 1% and 10% of the data), in the core, without a second copy.
+1. Each search trainer holds out a random share of its ratings (``held_out_count``: 20,000 of
+   them, between 1% and 10%), inside the core.
 2. Each candidate weight decay trains from the same initial weights at lr 0.02, halving the
    rate each time the hold-out's RMSE does not improve (after ``WARMUP_EPOCHS``) and stopping
    after the third halving that does not help (``MAX_EPOCHS`` at most): a fast start and a
@@ -16,11 +18,12 @@ the fit looks at a hold-out of its own training ratings:
 3. The candidates start at 0.05 and move by factors of 2 towards the better side until the
    hold-out gets worse; a parabola through the best and its two neighbours (in log weight
    decay) places the chosen value between grid points.
-4. The fit then trains on all its ratings from the same initial weights with the chosen weight
-   decay and the best candidate's rate schedule up to its best epoch (``epochs``).
+4. ``choose_width`` repeats this for each of ``WIDTHS`` until a width does no better.
+5. The fit then makes its model with the chosen width and trains it on all its ratings with the
+   chosen weight decay and the best candidate's rate schedule up to its best epoch.
 
-It costs two to four trainings of the final length: on small data a second or two, on the
-largest sets about as long as the former fixed 60 epochs (the early stops make each short).
+On small data it costs a second or two; above 2 million ratings, less than the former fixed 60
+epochs (the early stops make each candidate short, the sample makes each epoch short).
 """
 
 import math
@@ -81,11 +84,11 @@ class Tuning:
     """What the search chose: ``weight_decay``, ``rates`` (the learning rate of each epoch of
     the final run; its length is the number of epochs), ``n_factors`` (when widths were
     searched) and ``trials`` (a frame with one row per candidate: n_factors, weight_decay,
-    holdout_rmse, best_epoch, epochs_run), plus the hold-out's size and its best RMSE."""
+    holdout_rmse, best_epoch, epochs_run) and ``rmse``, the best hold-out RMSE."""
 
-    def __init__(self, weight_decay, rates, trials, held_out, rmse, n_factors=None):
-        self.weight_decay, self.rates, self.held_out, self.rmse = weight_decay, rates, held_out, rmse
-        self.n_factors = n_factors
+    def __init__(self, weight_decay, rates, trials, rmse):
+        self.weight_decay, self.rates, self.rmse = weight_decay, rates, rmse
+        self.n_factors = None  # set by choose_width
         self.trials = pd.DataFrame([{"weight_decay": t.weight_decay, "holdout_rmse": t.rmse,
                                      "best_epoch": t.best_epoch, "epochs_run": t.epochs_run} for t in trials])
 
@@ -140,12 +143,10 @@ def _interpolated(trials, best):
 
 def choose(core, trainer, n, report=None, first=FIRST_WEIGHT_DECAY):
     """Runs the search of weight decays from ``first`` on ``trainer`` (an SGD trainer of
-    ``core`` over n ratings) and returns a :class:`Tuning` (None if every candidate diverged),
-    leaving the model at its initial weights and the trainer training on all its ratings again,
-    whatever happens (an interrupt raises TrainingCancelled or KeyboardInterrupt after that)."""
+    ``core`` over n ratings, both the search's own) and returns a :class:`Tuning` (None if every
+    candidate diverged). An interrupt raises TrainingCancelled or KeyboardInterrupt."""
     report = report or (lambda trial: None)
     initial = core.snapshot()
-    held = held_out_count(n)
     trials = {}
 
     def trial(weight_decay):
@@ -155,29 +156,25 @@ def choose(core, trainer, n, report=None, first=FIRST_WEIGHT_DECAY):
             trials[key] = _run_trial(core, trainer, initial, weight_decay, report)
         return trials[key]
 
-    trainer.hold_out(held)
-    try:
-        start = trial(first)
-        stronger = trial(first * STEP)
-        direction = STEP if stronger.rmse < start.rmse else 1 / STEP
-        current = min(start, stronger, key=lambda t: t.rmse)
-        while len(trials) < MAX_TRIALS:
-            before = len(trials)
-            candidate = trial(current.weight_decay * direction)
-            if len(trials) == before:  # at the end of the range
-                break
-            if candidate.rmse < current.rmse:
-                current = candidate
-            else:
-                break
-        best = min(trials.values(), key=lambda t: t.rmse)
-        if not np.isfinite(best.rmse) or best.best_epoch == 0:
-            return None  # every candidate diverged: the caller keeps the fixed defaults
-        return Tuning(_interpolated(list(trials.values()), best), best.rates,
-                      sorted(trials.values(), key=lambda t: t.weight_decay), held, best.rmse)
-    finally:
-        core.restore(initial)
-        trainer.hold_out(0)
+    trainer.hold_out(held_out_count(n))
+    start = trial(first)
+    stronger = trial(first * STEP)
+    direction = STEP if stronger.rmse < start.rmse else 1 / STEP
+    current = min(start, stronger, key=lambda t: t.rmse)
+    while len(trials) < MAX_TRIALS:
+        before = len(trials)
+        candidate = trial(current.weight_decay * direction)
+        if len(trials) == before:  # at the end of the range
+            break
+        if candidate.rmse < current.rmse:
+            current = candidate
+        else:
+            break
+    best = min(trials.values(), key=lambda t: t.rmse)
+    if not np.isfinite(best.rmse) or best.best_epoch == 0:
+        return None  # every candidate diverged: the caller keeps the fixed defaults
+    return Tuning(_interpolated(list(trials.values()), best), best.rates,
+                  sorted(trials.values(), key=lambda t: t.weight_decay), best.rmse)
 
 
 def choose_width(build, n, widths, report=None):

@@ -75,7 +75,7 @@ def lr_find(model, df, user=None, item=None, rating=None, start_lr=1e-5, end_lr=
     u, i = user_rows(0, len(df)), item_rows(0, len(df))
     stats = RatingStats()
     stats.add(values)
-    options = dict(copy._fixed_params() if hasattr(copy, "_fixed_params") else copy._training_options())
+    options = dict(copy._fixed_params())
     if step_ratings is None:
         step_ratings = max(4 * int(options.get("batch_size") or 1), 2048)
     check_int("step_ratings", step_ratings, 1, 1 << 30)

@@ -144,8 +144,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     #: The settings ``fit`` chooses on a hold-out when all are left unset (SGD); n_factors too
     #: when it is unset.
     _CHOSEN = ("lr", "weight_decay", "epochs")
-    #: After a fit that chose its settings: one row per weight decay tried (weight_decay,
-    #: holdout_rmse, best_epoch, epochs_run); None otherwise.
+    #: After a fit that chose its settings: one row per candidate tried (n_factors,
+    #: weight_decay, holdout_rmse, best_epoch, epochs_run); None otherwise.
     tuning = None
 
     @property
@@ -185,11 +185,13 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         """``params`` with the fixed defaults where a fit would choose (features, Spark and
         tiny data do not choose): the optimiser's, and 100 factors."""
         p = self._training_options()
-        fixed = dict(OPTIMIZER_DEFAULTS[p["optimizer"]], n_factors=_tuning.DEFAULT_WIDTH)
-        for name in self._CHOSEN + ("n_factors",):
-            if p[name] == "auto":
-                p[name] = fixed[name]
+        p.update({name: value for name, value in self._fixed_choice().items() if p[name] == "auto"})
         return p
+
+    def _fixed_choice(self):
+        """The fixed default of each setting a fit would choose, by name (empty if none)."""
+        fixed = dict(OPTIMIZER_DEFAULTS["sgd"], n_factors=_tuning.DEFAULT_WIDTH)
+        return {name: fixed[name] for name in self._chosen_names(self.get_params())}
 
     def _validate_params(self):
         p = self._fixed_params()
@@ -267,17 +269,13 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     def _spec_with_fixed_defaults(self):
         """The spec of a fit that trains with the fixed defaults where it would choose (Spark)."""
         spec = self._unfitted_copy()
-        fixed = spec._fixed_params()
-        names = spec._chosen_names(spec.get_params())
-        if names:
-            spec._chosen = {name: fixed[name] for name in names}
+        spec._adopt_unchosen()
         return spec
 
     def _adopt_unchosen(self):
-        names = self._chosen_names(self.get_params())
-        if names:  # such a fit trained with the fixed defaults
-            fixed = self._fixed_params()
-            self._chosen = {name: fixed[name] for name in names}
+        choice = self._fixed_choice()
+        if choice:  # such a fit trained with the fixed defaults
+            self._chosen = choice
 
     def _search_sample_share(self, n, plan):
         if plan is None and self._training_options()["epochs"] == "auto" and n >= _tuning.MIN_RATINGS:
@@ -292,9 +290,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         self.tuning = None
         if options["epochs"] != "auto":
             return options
-        fixed = self._fixed_params()
-        names = self._chosen_names(self.get_params())
-        spec._chosen = {name: fixed[name] for name in names}
+        spec._chosen = self._fixed_choice()
+        names = tuple(spec._chosen)
         if has_features or data.sample is None or len(data.sample[2]) < _tuning.MIN_RATINGS:
             return dict(options, **spec._chosen)  # the fixed defaults
         users, items, values = data.sample

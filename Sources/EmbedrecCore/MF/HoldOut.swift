@@ -1,8 +1,8 @@
-/// A hold-out inside the trainer, so that a fit can choose its weight decay and length on
-/// ratings it does not train on without a second copy of the data: the trainer shuffled its
-/// ratings when it was made, so its last `count` ratings are a uniformly random subset. Epochs
-/// then train on the others, `heldOutLoss` scores the model on them, and `holdOut(0)` trains
-/// on all again (the final run of a fit, with the settings the hold-out chose).
+/// A hold-out inside the trainer, so that a caller can choose settings (weight decay, length)
+/// on ratings the trainer does not train on without making a second copy of them: the trainer
+/// shuffled its ratings when it was made, so its last `count` ratings are a uniformly random
+/// subset. Epochs then train on the others, `heldOutLoss` scores the model on them, and
+/// `holdOut(0)` trains on all again.
 extension SGDTrainer {
     public func holdOut(_ count: Int) throws {
         guard features == nil else {
