@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _diagnose, _frame, _lib, _loading, _registry, persistence, spark
+from . import _diagnose, _fit_tuning, _frame, _lib, _loading, _registry, persistence, spark
 from ._interrupts import deferred as deferred_interrupts
 from ._checks import check_int
 from ._features import FeaturePlan, features_from_saved, saved_features
@@ -230,25 +230,73 @@ class Recommender(abc.ABC):
         """Makes this (unfitted) spec describe a model fitted with ``features`` (a network's
         graph has a fixed input node per side with features); nothing for other models."""
 
-    def _choose_settings(self, options, data, spec, has_features, verbose):
-        """Settings the data decide (``MatrixFactorization``'s hold-out search), chosen before
-        the model is made; returns the options of the run. By default there are none. A search
-        that trains sets ``_active_trainer`` so that ``stop()`` reaches it."""
-        return options
+    # ----- settings a fit chooses from the data ------------------------------------------------
+    #: After a fit that chose its settings on a hold-out: one row per candidate tried (its
+    #: columns depend on the search: ``MatrixFactorization`` with SGD, or the others'); None
+    #: otherwise.
+    tuning = None
+    #: Above this many training ratings the search runs on those of a share of the users.
+    _search_ratings = _fit_tuning.SEARCH_RATINGS
+
+    @classmethod
+    def _chosen_names(cls, given):
+        """The parameters a fit chooses on a hold-out, given the constructor's arguments (by
+        default none): they read "auto" in ``params`` until a fit has chosen them."""
+        return ()
+
+    def _fixed_choice(self):
+        """The fixed default of each setting a fit would choose, by name (empty if none): what
+        the paths that do not search use (features, Spark, tiny data, ``lr_find``)."""
+        return {}
+
+    def _chosen_settings(self):
+        """The settings chosen by the fit that made this model (or recorded on this spec)."""
+        chosen = self.__dict__.get("_chosen")
+        if chosen is None and self.__dict__.get("_fitted") is not None:
+            chosen = self._fitted.spec.__dict__.get("_chosen")
+        return chosen
 
     def _fixed_params(self):
-        """The training options without any setting left to a search of the data (what
-        ``lr_find`` and the paths that do not search use); by default ``_training_options``."""
-        return self._training_options()
+        """The training options with the fixed defaults where a fit would choose."""
+        p = self._training_options()
+        p.update({name: value for name, value in self._fixed_choice().items() if p[name] == "auto"})
+        return p
 
     def _adopt_unchosen(self):
         """Makes this spec, read from a file that records no chosen settings (written before
         settings were chosen, or by a fit that chose none), describe what that fit used."""
+        choice = self._fixed_choice()
+        if choice:  # such a fit trained with the fixed defaults
+            self._chosen = choice
 
     def _search_sample_share(self, n, plan):
         """The share of users whose ratings ``_choose_settings`` searches on instead of all the
         data (None: no sample is made)."""
+        if plan is None and self._chosen_names(self.get_params()) and n >= _fit_tuning.MIN_RATINGS:
+            return min(1.0, self._search_ratings / n)
         return None
+
+    def _choose_settings(self, options, data, spec, has_features, verbose):
+        """Chooses the settings left to the data (``_chosen_names``: lr and weight decay of the
+        models trained on a fixed schedule) on a hold-out of (a sample of) the training ratings,
+        before the model is made (``_fit_tuning``), records them on ``spec`` (so ``params``
+        shows them and the model file keeps them) and returns the options of the run. A search
+        that trains sets ``_active_trainer`` so that ``stop()`` reaches it."""
+        self.tuning = None
+        if not self._chosen_names(self.get_params()):
+            return options
+        spec._chosen = self._fixed_choice()
+        fixed = dict(options, **spec._chosen)
+        if has_features or data.sample is None or len(data.sample[2]) < _fit_tuning.MIN_RATINGS:
+            return fixed
+        choice = _fit_tuning.choose_for(self, fixed, data, (fixed["lr"], fixed["weight_decay"]), verbose)
+        if choice is None:  # every candidate diverged: the fixed defaults, whose fit will say so
+            return fixed
+        spec._chosen = {"lr": choice.lr, "weight_decay": choice.weight_decay}
+        self.tuning = choice.trials
+        if verbose:
+            print(f"chosen: lr {choice.lr:.4g}, weight_decay {choice.weight_decay:.4g}", flush=True)
+        return dict(options, **spec._chosen, searched=True)
 
     def _before_epoch(self, trainer, epoch, options):
         """Called before each epoch of a fit (a schedule of the model's own)."""
@@ -701,7 +749,7 @@ class Recommender(abc.ABC):
                        "stopped_epoch": self.history.stopped_epoch, "loss": self.history.loss,
                        "columns": list(self.history.all_columns)}
         extra = {"rating_range": [float(v) for v in state.rating_range] if state.rating_range is not None else None}
-        if state.spec.__dict__.get("_chosen") is not None:  # settings the fit chose (MatrixFactorization)
+        if state.spec.__dict__.get("_chosen") is not None:  # settings the fit chose
             extra["chosen"] = {name: _plain(value) for name, value in state.spec._chosen.items()}
         ids = {"users": state.users.index, "items": state.items.index}
         if state.features is not None:
@@ -751,10 +799,10 @@ class Recommender(abc.ABC):
         spec = model._unfitted_copy()
         chosen = header.get("chosen")
         if chosen is not None:
-            if not (isinstance(chosen, dict) and {"lr", "weight_decay", "epochs"} <= set(chosen)
-                    and set(chosen) <= {"lr", "weight_decay", "epochs", "n_factors"}
+            names = set(spec._chosen_names(spec.get_params()))
+            if not (isinstance(chosen, dict) and names and set(chosen) == names
                     and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in chosen.values())):
-                raise ValueError(f"the chosen settings {chosen!r} are not positive numbers by name")
+                raise ValueError(f"the chosen settings {chosen!r} are not positive numbers for {sorted(names)}")
             spec._chosen = dict(chosen)
         else:
             spec._adopt_unchosen()

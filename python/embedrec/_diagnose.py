@@ -80,13 +80,14 @@ def failure(model, history, stats, options, val_baseline=None):
                     f"constant for every rating ({reference:.4g}), so training ran away. Lower lr (it is "
                     f"{options.get('lr')!r}; try a tenth of it, or use lr_find) or start from smaller weights "
                     f"(init_std / init_range).")
-        if reference > 0 and judged >= NO_BETTER_THAN_BASELINE * reference and options.get("rates") is not None:
-            # The weight decay was chosen on held-out ratings, where weaker ones did worse.
+        if reference > 0 and judged >= NO_BETTER_THAN_BASELINE * reference and options.get("searched"):
+            # The settings were chosen on held-out ratings, where the others tried did worse.
             return (f"{name} learned nothing: its final {what} {judged:.4g} is no better than predicting one "
-                    f"constant for every rating ({reference:.4g}), and on held-out training ratings weaker "
-                    f"penalties than the chosen weight_decay {options['weight_decay']:.3g} did worse: the "
-                    f"ratings carry little that one constant does not. Check that the rating column "
-                    f"({stats.n:,} values) is the rating, and that users and items have more than a handful each.")
+                    f"constant for every rating ({reference:.4g}), and on held-out training ratings the chosen "
+                    f"weight_decay {options['weight_decay']:.3g} (lr {options['lr']:.3g}) did better than the "
+                    f"others tried (model.tuning lists them): the ratings carry little that one constant does "
+                    f"not. Check that the rating column ({stats.n:,} values) is the rating, and that users and "
+                    f"items have more than a handful each.")
         if reference > 0 and judged >= NO_BETTER_THAN_BASELINE * reference:
             return (f"{name} learned nothing: its final {what} {judged:.4g} is no better than predicting one "
                     f"constant for every rating ({reference:.4g}). The usual cause is a weight_decay too strong "

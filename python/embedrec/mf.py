@@ -78,7 +78,11 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     the model is what it was (an interrupt or ``stop()`` during the search changes nothing).
     Setting any of the three (or features, a Spark DataFrame, fewer than 500 ratings) uses the
     fixed values above instead, and 100 factors unless ``n_factors`` is given; ``validation``
-    data are never used for the choice. ``docs/defaults.md`` has the study.
+    data are never used for the choice. With ``optimizer="adam"`` and ``lr`` and
+    ``weight_decay`` both unset, ``fit`` chooses those two the way the networks do
+    (``embedrec._fit_tuning``: each candidate a whole fit of the 10-epoch one-cycle schedule on a
+    sample of at most about a million ratings, scored on ratings held out of it; ``model.tuning``
+    lists lr, weight_decay, holdout_rmse, seconds). ``docs/defaults.md`` has the study.
 
     Features: ``fit(df, user_features=..., item_features=...)`` makes it LightFM's hybrid model:
     a user's (item's) vector and bias are the sums of its id's row and its features' rows
@@ -142,21 +146,21 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     _trains_on_spark = True
 
     #: The settings ``fit`` chooses on a hold-out when all are left unset (SGD); n_factors too
-    #: when it is unset.
+    #: when it is unset. Adam chooses lr and weight_decay when both are unset.
     _CHOSEN = ("lr", "weight_decay", "epochs")
-    #: After a fit that chose its settings: one row per candidate tried (n_factors,
-    #: weight_decay, holdout_rmse, best_epoch, epochs_run); None otherwise.
-    tuning = None
+    _ADAM_CHOSEN = ("lr", "weight_decay")
+    @property
+    def _search_ratings(self):
+        """SGD's search samples users above 2 million ratings (its candidates stop early); Adam's,
+        whole fits of its schedule, above 1 million as the networks'."""
+        return _tuning.FULL_SEARCH_RATINGS if self.optimizer == "sgd" else super()._search_ratings
 
     @property
     def params(self):
-        """Every hyper-parameter with the optimiser defaults filled in. With SGD and ``lr``,
-        ``weight_decay`` and ``epochs`` all unset, those three read ``"auto"`` until a fit
-        chooses them, and the values it chose after."""
-        chosen = self.__dict__.get("_chosen")
-        if chosen is None and self.__dict__.get("_fitted") is not None:
-            chosen = self._fitted.spec.__dict__.get("_chosen")
-        return self._resolved(chosen)
+        """Every hyper-parameter with the optimiser defaults filled in. The settings a fit
+        chooses (see the class doc) read ``"auto"`` until a fit chooses them, and the values it
+        chose after."""
+        return self._resolved(self._chosen_settings())
 
     def _resolved(self, chosen):
         """The parameters with the optimiser defaults, and ``chosen`` (or "auto") for the
@@ -175,22 +179,17 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
 
     @classmethod
     def _chosen_names(cls, given):
-        """The parameters a fit chooses, given the constructor's arguments: none unless SGD with
-        lr, weight_decay and epochs unset; then those, and n_factors when it is unset too."""
+        """The parameters a fit chooses, given the constructor's arguments: with SGD and lr,
+        weight_decay and epochs unset, those (and n_factors when it is unset too); with Adam and
+        lr and weight_decay unset, those two; none otherwise."""
+        if given["optimizer"] == "adam":
+            return cls._ADAM_CHOSEN if all(given[name] is None for name in cls._ADAM_CHOSEN) else ()
         if given["optimizer"] != "sgd" or any(given[name] is not None for name in cls._CHOSEN):
             return ()
         return cls._CHOSEN + (("n_factors",) if given["n_factors"] is None else ())
 
-    def _fixed_params(self):
-        """``params`` with the fixed defaults where a fit would choose (features, Spark and
-        tiny data do not choose): the optimiser's, and 100 factors."""
-        p = self._training_options()
-        p.update({name: value for name, value in self._fixed_choice().items() if p[name] == "auto"})
-        return p
-
     def _fixed_choice(self):
-        """The fixed default of each setting a fit would choose, by name (empty if none)."""
-        fixed = dict(OPTIMIZER_DEFAULTS["sgd"], n_factors=_tuning.DEFAULT_WIDTH)
+        fixed = dict(OPTIMIZER_DEFAULTS.get(self.optimizer, OPTIMIZER_DEFAULTS["sgd"]), n_factors=_tuning.DEFAULT_WIDTH)
         return {name: fixed[name] for name in self._chosen_names(self.get_params())}
 
     def _validate_params(self):
@@ -272,21 +271,13 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         spec._adopt_unchosen()
         return spec
 
-    def _adopt_unchosen(self):
-        choice = self._fixed_choice()
-        if choice:  # such a fit trained with the fixed defaults
-            self._chosen = choice
-
-    def _search_sample_share(self, n, plan):
-        if plan is None and self._training_options()["epochs"] == "auto" and n >= _tuning.MIN_RATINGS:
-            return min(1.0, _tuning.FULL_SEARCH_RATINGS / n)
-        return None
-
     def _choose_settings(self, options, data, spec, has_features, verbose):
         """With lr, weight_decay and epochs (and n_factors) left unset: chooses them on a
         hold-out of the training ratings (``_tuning``), on a copy of (a sample of) them made by
         ``_loading`` and models of its own, and returns the options of the final run,
         recording the choice on ``spec`` (so ``params`` shows it and the model file keeps it)."""
+        if options["optimizer"] != "sgd":  # Adam: whole fits of its schedule (_fit_tuning)
+            return super()._choose_settings(options, data, spec, has_features, verbose)
         self.tuning = None
         if options["epochs"] != "auto":
             return options
@@ -329,7 +320,7 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         self.tuning = tuning.trials
         if verbose:
             print("chosen: " + ", ".join(f"{k} {v:.4g}" for k, v in spec._chosen.items()), flush=True)
-        return dict(options, **spec._chosen, rates=tuning.rates)
+        return dict(options, **spec._chosen, rates=tuning.rates, searched=True)
 
     def _before_epoch(self, trainer, epoch, options):
         rates = options.get("rates")

@@ -59,15 +59,17 @@ class FeatureMF(embedrec.MatrixFactorization):
 
 
 #: Each model kind, made with a constant schedule (so that k epochs of an interrupted fit equal a
-#: fit of k epochs) and one thread.
+#: fit of k epochs), one thread, and its settings given (no hold-out search before the epochs:
+#: test_tuning.py and test_fit_tuning.py interrupt those).
 MODELS = {
     "mf-sgd": lambda: embedrec.MatrixFactorization(16, epochs=EPOCHS, n_threads=1, seed=1),
     "mf-features": lambda: FeatureMF(16, epochs=EPOCHS, n_threads=1, seed=1),
     "mf-adam": lambda: embedrec.MatrixFactorization(16, optimizer="adam", schedule="constant", batch_size=256,
-                                                    epochs=EPOCHS, n_threads=1, seed=1),
+                                                    lr=0.005, epochs=EPOCHS, n_threads=1, seed=1),
     "embedding-nn": lambda: embedrec.EmbeddingNN(8, 8, layers=(16,), schedule="constant", epochs=EPOCHS,
-                                                 n_threads=1, seed=1),
-    "neumf": lambda: embedrec.NeuMF(8, (16, 8), schedule="constant", epochs=EPOCHS, n_threads=1, seed=1),
+                                                 lr=0.003, n_threads=1, seed=1),
+    "neumf": lambda: embedrec.NeuMF(8, (16, 8), schedule="constant", epochs=EPOCHS, lr=0.003, n_threads=1,
+                                   seed=1),
     "implicit-als": lambda: embedrec.ImplicitMF(16, epochs=EPOCHS, n_threads=1, seed=1),
     "bpr": lambda: embedrec.BPR(16, epochs=EPOCHS, n_threads=1, seed=1),
 }

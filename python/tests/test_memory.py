@@ -35,7 +35,9 @@ df = pd.DataFrame({"user": users, "item": rng.zipf(1.5, n) % 6_000,
                    "rating": rng.integers(1, 6, n).astype(np.float64)})
 # A first small fit loads the library and starts the thread pool: the interpreter's share.
 embedrec.MatrixFactorization(epochs=1, optimizer=optimizer).fit(df.iloc[:2000])
-model = embedrec.MatrixFactorization(n_factors=k, epochs=2, optimizer=optimizer)
+# Settings given: no hold-out search, whose copy of at most ~2 million ratings (24 bytes each,
+# docs/defaults.md) is outside this budget.
+model = embedrec.MatrixFactorization(n_factors=k, epochs=2, optimizer=optimizer, lr=0.005)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the peak (VmHWM) to the current RSS
 base = rss("VmRSS")

@@ -205,7 +205,7 @@ _lib.lib.embedrec_trainer_run_epoch = counting
 def extra_threads(n_threads):
     during.clear()
     before = len(os.listdir("/proc/self/task"))
-    embedrec.EmbeddingNN(32, 32, layers=(64,), epochs=1, batch_size=256, n_threads=n_threads).fit(df)
+    embedrec.EmbeddingNN(32, 32, layers=(64,), epochs=1, batch_size=256, lr=0.003, n_threads=n_threads).fit(df)
     assert len(during) == 1, during
     return during[0] - before
 print(extra_threads(int(sys.argv[1])), len(os.sched_getaffinity(0)))

@@ -96,13 +96,14 @@ def test_rstudio_dot_with_bias(split):
 
 def test_product_network_without_biases_trains_with_its_defaults(split):
     train, test = split
-    model = embedrec.EmbeddingNN(30, 30, layers=(50, 20), combine="product")
+    model = embedrec.EmbeddingNN(30, 30, layers=(50, 20), combine="product", lr=0.003)
     assert model.params["weight_decay"] == 0.1 and model.params["init_range"] == (0.8, 1.2)
     assert model.weight_decay is None  # the resolved defaults live in params, the arguments stay as given
     rmse = score(model, train, test)
     assert rmse < 0.9 * mean_baseline(train, test)
     assert np.abs(model.item_embeddings).mean() > 1e-2  # no collapse
-    assert embedrec.EmbeddingNN().params["weight_decay"] == 0.3
+    assert embedrec.EmbeddingNN(lr=0.003).params["weight_decay"] == 0.3
+    assert embedrec.EmbeddingNN().params["weight_decay"] == "auto"  # chosen by fit (test_fit_tuning.py)
 
 
 def test_network_embedding_dropout_per_side():
