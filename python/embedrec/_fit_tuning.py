@@ -34,7 +34,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from ._tuning import MIN_RATINGS  # noqa: F401  (the same floor: below it the fixed defaults)
+from . import _tuning
+
+#: Below this many training ratings a hold-out says too little: the fixed values are used (the
+#: same floor as SGD's search).
+MIN_RATINGS = _tuning.MIN_RATINGS
 
 #: The weight decay's first walk steps by decades, then its neighbours by sqrt(10); the
 #: learning rate steps by 3.

@@ -3,6 +3,7 @@ parts (the feature rows and the id rows, aligned with their labels and ids) and 
 items added from their features alone, without retraining."""
 
 import numpy as np
+import pandas as pd
 
 from . import _lib
 from ._features import Composition, FittedFeatures, SideFeatures, compose_rows, split_ids
@@ -157,3 +158,33 @@ class HybridMFParts(FeatureParts):
         new.set_array(grown_factors, np.vstack([core.get_array(grown_factors).reshape(-1, k), vectors]))
         new.set_array(grown_bias, np.concatenate([core.get_array(grown_bias), biases]))
         return new
+
+
+def folded_user_features(state, side, batch, user_features):
+    """The features of the users of a ``fold_in`` batch, as a composition over them (feature
+    rows only): from ``user_features`` (a frame like ``fit``'s) where given, else, for a known
+    user re-estimated, its current ones (a new user without any has none). Sets
+    ``batch.feature_users`` / ``batch.feature_pairs`` to the users given new features, for
+    ``Fitted.with_users``."""
+    c = side.composition
+    known = np.asarray(batch.known)
+    e, r, w = c.feature_part().entity_pairs()
+    current = np.isin(e, known[known >= 0])
+    position = pd.Index(known).get_indexer(e[current])
+    pairs_e, pairs_r, pairs_w = [position], [r[current]], [w[current]]
+    batch.feature_users, batch.feature_pairs = np.zeros(0, np.int64), None
+    if user_features is not None:
+        ids, values = split_ids(user_features, "user", state.columns[0])
+        given = pd.Index(batch.users).get_indexer(ids)
+        f_pos, f_rows, f_w = side.features.pairs(values)
+        used = given[f_pos] >= 0
+        users_given = np.unique(given[given >= 0])
+        keep = ~np.isin(pairs_e[0], users_given)  # new features replace a known user's
+        pairs_e, pairs_r, pairs_w = [pairs_e[0][keep]], [pairs_r[0][keep]], [pairs_w[0][keep]]
+        pairs_e.append(given[f_pos][used])
+        pairs_r.append(f_rows[used] + c.n_id_rows)
+        pairs_w.append(f_w[used])
+        subset = pd.Index(users_given)
+        batch.feature_users = users_given
+        batch.feature_pairs = (subset.get_indexer(given[f_pos][used]), f_rows[used], f_w[used])
+    return c.with_pairs(len(batch.users), np.concatenate(pairs_e), np.concatenate(pairs_r), np.concatenate(pairs_w))

@@ -11,8 +11,8 @@ from ._base import Recommender
 from ._checks import check_bool, check_dropout, check_y_range, dropout_pair
 from ._checks import check_float as _check_float, check_int as _check_int
 from ._core import CoreMF, CoreRatings, CoreTrainer
-from ._features import FittedFeatures, compose_rows, split_ids
-from ._hybrid import HybridMFParts
+from ._features import FittedFeatures, compose_rows
+from ._hybrid import HybridMFParts, folded_user_features
 from ._queries import EmbeddingQueries
 from . import _tuning
 from .errors import InvalidArgumentError
@@ -508,34 +508,11 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
 
     @staticmethod
     def _folded_feature_parts(state, side, batch, user_features):
-        """The vector and bias each folded-in user's features make (float64), from
-        ``user_features`` or, for a known user not in it, from its current features; sets
-        ``batch.feature_users`` / ``batch.feature_pairs`` to the users given new features."""
-        c = side.composition
-        known = np.asarray(batch.known)
-        e, r, w = c.feature_part().entity_pairs()
-        current = np.isin(e, known[known >= 0])
-        position = pd.Index(known).get_indexer(e[current])
-        pairs_e, pairs_r, pairs_w = [position], [r[current]], [w[current]]
-        batch.feature_users, batch.feature_pairs = np.zeros(0, np.int64), None
-        if user_features is not None:
-            ids, values = split_ids(user_features, "user", state.columns[0])
-            given = pd.Index(batch.users).get_indexer(ids)
-            f_pos, f_rows, f_w = side.features.pairs(values)
-            used = given[f_pos] >= 0
-            users_given = np.unique(given[given >= 0])
-            keep = ~np.isin(pairs_e[0], users_given)  # new features replace a known user's
-            pairs_e, pairs_r, pairs_w = [pairs_e[0][keep]], [pairs_r[0][keep]], [pairs_w[0][keep]]
-            pairs_e.append(given[f_pos][used])
-            pairs_r.append(f_rows[used] + c.n_id_rows)
-            pairs_w.append(f_w[used])
-            subset = pd.Index(users_given)
-            batch.feature_users = users_given
-            batch.feature_pairs = (subset.get_indexer(given[f_pos][used]), f_rows[used], f_w[used])
-        folded = c.with_pairs(len(batch.users), np.concatenate(pairs_e), np.concatenate(pairs_r),
-                              np.concatenate(pairs_w))
+        """The vector and bias each folded-in user's features make (float64): see
+        ``_hybrid.folded_user_features``."""
+        folded = folded_user_features(state, side, batch, user_features)
         core = state.features.rows_core
-        factors = core.get_array(_lib.USER_FACTORS).reshape(c.n_rows, -1)
+        factors = core.get_array(_lib.USER_FACTORS).reshape(side.composition.n_rows, -1)
         vectors, bias = compose_rows(folded, factors, core.get_array(_lib.USER_BIAS))
         return vectors.astype(np.float64), bias.astype(np.float64)
 

@@ -13,7 +13,7 @@ from ._checks import check_bool, check_choice, check_dropout, check_float, check
 from ._core import CoreNet, CoreNetTrainer, CoreRatings
 from ._features import FittedFeatures
 from ._graph import Graph
-from ._hybrid import FeatureParts
+from ._hybrid import FeatureParts, folded_user_features
 from ._queries import EmbeddingQueries
 from .errors import InvalidArgumentError
 
@@ -286,17 +286,23 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
         return weights[name].ravel() if name in weights else np.zeros(len(ids), dtype=np.float32)
 
     # ----- new users without retraining ------------------------------------------------------
-    def fold_in(self, df, user=None, item=None, rating=None, replace=False, epochs=20):
+    def fold_in(self, df, user=None, item=None, rating=None, replace=False, epochs=20, user_features=None):
         """Users not seen in training (see ``Recommender.fold_in``): their embedding rows are
         trained for ``epochs`` epochs on their ratings with every other parameter of the network
         frozen (item tables, dense layers, other users), using the model's optimiser, batch size,
-        learning rate and weight decay at a constant rate."""
-        check_int("epochs", epochs, 1, 10_000)
-        return self._fold_in(df, user, item, rating, replace, epochs=epochs)
+        learning rate and weight decay at a constant rate.
 
-    def _fold_in_core(self, state, batch, epochs=20):
-        if state.features is not None and state.features.users is not None:
-            raise InvalidArgumentError("fold_in does not support networks fitted with user_features yet")
+        A network fitted with ``user_features``: ``user_features`` (a frame like the one given to
+        ``fit``) gives the folded-in users' features, the fixed input beside their id rows (a
+        known user re-estimated with ``replace=True`` keeps its features unless given new ones;
+        a new user without any has none)."""
+        check_int("epochs", epochs, 1, 10_000)
+        return self._fold_in(df, user, item, rating, replace, epochs=epochs, user_features=user_features)
+
+    def _fold_in_core(self, state, batch, epochs=20, user_features=None):
+        side = state.features.users if state.features is not None else None
+        if user_features is not None and side is None:
+            raise InvalidArgumentError("user_features: this model was fitted without user_features")
         spec = state.spec
         p = spec.params
         n_old, m, n_items = len(state.users), len(batch.users), len(state.items)
@@ -305,6 +311,13 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
         # this network's random initialisation, every other parameter is copied.
         wide = spec._create_core(n_old + m, n_items)
         spec._copy_parameters(old, wide)
+        if side is not None:  # the folded-in users' features, in the fixed input's new rows
+            features = folded_user_features(state, side, batch, user_features).feature_matrix()
+            for j, node in enumerate(spec.graph(n_old + m, n_items).nodes):
+                if node["type"] == "Features (fixed)" and node["ints"][5] == 0:
+                    table = wide.get_param(j, 0).reshape(n_old + m, -1)
+                    table[n_old:] = features
+                    wide.set_param(j, 0, table)
         ratings = CoreRatings.from_arrays(n_old + batch.codes, batch.item_rows, batch.ratings, n_old + m, n_items)
         trainer = CoreNetTrainer(wide, ratings, p["loss"], self._negatives,
                                  p["optimizer"], "constant", epochs, p["batch_size"], p["lr"],
@@ -326,7 +339,8 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
                 if not final.param_size(j, which):
                     continue
                 values = wide.get_param(j, which)
-                if which == 0 and node["type"] == "Embedding" and node["ints"][5] == 0:  # a user table
+                user_table = node["type"] in ("Embedding", "Features (fixed)") and node["ints"][5] == 0
+                if which == 0 and user_table:
                     table = values.reshape(n_old + m, -1)
                     merged = np.vstack([table[:n_old], table[n_old:][fresh]])
                     merged[batch.known[~fresh]] = table[n_old:][~fresh]

@@ -332,12 +332,44 @@ def test_network_fold_in_keeps_item_features(planted):
     new = train[train["user"] == train["user"].iloc[0]].assign(user=-5)
     model.fold_in(new, epochs=3)
     assert np.isfinite(model.predict(new)).all()
+    with pytest.raises(InvalidArgumentError, match="without user_features"):
+        model.fold_in(new.assign(user=-6), user_features=pd.DataFrame({"g": ["g1"]}, index=[-6]))
+
+
+@pytest.mark.parametrize("make", [lambda: embedrec.EmbeddingNN(16, 16, layers=(16,), epochs=2),
+                                  lambda: embedrec.NeuMF(8, (16, 8), epochs=2)])
+def test_network_fold_in_with_user_features(planted, tmp_path, make):
+    train, _, _, _ = planted
     users = np.sort(train["user"].unique())
     group = pd.DataFrame({"g": [f"g{j % 3}" for j in range(len(users))]}, index=pd.Index(users, name="user"))
-    with_users = embedrec.EmbeddingNN(epochs=2)
-    with_users.fit(train, user_features=group)
-    with pytest.raises(InvalidArgumentError, match="user_features"):
-        with_users.fold_in(new)
+    model = make()
+    model.fit(train, user_features=group)
+    state = model._state()
+    node = list(model.summary_frame()["layer"]).index("user_features")
+
+    def fixed_rows(m, ids):
+        table = m._state().core.get_param(node, 0).reshape(len(m.user_ids), -1)
+        return table[pd.Index(m.user_ids).get_indexer(ids)]
+    ratings = train[train["user"] == users[0]]
+    g1_user = users[1]  # the second user is in group g1
+    model.fold_in(ratings.assign(user=-5), user_features=pd.DataFrame({"g": ["g1"]}, index=pd.Index([-5], name="user")))
+    model.fold_in(ratings.assign(user=-6), user_features=pd.DataFrame({"g": ["g2"]}, index=pd.Index([-6], name="user")))
+    model.fold_in(ratings.assign(user=-7))  # no features: none in the fixed input
+    # The fixed input of a folded-in user is its features' encoding, as for a fitted user of the group.
+    np.testing.assert_array_equal(fixed_rows(model, [-5])[0], fixed_rows(model, [g1_user])[0])
+    assert not fixed_rows(model, [-7]).any() and fixed_rows(model, [-6]).any()
+    assert not np.allclose(model.predict(ratings.assign(user=-5)), model.predict(ratings.assign(user=-6)))
+    # Re-estimating a known user keeps its features, and the other users' rows stay as they were.
+    before = fixed_rows(model, users[:5])
+    model.fold_in(train[train["user"] == users[2]], replace=True)
+    np.testing.assert_array_equal(fixed_rows(model, users[:5]), before)
+    assert len(model.user_ids) == len(state.users) + 3
+    path = tmp_path / "folded.embedrec"
+    model.save(path)
+    back = embedrec.load(path)
+    probe = ratings.assign(user=-5)
+    np.testing.assert_array_equal(back.predict(probe), model.predict(probe))
+    np.testing.assert_array_equal(fixed_rows(back, [-5, -6, -7]), fixed_rows(model, [-5, -6, -7]))
 
 
 def test_a_block_of_numeric_columns_is_one_vector(planted, tmp_path):
