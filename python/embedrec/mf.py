@@ -19,7 +19,7 @@ from .errors import InvalidArgumentError
 
 # Defaults per optimiser; ``None`` in the constructor means "the optimiser's default". With
 # SGD and lr, weight_decay and epochs all unset, fit chooses those three on a hold-out of the
-# training ratings (``_tuning``); these values then serve where it cannot (features, Spark,
+# training ratings (``_tuning``); these values then serve where it cannot (features,
 # fewer than _tuning.MIN_RATINGS ratings). Chosen on ml-100k and ml-latest-small together
 # (benchmarks/accuracy.py).
 OPTIMIZER_DEFAULTS = {
@@ -76,7 +76,9 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     before), ``model.tuning`` the candidates (n_factors, weight_decay, holdout_rmse,
     best_epoch, epochs_run), and ``fit(verbose=True)`` prints them. Until the choice is made
     the model is what it was (an interrupt or ``stop()`` during the search changes nothing).
-    Setting any of the three (or features, a Spark DataFrame, fewer than 500 ratings) uses the
+    On a Spark DataFrame the search runs on the driver, on the ratings of a sample of the users
+    collected there, and the cluster trains with the choice (``embedrec.spark``). Setting any of
+    the three (or features, fewer than 500 ratings) uses the
     fixed values above instead, and 100 factors unless ``n_factors`` is given; ``validation``
     data are never used for the choice. With ``optimizer="adam"`` and ``lr`` and
     ``weight_decay`` both unset, ``fit`` chooses those two the way the networks do
@@ -265,12 +267,6 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     def _training_options(self):
         return self._resolved(self.__dict__.get("_chosen"))  # never the previous fit's choice
 
-    def _spec_with_fixed_defaults(self):
-        """The spec of a fit that trains with the fixed defaults where it would choose (Spark)."""
-        spec = self._unfitted_copy()
-        spec._adopt_unchosen()
-        return spec
-
     def _choose_settings(self, options, data, spec, has_features, verbose):
         """With lr, weight_decay and epochs (and n_factors) left unset: chooses them on a
         hold-out of the training ratings (``_tuning``), on a copy of (a sample of) them made by
@@ -439,14 +435,20 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         from .persistence import ModelFileError
 
         spec = cls(**cls._params_from_saved(header["params"]))
-        n_users, n_items, k = len(ids["users"]), len(ids["items"]), spec.params["n_factors"]
+        # A width the fit chose is in the header's chosen settings (checked by _restore); a file
+        # without them was trained with the fixed width.
+        chosen = header.get("chosen")
+        options = spec._resolved(chosen if isinstance(chosen, dict) else None)
+        if not isinstance(options["n_factors"], int):
+            options = spec._fixed_params()
+        n_users, n_items, k = len(ids["users"]), len(ids["items"]), options["n_factors"]
         expected = {"user_factors": (n_users, k), "item_factors": (n_items, k), "user_bias": (n_users,),
                     "item_bias": (n_items,), "global_bias": (1,)}
         for name, shape in expected.items():
             if name not in arrays or arrays[name].shape != shape:
                 raise ModelFileError(f"the saved model's {name} has shape "
                                      f"{arrays[name].shape if name in arrays else None}, expected {shape}")
-        core = spec._create_core(n_users, n_items)
+        core = spec._create_core(n_users, n_items, options)
         core.set_array(_lib.USER_FACTORS, arrays["user_factors"])
         core.set_array(_lib.ITEM_FACTORS, arrays["item_factors"])
         core.set_array(_lib.USER_BIAS, arrays["user_bias"])

@@ -28,6 +28,13 @@ so it runs on classic Spark and on Spark Connect; no barrier mode, so a failed t
 retried, and since every task is a pure function of its inputs (its ratings sorted, its seed
 fixed by epoch, sub-epoch and block) a retry gives the same block and a rerun the same model.
 
+Defaults: with its settings left to the data (``MatrixFactorization()``), the fit chooses them
+as a local fit does (``embedrec._tuning``), on the driver, from a sample of the ratings: those
+of a hashed share of the users (all of each one's, about 2 million ratings at most), collected
+after the id maps are built. The search runs in the deterministic block schedule, so a rerun
+chooses the same; the cluster then trains with the chosen width, weight decay, length and rate
+of each epoch.
+
 Scoring: :func:`predict`, :func:`recommend_all` and :func:`factors` return Spark DataFrames;
 :func:`write_factors` and :func:`recommend_from_factors` (``embedrec.spark_factors``) rank from
 factor tables on the lake without a model on the driver.
@@ -48,9 +55,9 @@ from ._checks import check_int
 from ._core import CoreMF, sgd_block
 from ._fitted import Fitted
 from ._ids import IdMap
-from ._loading import RatingStats
+from ._loading import RatingStats, TrainingData, sampled_users
 from ._progress import summary
-from .errors import InvalidArgumentError, TrainingDivergedError, UnknownIdError
+from .errors import InvalidArgumentError, TrainingCancelled, TrainingDivergedError, UnknownIdError
 from .persistence import load_bytes
 from .history import History
 
@@ -108,7 +115,7 @@ def fit(model, sdf, user=None, item=None, rating=None, validation=None, num_bloc
     _check_model(model)
     model._validate_params()
     spark = sdf.sparkSession
-    p = model._fixed_params()  # no hold-out search on the cluster: the fixed defaults
+    p = model._training_options()  # "auto" where settings are left to the data (see _choose)
     model.tuning = None
     blocks = default_blocks(spark) if num_blocks is None else num_blocks
     check_int("num_blocks", blocks, 1, 4096)
@@ -144,7 +151,26 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
     pairs = _write_block_files(ratings, blocks, token) if token is not None else ratings
     val = validation.select(*columns) if validation is not None else None
     local_stats = RatingStats.from_totals(stats["n"], stats["sum"], stats["squares"], stats["min"], stats["max"])
-    core = model._create_core(len(users), len(items))
+    spec = model._unfitted_copy()
+    try:
+        p = _choose(model, spark, sdf, columns, users, items, local_stats, p, spec, verbose, F)
+    except TrainingCancelled:
+        ratings.unpersist()
+        if token is not None:
+            _remove_block_files(spark, token)
+        stop = model._stop_request()
+        if not stop.is_set():
+            raise KeyboardInterrupt from None
+        stop.clear()  # model.stop() during the search: nothing trained, the model as it was
+        model.history = History(has_validation=val is not None, loss="mse")
+        model.history.interrupted = True
+        return model.history
+    except BaseException:
+        ratings.unpersist()
+        if token is not None:
+            _remove_block_files(spark, token)
+        raise
+    core = model._create_core(len(users), len(items), p)
     model._start_from_data(core, local_stats)
     k = p["n_factors"]
     P = core.get_array(_lib.USER_FACTORS).reshape(len(users), k)
@@ -162,9 +188,12 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             saved = (P.copy(), bu.copy(), Q.copy(), bi.copy())  # the last complete epoch, for Ctrl-C
             loss_sum = abs_sum = 0.0
             spent = {"core": 0.0, "task": 0.0, "from_files": 0}
+            rates = p.get("rates")
+            run = dict(p, lr=rates[min(epoch, len(rates)) - 1]) if rates else p  # the chosen schedule
             for s in range(blocks):
                 timing = {}
-                loss, absolute = _sub_epoch(spark, ratings, P, bu, Q, bi, g, p, blocks, s, epoch, F, T, timing, token)
+                loss, absolute = _sub_epoch(spark, ratings, P, bu, Q, bi, g, run, blocks, s, epoch, F, T, timing,
+                                            token)
                 loss_sum += loss
                 abs_sum += absolute
                 spent["core"] += timing.get("core", 0.0)
@@ -174,7 +203,7 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             if not (np.isfinite(row["train_loss"]) and np.isfinite(row["train_mae"])):
                 P, bu, Q, bi = saved
                 _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]),
-                         blocks)
+                         blocks, spec)
                 raise TrainingDivergedError(
                     f"training diverged on Spark: the loss of epoch {epoch} was {row['train_loss']}; the model keeps "
                     f"the {epoch - 1} finite epoch(s) before it. Lower lr (it is {p['lr']!r}) or rescale the ratings "
@@ -192,7 +221,8 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             saved = None
             if verbose:
                 print(f"epoch {epoch}/{p['epochs']} - " + " - ".join(summary(row)))
-        _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]), blocks)
+        _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]), blocks,
+                 spec)
     except KeyboardInterrupt:
         # As a local fit: the model keeps exactly the epochs its history lists.
         history.interrupted = True
@@ -200,7 +230,7 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
             P, bu, Q, bi = saved
         if len(history):
             _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, (stats["min"], stats["max"]),
-                     blocks)
+                     blocks, spec)
         raise
     finally:
         ratings.unpersist()
@@ -215,6 +245,40 @@ def _check_rating_type(sdf, column, T):
     if isinstance(field.dataType, T.BooleanType) or not isinstance(field.dataType, T.NumericType):
         raise InvalidArgumentError(f"rating column {column!r} must be numeric, got {field.dataType.simpleString()}; "
                                    f"cast it first (F.col({column!r}).cast('double'))")
+
+
+def _choose(model, spark, sdf, columns, users, items, stats, options, spec, verbose, F):
+    """The options of the run: settings left to the data chosen by the model's local search
+    (``_choose_settings``, which records them on ``spec``) on the ratings of a hashed share of
+    the users, collected to the driver; as they are when nothing is left to the data."""
+    if not model._chosen_names(model.get_params()):
+        return options
+    share = model._search_sample_share(stats.n, None)
+    sample = None
+    if share is not None:
+        rows = np.flatnonzero(sampled_users(np.arange(len(users), dtype=np.int32), share))
+        sample = _collect_rows(spark, sdf, columns, users, items, rows, F)
+    data = TrainingData(users, items, None, 0, stats, sample=sample)
+    # The deterministic block schedule: a rerun chooses the same, as the cluster's runs repeat.
+    try:
+        chosen = model._choose_settings(dict(options, deterministic=True), data, spec, False, verbose)
+    finally:
+        model._active_trainer = None
+    return dict(chosen, deterministic=options["deterministic"])
+
+
+def _collect_rows(spark, sdf, columns, users, items, user_rows, F):
+    """The ratings of the users at ``user_rows`` as (user rows, item rows, ratings) arrays on
+    the driver, sorted by user and item (whatever order the join gives)."""
+    u, i, r = columns
+    chosen = spark.createDataFrame(pd.DataFrame({"_user": users.index[user_rows], "_u": user_rows.astype(np.int64)}))
+    item_rows = spark.createDataFrame(pd.DataFrame({"_item": items.index, "_i": np.arange(len(items), dtype=np.int64)}))
+    frame = (sdf.select(F.col(u).alias("_user"), F.col(i).alias("_item"), F.col(r).cast("float").alias("r"))
+             .join(F.broadcast(chosen), "_user").join(F.broadcast(item_rows), "_item")
+             .select("_u", "_i", "r").toPandas())
+    us, its, rs = frame["_u"].to_numpy(np.int32), frame["_i"].to_numpy(np.int32), frame["r"].to_numpy(np.float32)
+    order = np.lexsort((its, us))
+    return us[order], its[order], rs[order]
 
 
 def _stats(sdf, columns, F):
@@ -566,10 +630,11 @@ class _Scorer:
         return np.clip(raw, *self.rating_range) if self.rating_range is not None else raw
 
 
-def _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, rating_range, blocks):
+def _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, rating_range, blocks, spec):
     """The trained factors into the driver's core, and the fitted state as a local fit leaves it
     (the training pairs, for recommend's exclude_seen: (user rows, item rows), or the blocked
-    ratings to collect them from as int32 rows)."""
+    ratings to collect them from as int32 rows; ``spec`` the parameters, with the settings the
+    fit chose)."""
     if isinstance(pairs, tuple):
         user_rows, item_rows = pairs
     else:
@@ -581,8 +646,7 @@ def _publish(model, core, P, bu, Q, bi, g, users, items, columns, pairs, rating_
     core.set_array(_lib.USER_BIAS, bu)
     core.set_array(_lib.ITEM_BIAS, bi)
     core.set_array(_lib.GLOBAL_BIAS, np.array([g], dtype=np.float32))
-    model._fitted = Fitted.from_pairs(core, users, items, list(columns), user_rows, item_rows, model._spec_with_fixed_defaults(),
-                                      rating_range)
+    model._fitted = Fitted.from_pairs(core, users, items, list(columns), user_rows, item_rows, spec, rating_range)
 
 
 # ----- scoring on the cluster ------------------------------------------------------------------------

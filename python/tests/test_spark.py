@@ -205,3 +205,59 @@ def test_block_files_give_the_model_the_cogroup_gives(spark, split, monkeypatch,
     without.fit(sdf, num_blocks=2)
     np.testing.assert_array_equal(with_files.item_embeddings, without.item_embeddings)
     np.testing.assert_array_equal(with_files.user_bias, without.user_bias)
+
+
+def test_settings_left_to_the_data_are_chosen_on_a_sample_and_trained_on_the_cluster(spark, split, monkeypatch,
+                                                                                    capsys):
+    from embedrec import _tuning
+
+    train, test = split
+    sdf = spark.createDataFrame(train).cache()
+    monkeypatch.setattr(_tuning, "FULL_SEARCH_RATINGS", len(train) // 3)  # a sample of the users, as at scale
+    model = embedrec.MatrixFactorization(seed=3)
+    history = model.fit(sdf, num_blocks=2, verbose=True)
+    out = capsys.readouterr().out
+    searched = int(out.split("sample of the users' ")[1].split()[0].replace(",", ""))
+    assert 0.2 * len(train) < searched < 0.5 * len(train)
+    p = model.params
+    assert all(isinstance(p[k], (int, float)) for k in ("lr", "weight_decay", "epochs", "n_factors"))
+    assert model.tuning is not None and len(history) == p["epochs"]
+    assert model.user_embeddings.shape[1] == p["n_factors"]
+    # As good as the same defaults fitted locally (which search on all the users).
+    local = embedrec.MatrixFactorization(seed=3)
+    local.fit(train)
+    rmse = {name: embedrec.rmse(test["rating"], m.predict(test, unknown="mean"))
+            for name, m in (("spark", model), ("local", local))}
+    assert rmse["spark"] <= rmse["local"] + 0.01, rmse
+    # A rerun chooses and trains the same; the file keeps the choice.
+    again = embedrec.MatrixFactorization(seed=3)
+    again.fit(sdf, num_blocks=2)
+    assert again.params == p
+    np.testing.assert_array_equal(again.item_embeddings, model.item_embeddings)
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"embedrec-spark-chosen-{os.getpid()}.embedrec")
+    model.save(path)
+    try:
+        assert embedrec.load(path).params == p
+    finally:
+        os.remove(path)
+
+
+def test_a_stop_during_the_search_on_spark_leaves_the_model_as_it_was(spark, split, monkeypatch):
+    from embedrec import _tuning
+
+    train, _ = split
+    sdf = spark.createDataFrame(train.iloc[:20000])
+    model = embedrec.MatrixFactorization(8, epochs=2)
+    model.fit(sdf, num_blocks=2)
+    before = model.item_embeddings
+    model.set_params(epochs=None)  # now left to the data
+    original = _tuning._run_trial
+
+    def stop_after_the_first(*args, **kwargs):
+        trial = original(*args, **kwargs)
+        model.stop()
+        return trial
+    monkeypatch.setattr(_tuning, "_run_trial", stop_after_the_first)
+    history = model.fit(sdf, num_blocks=2)
+    assert history.interrupted and len(history) == 0
+    np.testing.assert_array_equal(model.item_embeddings, before)

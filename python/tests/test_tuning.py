@@ -164,6 +164,19 @@ def test_an_unfitted_model_stays_unfitted_after_an_interrupted_search(monkeypatc
         model.predict(dense_clean.head(3))
 
 
+def test_a_chosen_width_survives_save_load_and_pickle(tmp_path, dense_clean):
+    import pickle
+
+    model = embedrec.MatrixFactorization(seed=1)
+    model.fit(dense_clean)
+    assert model.params["n_factors"] != "auto"
+    model.save(tmp_path / "w.embedrec")
+    for loaded in (embedrec.load(tmp_path / "w.embedrec"), pickle.loads(pickle.dumps(model))):
+        assert loaded.params == model.params
+        assert loaded.user_embeddings.shape == model.user_embeddings.shape
+        np.testing.assert_array_equal(loaded.predict(dense_clean.head(50)), model.predict(dense_clean.head(50)))
+
+
 def test_n_factors_left_unset_is_chosen_too(dense_clean):
     model = embedrec.MatrixFactorization()
     assert model.params["n_factors"] == "auto"
