@@ -1,5 +1,6 @@
-"""How good the defaults are without tuning: MatrixFactorization's defaults against the best of
-a small grid of learning rate × weight decay, on data of several shapes and two generators.
+"""How good the defaults are without tuning: the models' defaults (settings chosen on a hold-out)
+against the best of a small grid of learning rate × weight decay, on data of several shapes and
+two generators.
 
     python benchmarks/defaults.py [--data ml-100k ml-latest-small goodbooks ml-20m other:small ...]
                                   [--models sgd adam EmbeddingNN NeuMF] [--als] [--no-grid]
@@ -109,9 +110,9 @@ def main(argv=None):
             epochs = chosen["epochs"] if kind != "sgd" else embedrec.mf.OPTIMIZER_DEFAULTS["sgd"]["epochs"]
             row = {"data": name, "ratings": len(train), "model": kind, "defaults RMSE": default_rmse,
                    "defaults fit s": default_seconds, "n_factors": chosen.get("n_factors"),
-                   "weight_decay": chosen["weight_decay"], "epochs": chosen["epochs"]}
-            print(f"  {name} {kind} defaults: {default_rmse:.4f} ({default_seconds:.1f} s; weight_decay "
-                  f"{chosen['weight_decay']:.4g}, {chosen['epochs']} epochs)", flush=True)
+                   "lr": chosen["lr"], "weight_decay": chosen["weight_decay"], "epochs": chosen["epochs"]}
+            print(f"  {name} {kind} defaults: {default_rmse:.4f} ({default_seconds:.1f} s; lr {chosen['lr']:.4g}, "
+                  f"weight_decay {chosen['weight_decay']:.4g}, {chosen['epochs']} epochs)", flush=True)
             if kind == "sgd":
                 fixed = embedrec.mf.OPTIMIZER_DEFAULTS["sgd"]
                 rmse, seconds = fit_and_score({k: fixed[k] for k in ("lr", "weight_decay", "epochs")}, train, test)

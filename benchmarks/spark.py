@@ -1,13 +1,15 @@
 """embedrec on Spark against Spark ALS and against embedrec locally, on generated data.
 
-    python benchmarks/spark.py [--shape ml-20m|goodbooks] [--rank 32] [--epochs 10] [--blocks 2]
+    python benchmarks/spark.py [--shape ml-20m|goodbooks] [--rank 32] [--epochs 10] [--blocks 2] [--defaults]
 
 On ``local[2]`` (set PYSPARK_PYTHON to this interpreter; the script does): the same 90/10 split
 for every model; for each, the fit time, seconds per epoch (iteration for ALS) and test RMSE,
 and the driver's peak RSS. Then where an embedrec-on-Spark epoch's time goes: the core's SGD
 in the tasks, the rest of the tasks' work (ratings into NumPy, factor blocks in and out), and
 Spark's scheduling and data movement, against the local epoch.
-Needs ``pip install ".[spark]"`` and a Java runtime.
+With ``--defaults``, embedrec (local and on Spark) runs ``MatrixFactorization()``: settings
+chosen on a hold-out of a user sample (``docs/defaults.md``); the rank and epochs then apply to
+ALS alone. Needs ``pip install ".[spark]"`` and a Java runtime.
 """
 
 import argparse
@@ -35,6 +37,7 @@ def main(argv=None):
     parser.add_argument("--weight-decay", type=float, default=0.03)
     parser.add_argument("--als-reg", type=float, nargs="+", default=[0.05])
     parser.add_argument("--skip-als", action="store_true")
+    parser.add_argument("--defaults", action="store_true", help="embedrec with the settings it chooses")
     args = parser.parse_args(argv)
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -48,7 +51,8 @@ def main(argv=None):
     train, test = embedrec.train_test_split(df, test_size=0.1, seed=42)
     print(f"{args.shape}-shaped: {len(train):,} training ratings, {df['user'].nunique():,} users, "
           f"{df['item'].nunique():,} items; rank {args.rank}, {args.epochs} epochs, {args.blocks} blocks")
-    params = dict(n_factors=args.rank, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay)
+    params = {} if args.defaults else dict(n_factors=args.rank, epochs=args.epochs, lr=args.lr,
+                                            weight_decay=args.weight_decay)
     rows = []
 
     start = time.perf_counter()
@@ -72,6 +76,10 @@ def main(argv=None):
     spark_rmse = embedrec.rmse(test["rating"], on_spark.predict(test, unknown="mean"))
     spark_epoch = float(np.median(on_spark.history["seconds"]))
     rows.append((f"embedrec on Spark, {args.blocks} blocks", spark_seconds, spark_epoch, spark_rmse))
+    if args.defaults:
+        for name, model in (("local", local), ("Spark", on_spark)):
+            chosen = {k: model.params[k] for k in ("n_factors", "lr", "weight_decay", "epochs")}
+            print(f"chosen {name}: {chosen}")
 
     if not args.skip_als:
         from pyspark.ml.recommendation import ALS
@@ -100,7 +108,8 @@ def main(argv=None):
     print(f"where an epoch's {epoch:.2f} s go (median epoch; the slowest task of each sub-epoch): "
           f"the core's SGD {core:.2f} s, the rest of the task (its ratings into NumPy, sorting, factor "
           f"blocks in and out) {task - core:.2f} s, Spark's scheduling and moving data {epoch - task:.2f} s")
-    bytes_per_epoch = 2 * args.blocks * (len(on_spark.user_ids) + len(on_spark.item_ids)) * (args.rank + 1) * 4
+    rank = on_spark.params["n_factors"]
+    bytes_per_epoch = 2 * args.blocks * (len(on_spark.user_ids) + len(on_spark.item_ids)) * (rank + 1) * 4
     print(f"factor bytes moved per epoch (both sides, there and back, each sub-epoch): {bytes_per_epoch / 2**20:.0f} MiB")
     print(f"peak RSS of the driver process: {peak_rss_mib():.0f} MiB (the executors' Python workers are "
           f"children of the JVM, not counted here)")
