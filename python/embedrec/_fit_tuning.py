@@ -57,15 +57,8 @@ LR_RANGE = (1e-5, 1.0)
 #: each one's) when there are more: on the goodbooks shape a 1-million-rating sample ranked the
 #: candidates as the full 5 million did, at a fifth of the cost of each fit.
 SEARCH_RATINGS = 1_000_000
-#: Held-out ratings aimed at, and the share of the copy they may take.
-HELD_OUT = 20_000
-HELD_OUT_SHARE = (0.01, 0.1)
-
-
-def held_out_count(n):
-    """How many of n ratings the search holds out."""
-    low, high = HELD_OUT_SHARE
-    return int(round(n * min(high, max(low, HELD_OUT / n))))
+#: How many of n ratings the search holds out: as SGD's search, 20,000 of them, 1-10%.
+held_out_count = _tuning.held_out_count
 
 
 class Candidate:

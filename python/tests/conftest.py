@@ -38,3 +38,15 @@ def fixed_split(df):
     perm = np.random.default_rng(42).permutation(len(df))
     n_test = round(0.1 * len(df))
     return df.iloc[perm[n_test:]], df.iloc[perm[:n_test]]
+
+
+def low_rank(n_users, n_items, per_user, noise, seed=0, rank=5):
+    """Ratings of a Gaussian low-rank model with noise (unlike datasets.synthetic's genres), for
+    the tests of the settings a fit chooses."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = rng.integers(0, n_items, users.size)
+    P, Q = rng.normal(0, 0.6, (n_users, rank)), rng.normal(0, 0.6, (n_items, rank))
+    r = 3.5 + np.einsum("nk,nk->n", P[users], Q[items]) + rng.normal(0, noise, users.size)
+    df = pd.DataFrame({"user": users, "item": items, "rating": np.clip(r, 1, 5)})
+    return df.drop_duplicates(["user", "item"]).sample(frac=1, random_state=seed)

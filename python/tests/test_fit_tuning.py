@@ -12,24 +12,14 @@ import pandas as pd
 import pytest
 
 import embedrec
+from conftest import low_rank
 from embedrec import _fit_tuning
-
-
-def low_rank(n_users, n_items, per_user, noise, seed=0, rank=4):
-    """Ratings of a Gaussian low-rank model with noise."""
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(n_users), per_user)
-    items = rng.integers(0, n_items, users.size)
-    P, Q = rng.normal(0, 0.6, (n_users, rank)), rng.normal(0, 0.6, (n_items, rank))
-    r = 3.5 + np.einsum("nk,nk->n", P[users], Q[items]) + rng.normal(0, noise, users.size)
-    df = pd.DataFrame({"user": users, "item": items, "rating": np.clip(r, 1, 5)})
-    return df.drop_duplicates(["user", "item"]).sample(frac=1, random_state=seed)
 
 
 @pytest.fixture(scope="module")
 def dense():
     """Many ratings per item, little noise: the networks' fixed penalty (0.3) is far too strong."""
-    return low_rank(1200, 60, 45, noise=0.25, seed=1)
+    return low_rank(1200, 60, 45, noise=0.25, seed=1, rank=4)
 
 
 MODELS = {
@@ -129,7 +119,7 @@ def test_a_setting_given_or_loss_bce_keeps_the_fixed_values(dense):
 
 
 def test_too_few_ratings_use_the_fixed_values():
-    df = low_rank(40, 30, 10, noise=0.3)
+    df = low_rank(40, 30, 10, noise=0.3, rank=4)
     assert len(df) < _fit_tuning.MIN_RATINGS
     model = embedrec.EmbeddingNN(4, 4, layers=(4,))
     model.fit(df)

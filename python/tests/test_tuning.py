@@ -8,18 +8,8 @@ import pandas as pd
 import pytest
 
 import embedrec
+from conftest import low_rank
 from embedrec import _loading, _tuning
-
-
-def low_rank(n_users, n_items, per_user, noise, seed=0, rank=5):
-    """Ratings of a Gaussian low-rank model with noise (unlike datasets.synthetic's genres)."""
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(n_users), per_user)
-    items = rng.integers(0, n_items, users.size)
-    P, Q = rng.normal(0, 0.6, (n_users, rank)), rng.normal(0, 0.6, (n_items, rank))
-    r = 3.5 + np.einsum("nk,nk->n", P[users], Q[items]) + rng.normal(0, noise, users.size)
-    df = pd.DataFrame({"user": users, "item": items, "rating": np.clip(r, 1, 5)})
-    return df.drop_duplicates(["user", "item"]).sample(frac=1, random_state=seed)
 
 
 @pytest.fixture(scope="module")
