@@ -64,12 +64,18 @@ def test_a_search_where_every_candidate_diverges_chooses_nothing():
 
 
 def test_the_hold_out_is_a_random_share_and_the_rest_trains():
-    sample = (np.arange(50_000, dtype=np.int32), np.arange(50_000, dtype=np.int32) % 7,
-              np.linspace(1, 5, 50_000, dtype=np.float32))
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 5_000, 50_000).astype(np.int32)
+    items = rng.integers(0, 300, 50_000).astype(np.int32)
+    sample = (users, items, np.linspace(1, 5, 50_000, dtype=np.float32))
     train, held = _fit_tuning.split(sample, seed=3)
-    assert len(held[0]) == _fit_tuning.held_out_count(50_000) == 5_000
-    assert len(train[0]) + len(held[0]) == 50_000 and not set(train[0]) & set(held[0])
-    assert 0.3 < held[0].mean() / 50_000 < 0.7  # from all over, not the end
+    assert len(train[0]) + len(held[0]) == 50_000
+    # About the share asked for: less the pairs whose user would have nothing left to train on.
+    assert 0.85 * _fit_tuning.held_out_count(50_000) < len(held[0]) <= _fit_tuning.held_out_count(50_000)
+    assert set(held[0]) <= set(train[0]) and set(held[1]) <= set(train[1])
+    assert 0.3 < np.mean(held[2] > 3) < 0.7  # from all over the copy, not its end
+    pairs = set(zip(users.tolist(), items.tolist(), sample[2].tolist()))
+    assert set(zip(*(a.tolist() for a in held))) <= pairs
 
 
 # ----- the models ----------------------------------------------------------------------------------
