@@ -249,6 +249,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=700)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # Python's own Ctrl-C handler, whatever this process inherited: started in the background of
+    # a non-interactive shell it inherits SIGINT ignored, and Python then installs none, so the
+    # signals would land without interrupting anything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     counts = run(args.rounds, args.seed, verbose=True)
     print(f"{counts['rounds']} rounds, {counts['interrupted']} operations interrupted: every check held")
     return 0
