@@ -269,6 +269,31 @@ class Recommender(abc.ABC):
         if choice:  # such a fit trained with the fixed defaults
             self._chosen = choice
 
+    def _adopt_saved_choice(self, header):
+        """Makes this spec, read from a model file, describe the settings its fit chose (the
+        header's ``chosen``, checked) or, without them, the fixed values that fit used."""
+        chosen = header.get("chosen")
+        if chosen is None:
+            self._adopt_unchosen()
+            return
+        names = set(self._chosen_names(self.get_params()))
+        if not (isinstance(chosen, dict) and names and set(chosen) == names
+                and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in chosen.values())):
+            raise ValueError(f"the chosen settings {chosen!r} are not positive numbers for {sorted(names)}")
+        self._chosen = dict(chosen)
+
+    def _search_cancelled(self, has_validation):
+        """After the search was cancelled, before anything trained: the model is as it was.
+        Ctrl-C raises KeyboardInterrupt; a ``stop()`` ends the fit with an empty history marked
+        interrupted, which is returned."""
+        stop = self._stop_request()
+        if not stop.is_set():
+            raise KeyboardInterrupt from None
+        stop.clear()
+        self.history = History(has_validation=has_validation, loss=self._loss_name, columns=self._history_columns())
+        self.history.interrupted = True
+        return self.history
+
     def _search_sample_share(self, n, plan):
         """The share of users whose ratings ``_choose_settings`` searches on instead of all the
         data (None: no sample is made)."""
@@ -441,13 +466,7 @@ class Recommender(abc.ABC):
                 # training ratings; until a choice is made the model is what it was.
                 options = self._choose_settings(options, data, spec, plan is not None, verbose)
             except TrainingCancelled:
-                if not stop.is_set():
-                    raise KeyboardInterrupt from None
-                self.history = History(has_validation=val is not None, loss=self._loss_name,
-                                       columns=self._history_columns())
-                self.history.interrupted = True  # model.stop(): fit returns, nothing trained
-                stop.clear()
-                return self.history
+                return self._search_cancelled(val is not None)
             finally:
                 self._active_trainer = None
             if plan is None:
@@ -797,15 +816,7 @@ class Recommender(abc.ABC):
             rating_range = tuple(float(v) for v in rating_range)
         features = None
         spec = model._unfitted_copy()
-        chosen = header.get("chosen")
-        if chosen is not None:
-            names = set(spec._chosen_names(spec.get_params()))
-            if not (isinstance(chosen, dict) and names and set(chosen) == names
-                    and all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in chosen.values())):
-                raise ValueError(f"the chosen settings {chosen!r} are not positive numbers for {sorted(names)}")
-            spec._chosen = dict(chosen)
-        else:
-            spec._adopt_unchosen()
+        spec._adopt_saved_choice(header)
         if header.get("features") is not None:
             features = features_from_saved(header["features"], arrays, ids, {"user": n_users, "item": n_items},
                                            spec._create_core)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import _tuning
+from ._core import CoreRatings
 
 #: Below this many training ratings a hold-out says too little: the fixed values are used (the
 #: same floor as SGD's search).
@@ -107,9 +108,8 @@ def choose(score, lr, weight_decay, report=None):
         current, best_rmse = start, start.rmse
         while True:
             candidate = trial(current.lr * lr_factor, current.weight_decay * wd_factor)
-            if candidate is None or not candidate.rmse <= best_rmse * (1 + flat):
-                return
-            if flat == 0 and candidate.rmse >= best_rmse:
+            worse = candidate is None or candidate.rmse > best_rmse * (1 + flat)
+            if worse or (not flat and candidate.rmse >= best_rmse):
                 return
             best_rmse, current = min(best_rmse, candidate.rmse), candidate
 
@@ -171,8 +171,6 @@ def choose_for(model, options, data, start, verbose):
     ``_create_trainer`` make each candidate) on ``data.sample``, from ``start`` = (lr,
     weight_decay), with the other ``options`` of the run. Returns a :class:`Choice` or None
     (every candidate diverged)."""
-    from ._core import CoreRatings
-
     n_users, n_items = len(data.users), len(data.items)
     model._active_trainer = _BETWEEN_FITS  # a stop() between two candidates is seen by the next
     train, held = split(data.sample, options["seed"])
@@ -216,5 +214,5 @@ def choose_for(model, options, data, start, verbose):
     if verbose:
         whose = "all" if n_searched == data.stats.n else "a sample of the users'"
         print(f"choosing lr and weight_decay on {whose} {n_searched:,} training ratings, "
-              f"{held_out_count(n_searched):,} of them held out", flush=True)
+              f"{len(held[2]):,} of them held out", flush=True)
     return choose(score, *start, report)

@@ -151,6 +151,7 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     #: when it is unset. Adam chooses lr and weight_decay when both are unset.
     _CHOSEN = ("lr", "weight_decay", "epochs")
     _ADAM_CHOSEN = ("lr", "weight_decay")
+
     @property
     def _search_ratings(self):
         """SGD's search samples users above 2 million ratings (its candidates stop early); Adam's,
@@ -191,8 +192,9 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return cls._CHOSEN + (("n_factors",) if given["n_factors"] is None else ())
 
     def _fixed_choice(self):
-        fixed = dict(OPTIMIZER_DEFAULTS.get(self.optimizer, OPTIMIZER_DEFAULTS["sgd"]), n_factors=_tuning.DEFAULT_WIDTH)
-        return {name: fixed[name] for name in self._chosen_names(self.get_params())}
+        names = self._chosen_names(self.get_params())
+        fixed = dict(OPTIMIZER_DEFAULTS[self.optimizer], n_factors=_tuning.DEFAULT_WIDTH) if names else {}
+        return {name: fixed[name] for name in names}
 
     def _validate_params(self):
         p = self._fixed_params()
@@ -272,11 +274,10 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         hold-out of the training ratings (``_tuning``), on a copy of (a sample of) them made by
         ``_loading`` and models of its own, and returns the options of the final run,
         recording the choice on ``spec`` (so ``params`` shows it and the model file keeps it)."""
-        if options["optimizer"] != "sgd":  # Adam: whole fits of its schedule (_fit_tuning)
+        if options["optimizer"] != "sgd" or options["epochs"] != "auto":
+            # Adam: whole fits of its schedule (_fit_tuning); nothing left to the data: no search.
             return super()._choose_settings(options, data, spec, has_features, verbose)
         self.tuning = None
-        if options["epochs"] != "auto":
-            return options
         spec._chosen = self._fixed_choice()
         names = tuple(spec._chosen)
         if has_features or data.sample is None or len(data.sample[2]) < _tuning.MIN_RATINGS:
@@ -435,20 +436,15 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         from .persistence import ModelFileError
 
         spec = cls(**cls._params_from_saved(header["params"]))
-        # A width the fit chose is in the header's chosen settings (checked by _restore); a file
-        # without them was trained with the fixed width.
-        chosen = header.get("chosen")
-        options = spec._resolved(chosen if isinstance(chosen, dict) else None)
-        if not isinstance(options["n_factors"], int):
-            options = spec._fixed_params()
-        n_users, n_items, k = len(ids["users"]), len(ids["items"]), options["n_factors"]
+        spec._adopt_saved_choice(header)  # a width the fit chose sizes the tables
+        n_users, n_items, k = len(ids["users"]), len(ids["items"]), spec.params["n_factors"]
         expected = {"user_factors": (n_users, k), "item_factors": (n_items, k), "user_bias": (n_users,),
                     "item_bias": (n_items,), "global_bias": (1,)}
         for name, shape in expected.items():
             if name not in arrays or arrays[name].shape != shape:
                 raise ModelFileError(f"the saved model's {name} has shape "
                                      f"{arrays[name].shape if name in arrays else None}, expected {shape}")
-        core = spec._create_core(n_users, n_items, options)
+        core = spec._create_core(n_users, n_items)
         core.set_array(_lib.USER_FACTORS, arrays["user_factors"])
         core.set_array(_lib.ITEM_FACTORS, arrays["item_factors"])
         core.set_array(_lib.USER_BIAS, arrays["user_bias"])

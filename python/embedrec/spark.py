@@ -144,32 +144,20 @@ def _fit_blocks(model, spark, sdf, columns, validation, blocks, verbose, p, F, T
     u_col, i_col, r_col = columns
     stats = _stats(sdf, columns, F)
     users, items = _id_maps(sdf, columns, stats, F)
+    local_stats = RatingStats.from_totals(stats["n"], stats["sum"], stats["squares"], stats["min"], stats["max"])
+    # Settings left to the data are chosen before the ratings are blocked: an interrupt or a
+    # stop() during the search leaves nothing on the cluster to clean up.
+    spec = model._unfitted_copy()
+    try:
+        p = _choose(model, spark, sdf, columns, users, items, local_stats, p, spec, verbose, F)
+    except TrainingCancelled:
+        return model._search_cancelled(validation is not None)
     token = uuid.uuid4().hex if BLOCK_FILES else None
     ratings = _blocked_ratings(spark, sdf, columns, users, items, blocks, F, persist=token is None)
     # The training pairs for the fitted model's seen items: from the block files' pass, or
     # collected from the cached ratings at the end.
     pairs = _write_block_files(ratings, blocks, token) if token is not None else ratings
     val = validation.select(*columns) if validation is not None else None
-    local_stats = RatingStats.from_totals(stats["n"], stats["sum"], stats["squares"], stats["min"], stats["max"])
-    spec = model._unfitted_copy()
-    try:
-        p = _choose(model, spark, sdf, columns, users, items, local_stats, p, spec, verbose, F)
-    except TrainingCancelled:
-        ratings.unpersist()
-        if token is not None:
-            _remove_block_files(spark, token)
-        stop = model._stop_request()
-        if not stop.is_set():
-            raise KeyboardInterrupt from None
-        stop.clear()  # model.stop() during the search: nothing trained, the model as it was
-        model.history = History(has_validation=val is not None, loss="mse")
-        model.history.interrupted = True
-        return model.history
-    except BaseException:
-        ratings.unpersist()
-        if token is not None:
-            _remove_block_files(spark, token)
-        raise
     core = model._create_core(len(users), len(items), p)
     model._start_from_data(core, local_stats)
     k = p["n_factors"]
