@@ -1,7 +1,7 @@
 """User and item features: what they buy on items nobody rated, what they cost on the rest,
 and what they cost in time and memory.
 
-    python benchmarks/features.py [--data ../shared/data] [--only accuracy|speed] [--lightfm]
+    python benchmarks/features.py [--data ../shared/data] [--only accuracy|speed] [--optimizers sgd adam]
 
 Accuracy (MovieLens, when the files are present), ``MatrixFactorization()`` at its defaults,
 item features from ``datasets.read_movielens_items`` (genres as a multi-valued categorical,
@@ -22,7 +22,7 @@ year numeric; the title is left out):
 
 Speed (goodbooks-shaped generated data, 5.98 M ratings, with three categorical item features of
 20, 60 and 500 categories and two numeric ones): seconds per epoch with and without features
-at the defaults (100 factors, all cores), alternated, and each configuration's peak resident
+at the defaults (100 factors, all cores), for SGD and for Adam, alternated, and each configuration's peak resident
 memory in a fresh process against the size of what features add (their rows and the items'
 composed vectors).
 """
@@ -161,12 +161,12 @@ def goodbooks_features(df, seed=0):
                          "pages": rng.gamma(4, 80, n)}, index=pd.Index(items, name="item"))
 
 
-def child(features, epochs):
+def child(features, epochs, optimizer):
     """One fit in this process; prints its epoch seconds and peak memory as JSON."""
     df = embedrec.datasets.synthetic(shape="goodbooks", seed=0)
     itf = goodbooks_features(df) if features else None
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    model = embedrec.MatrixFactorization(epochs=epochs, seed=0)
+    model = embedrec.MatrixFactorization(epochs=epochs, seed=0, optimizer=optimizer)
     model.fit(df, item_features=itf)
     seconds = [row["seconds"] for row in model.history.rows]
     print(json.dumps({"features": features, "epoch_seconds": seconds,
@@ -175,13 +175,13 @@ def child(features, epochs):
                       "feature_rows": len(model.item_feature_names) if features else 0}))
 
 
-def speed(rounds, epochs):
+def speed(rounds, epochs, optimizer):
     results = {False: [], True: []}
     peaks = {}
     for _ in range(rounds):
         for features in (False, True):
-            out = subprocess.run([sys.executable, __file__, "--child", "1" if features else "0", "--epochs", str(epochs)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, __file__, "--child", "1" if features else "0", "--epochs", str(epochs),
+                                  "--optimizer", optimizer], capture_output=True, text=True, check=True)
             line = json.loads(out.stdout.strip().splitlines()[-1])
             results[features].extend(line["epoch_seconds"][1:])  # the first epoch warms caches
             peaks.setdefault(features, []).append(line["peak_mib"])
@@ -191,7 +191,7 @@ def speed(rounds, epochs):
     k = 100
     added_mib = ((shape["feature_rows"] * (k + 1)) + shape["n_items"] * (k + 1)) * 4 / 2**20
     growth = min(peaks[True]) - min(peaks[False])
-    print(f"goodbooks shape, {epochs} epochs x {rounds} rounds, 100 factors, all cores")
+    print(f"goodbooks shape, {optimizer}, {epochs} epochs x {rounds} rounds, 100 factors, all cores")
     print(f"epoch: id-only {plain:.3f} s, with features {hybrid:.3f} s; ratio {hybrid / plain:.2f} (target <= 2)")
     print(f"peak memory: id-only {min(peaks[False]):.0f} MiB, with features {min(peaks[True]):.0f} MiB; growth "
           f"{growth:.1f} MiB against {added_mib:.1f} MiB of feature rows and composed item vectors "
@@ -204,15 +204,18 @@ def main(argv=None):
     parser.add_argument("--only", choices=("accuracy", "speed"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"), default=["sgd", "adam"])
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("0", "1"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        child(args.child == "1", args.epochs)
+        child(args.child == "1", args.epochs, args.optimizer)
         return 0
     if args.only in (None, "accuracy"):
         accuracy(Path(args.data))
     if args.only in (None, "speed"):
-        speed(args.rounds, args.epochs)
+        for optimizer in args.optimizers:
+            speed(args.rounds, args.epochs, optimizer)
     return 0
 
 

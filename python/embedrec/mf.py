@@ -97,8 +97,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     and its update, so that the features learn what the ids would otherwise absorb: on the
     MovieLens cold-item splits (``benchmarks/features.py``) 0.2 cut the cold items' RMSE by a
     further 0.008-0.016 and left the warm items' as good or better than without features; it
-    does nothing without features. Features train with SGD, without ``dropout`` and without
-    ``deterministic``.
+    does nothing without features. Features train with SGD or Adam (Adam's runs are identical
+    for any thread count), without ``dropout`` and without ``deterministic``.
 
     ``patience``: stop when the validation loss (the training loss without validation data) has
     not improved for that many epochs, and keep the weights of the best epoch.
@@ -345,8 +345,6 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
 
     def _check_takes_features(self):
         p = self.params
-        if p["optimizer"] != "sgd":
-            raise InvalidArgumentError("user and item features train with optimizer='sgd'; Adam does not take them yet")
         if any(dropout_pair(p["dropout"])):
             raise InvalidArgumentError("dropout is not supported with user or item features; set dropout=0")
         if p["deterministic"]:

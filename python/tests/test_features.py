@@ -236,13 +236,34 @@ def test_ids_from_a_column_or_the_index(planted):
 
 def test_options_features_do_not_support_say_so(planted):
     train, _, features, _ = planted
-    for kwargs in ({"optimizer": "adam"}, {"dropout": 0.2}, {"deterministic": True}):
+    for kwargs in ({"dropout": 0.2}, {"deterministic": True}, {"dropout": 0.2, "optimizer": "adam"}):
         with pytest.raises(InvalidArgumentError):
             MatrixFactorization(8, epochs=2, **kwargs).fit(train, item_features=features)
     with pytest.raises(InvalidArgumentError, match="feature_kinds"):
         MatrixFactorization(8, epochs=2).fit(train, feature_kinds={"genre": "categorical"})
     with pytest.raises(InvalidArgumentError, match="no feature frame has"):
         MatrixFactorization(8, epochs=2).fit(train, item_features=features, feature_kinds={"nope": None})
+
+
+def test_adam_trains_the_hybrid_model(planted, tmp_path):
+    """Adam trains the same hybrid model as SGD: cold items predicted from their features,
+    the rows in the core's tables (saved and loaded as SGD's), identical for any thread count,
+    and the fixed Adam settings (features keep them: no search)."""
+    train, cold_test, features, _ = planted
+    fallback = MatrixFactorization(16, epochs=25, seed=0, n_threads=1)
+    fallback.fit(train)
+    models = []
+    for threads in (1, 2):
+        model = MatrixFactorization(16, optimizer="adam", seed=0, n_threads=threads)
+        history = model.fit(train, item_features=features)
+        assert history.to_frame()["train_loss"].iloc[-1] < history.to_frame()["train_loss"].iloc[0]
+        models.append(model)
+    assert models[0].params["lr"] == 0.005 and models[0].params["weight_decay"] == 0.05
+    np.testing.assert_array_equal(models[0].item_embeddings, models[1].item_embeddings)
+    assert rmse(models[0], cold_test) < rmse(fallback, cold_test, unknown="mean") - 0.1
+    path = tmp_path / "adam-hybrid.embedrec"
+    models[0].save(path)
+    np.testing.assert_array_equal(embedrec.load(path).predict(cold_test), models[0].predict(cold_test))
 
 
 def test_content_only_model_has_no_id_rows(planted):

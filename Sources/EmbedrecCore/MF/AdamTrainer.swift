@@ -80,8 +80,10 @@ final class AdamTrainer: Trainer {
     /// The epoch's batches: contiguous ranges of the shuffled data whose boundaries start at a
     /// random offset (so a batch's members change from epoch to epoch without reshuffling the
     /// data, which would cost a cache miss per rating), visited in random order.
-    private func epochBatches() -> [Range<Int>] {
-        let n = data.count
+    private func epochBatches() -> [Range<Int>] { AdamTrainer.epochBatches(count: data.count, batch: batch, rng: &rng) }
+
+    /// `epochBatches` of `n` ratings in batches of `batch` (shared with `FeatureAdamTrainer`).
+    static func epochBatches(count n: Int, batch: Int, rng: inout Xoshiro256) -> [Range<Int>] {
         let offset = batch < n ? rng.nextIndex(below: batch) : 0
         var ranges: [Range<Int>] = offset > 0 ? [0..<offset] : []
         var lo = offset

@@ -275,10 +275,8 @@ struct SideRows {
 
 extension SGDTrainer {
     /// Trains `model`'s rows as parameter rows composed into users and items (either side may
-    /// be plain). Before the first epoch. Rows that no training rating reaches (a cold item's id
-    /// row, a category only cold items have) are set to zero: they never get a gradient, and
-    /// their random start would otherwise be noise in every entity made of them. Bias-only
-    /// rows' vectors are set to zero too (they are never read or trained).
+    /// be plain). Before the first epoch; rows no rating reaches are cleared
+    /// (`MFModel.clearUnreachedRows`).
     func useFeatures(users: Composition?, items: Composition?, idDropout: Float = 0) throws {
         guard idDropout.isFinite, idDropout >= 0, idDropout < 1 else {
             throw CoreError.invalid("id_dropout must be in [0, 1), got \(idDropout)")
@@ -287,29 +285,39 @@ extension SGDTrainer {
         guard epochsDone == 0 else { throw CoreError.invalid("features must be set before the first epoch") }
         guard !dropout.isActive else { throw CoreError.invalid("embedding dropout is not supported with user or item features") }
         features = (users, items)
-        var hot: [HotRows?] = []
-        for (c, entities, factors, biases) in [(users, data.users, model.userFactors, model.userBias),
-                                               (items, data.items, model.itemFactors, model.itemBias)] {
-            guard let c else { hot.append(nil); continue }
-            let reached = c.ratingsReaching(UnsafeBufferPointer(entities.buffer))
-            hot.append(HotRows.find(c, reached: reached, ratings: data.count))
-            for r in 0..<c.nRows where reached[r] == 0 || c.kinds[r] == RowKind.biasOnly.rawValue {
-                (factors.base + r * model.k).update(repeating: 0, count: model.k)
-                if reached[r] == 0 { biases[r] = 0 }
-            }
-        }
-        hotRows = (hot[0], hot[1])
+        let reached = model.clearUnreachedRows(users: users, items: items, data: data)
+        hotRows = (users.map { HotRows.find($0, reached: reached.users!, ratings: data.count) } ?? nil,
+                   items.map { HotRows.find($0, reached: reached.items!, ratings: data.count) } ?? nil)
     }
 }
 
-/// An SGD trainer for the hybrid model: `model`'s tables are parameter rows, and the data's
+extension MFModel {
+    /// Before a hybrid model's first epoch: rows that no training rating reaches (a cold item's
+    /// id row, a category only cold items have) are set to zero, as they never get a gradient
+    /// and their random start would otherwise be noise in every entity made of them; bias-only
+    /// rows' vectors are set to zero too (they are never read or trained). Returns, per composed
+    /// side, the ratings reaching each row (`Composition.ratingsReaching`).
+    func clearUnreachedRows(users: Composition?, items: Composition?, data: RatingSet) -> (users: [Int]?, items: [Int]?) {
+        var out: [[Int]?] = []
+        for (c, entities, factors, biases) in [(users, data.users, userFactors, userBias),
+                                               (items, data.items, itemFactors, itemBias)] {
+            guard let c else { out.append(nil); continue }
+            let reached = c.ratingsReaching(UnsafeBufferPointer(entities.buffer))
+            for r in 0..<c.nRows where reached[r] == 0 || c.kinds[r] == RowKind.biasOnly.rawValue {
+                (factors.base + r * k).update(repeating: 0, count: k)
+                if reached[r] == 0 { biases[r] = 0 }
+            }
+            out.append(reached)
+        }
+        return (out[0], out[1])
+    }
+}
+
+/// A trainer (SGD or Adam) for the hybrid model: `model`'s tables are parameter rows, and the data's
 /// user (item) indices are entities of `users` (`items`), or rows where that side is plain.
 public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOptions,
                                users: Composition?, items: Composition?, idDropout: Float = 0) throws -> Trainer {
     try options.validate()
-    guard options.optimizer == .sgd else {
-        throw CoreError.invalid("user and item features train with SGD (optimizer='sgd'); Adam does not support them yet")
-    }
     guard data.count > 0 else { throw CoreError.invalid("there are no training ratings") }
     guard users != nil || items != nil else {
         throw CoreError.invalid("a feature trainer needs a user or an item composition (or both); without either, "
@@ -325,7 +333,15 @@ public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOp
         throw CoreError.invalid("training ratings refer to users or items beyond the compositions")
     }
     try model.initialiseGlobalBias(from: data)
-    let trainer = SGDTrainer(model: model, data: data, options: options)
-    try model.useGuard.withWriting { try trainer.useFeatures(users: users, items: items, idDropout: idDropout) }
-    return trainer
+    switch options.optimizer {
+    case .sgd:
+        let trainer = SGDTrainer(model: model, data: data, options: options)
+        try model.useGuard.withWriting { try trainer.useFeatures(users: users, items: items, idDropout: idDropout) }
+        return trainer
+    case .adam:
+        return try model.useGuard.withWriting {
+            try FeatureAdamTrainer(model: model, data: data, options: options, users: users, items: items,
+                                   idDropout: idDropout)
+        }
+    }
 }
