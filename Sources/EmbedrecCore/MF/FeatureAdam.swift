@@ -57,21 +57,26 @@ final class FeatureAdamTrainer: Trainer {
         self.items = items
         let k = model.k, batch = min(options.batchSize, data.count)
         self.batch = batch
-        let rows = model.config.nUsers + model.config.nItems
-        let state = try MemoryBudget.product([rows, k + 1, 3 * 4], what: "Adam moments and gradients")
+        let threads = resolveThreads(options.threads, work: data.count * k, minPerThread: 2_000_000)
+        func mostPairs(_ c: Composition?) -> Int {
+            guard let c else { return 1 }
+            return (0..<c.count).reduce(1) { max($0, c.range($1).count) }
+        }
+        let state = try FeatureAdamSide.bytes(rows: model.config.nUsers, k: k, pairs: batch * mostPairs(users), threads: threads)
+            + FeatureAdamSide.bytes(rows: model.config.nItems, k: k, pairs: batch * mostPairs(items), threads: threads)
         let scratch = try MemoryBudget.product([batch, 2 * k + 3, 4], what: "Adam scratch")
         try MemoryBudget.check(bytes: state + scratch, what: "Adam optimiser state")
         totalSteps = options.epochs * (data.count / batch + 1)
         rng = Xoshiro256(seed: options.seed ^ 0xADA3_5EED)
-        team = WorkerTeam(size: resolveThreads(options.threads, work: data.count * k, minPerThread: 2_000_000))
+        team = WorkerTeam(size: threads)
         data.shuffle(using: &rng)
         idThreshold = UInt32((Double(idDropout) * 65536).rounded())
         idSeed = options.seed ^ 0x1D_D809
         _ = model.clearUnreachedRows(users: users, items: items, data: data)
         userState = FeatureAdamSide(composition: users, factors: model.userFactors.base, biases: model.userBias.base,
-                                    rows: model.config.nUsers, k: k, threads: team.size)
+                                    rows: model.config.nUsers, k: k, threads: team.size, batch: batch)
         itemState = FeatureAdamSide(composition: items, factors: model.itemFactors.base, biases: model.itemBias.base,
-                                    rows: model.config.nItems, k: k, threads: team.size)
+                                    rows: model.config.nItems, k: k, threads: team.size, batch: batch)
         composedU = Buffer(repeating: 0, count: batch * k)
         composedI = Buffer(repeating: 0, count: batch * k)
         ratingGradient = Buffer(repeating: 0, count: batch)
@@ -119,6 +124,10 @@ final class FeatureAdamTrainer: Trainer {
         team.run { t in
             let part = (count * t / threads)..<(count * (t + 1) / threads)
             for j in part {
+                if j &+ 8 < part.upperBound {  // the random rows of a rating a few ahead
+                    if let r = userSide.firstRow(Int(us[lo + j &+ 8])) { Kernels.prefetch(userSide.factors + r &* k, k) }
+                    if let r = itemSide.firstRow(Int(its[lo + j &+ 8])) { Kernels.prefetch(itemSide.factors + r &* k, k) }
+                }
                 var skip: UInt8 = 0
                 if threshold > 0 {
                     let h = DropoutMask.key(seed: idKey, node: lo + j)
@@ -148,50 +157,84 @@ final class FeatureAdamTrainer: Trainer {
                     ae += abs(e)
                 }
             }
-            userSide.accumulate(owner: t, of: threads, entities: us + lo, count: count, gradients: grads,
-                                others: pI, skips: skips, skipBit: 1)
-            itemSide.accumulate(owner: t, of: threads, entities: its + lo, count: count, gradients: grads,
-                                others: pU, skips: skips, skipBit: 2)
-            userSide.step(owner: t, factors: factors, decay: decay, biases: biases, nonNegative: m.config.nonNegative)
-            itemSide.step(owner: t, factors: factors, decay: decay, biases: biases, nonNegative: m.config.nonNegative)
+            let users = userSide.gather(owner: t, of: threads, entities: us + lo, count: count, skips: skips, skipBit: 1)
+            let items = itemSide.gather(owner: t, of: threads, entities: its + lo, count: count, skips: skips, skipBit: 2)
+            userSide.step(owner: t, touched: users, gradients: grads, others: pI, factors: factors, decay: decay,
+                          biases: biases, nonNegative: m.config.nonNegative)
+            itemSide.step(owner: t, touched: items, gradients: grads, others: pU, factors: factors, decay: decay,
+                          biases: biases, nonNegative: m.config.nonNegative)
         }
         return (se, ae)
     }
 }
 
 /// One side of `FeatureAdamTrainer`: the side's parameter rows (the model's table and biases),
-/// their Adam moments, and a batch's gradient sums with the list of rows each thread touched.
-/// Per row, moments and gradients hold k factor entries then the bias: (k + 1) floats.
+/// each row's Adam moments (a record of its first then second moments, factors then bias), and
+/// per batch, per row, the list of the batch's (rating, weight) pairs that reach it.
+///
+/// Lists rather than a gradient table: a batch's user rows are random and mostly evicted from
+/// the cache between the steps, and a gradient row per touched row was one more row to fetch
+/// and write (twice: summed into, then read by the step). The step builds each row's gradient
+/// from its list, on the stack, from the per-rating vectors the batch keeps in order. Rows
+/// belong to threads in runs of 16 (`owner`): with rows dealt out one by one, neighbouring
+/// rows of two threads shared cache lines of the factor table, and two threads were slower
+/// than one.
 private final class FeatureAdamSide: @unchecked Sendable {
     let c: CompositionView?
     /// Keeps the composition alive while its view is used.
-    let owner: Composition?
+    let composition: Composition?
     let factors, biases: UnsafeMutablePointer<Float>
     let k: Int
-    let firstMoments, secondMoments, gradients: Buffer<Float>
-    /// Per row: the sum of |w| over the batch's ratings reaching it (the L2 term's weight).
-    let reach: Buffer<Float>
-    /// Per row: whether the batch has touched it yet.
-    let touched: Buffer<UInt8>
-    /// Per thread: the rows it touched this batch (thread t's at t · perThread).
-    let touchedRows: Buffer<Int32>
-    let touchedCount: Buffer<Int>
-    let perThread: Int
+    /// Floats from one moments record to the next: 2 (k + 1) rounded up to whole 64-byte lines.
+    let stride: Int
+    private let moments: Buffer<Float>
+    /// Per row: its first and last pair of the batch (-1: untouched), in its owner's pairs.
+    private let head, tail: Buffer<Int32>
+    /// Per thread (from t · capacity): the pairs of its rows (rating, weight, next pair of the
+    /// same row or -1) and the rows it touched.
+    private let pairRating, pairNext, touchedRows: Buffer<Int32>
+    private let pairWeight: Buffer<Float>
+    let capacity: Int
 
     init(composition: Composition?, factors: UnsafeMutablePointer<Float>, biases: UnsafeMutablePointer<Float>,
-         rows: Int, k: Int, threads: Int) {
-        owner = composition
+         rows: Int, k: Int, threads: Int, batch: Int) {
+        self.composition = composition
         c = composition?.view
         self.factors = factors; self.biases = biases; self.k = k
-        firstMoments = Buffer(repeating: 0, count: rows * (k + 1), hugePages: true)
-        secondMoments = Buffer(repeating: 0, count: rows * (k + 1), hugePages: true)
-        gradients = Buffer(repeating: 0, count: rows * (k + 1), hugePages: true)
-        reach = Buffer(repeating: 0, count: rows)
-        touched = Buffer(repeating: 0, count: rows)
-        perThread = rows / threads + 1
-        touchedRows = Buffer(repeating: 0, count: perThread * threads)
-        touchedCount = Buffer(repeating: 0, count: threads)
+        stride = (2 * (k + 1) + 15) & ~15
+        moments = Buffer(repeating: 0, count: rows * stride, hugePages: true)
+        // From a cache line: a run of 16 rows' entries is one line, so threads share none.
+        head = Buffer(repeating: -1, count: rows, hugePages: true)
+        tail = Buffer(repeating: -1, count: rows, hugePages: true)
+        // A batch reaches at most batch × (the most pairs an entity has) rows' pairs.
+        var most = 1
+        if let composition {
+            most = 0
+            for e in 0..<composition.count { most = max(most, composition.range(e).count) }
+        }
+        capacity = max(batch * most, 1)
+        pairRating = Buffer(repeating: 0, count: capacity * threads)
+        pairNext = Buffer(repeating: 0, count: capacity * threads)
+        pairWeight = Buffer(repeating: 0, count: capacity * threads)
+        touchedRows = Buffer(repeating: 0, count: capacity * threads)
     }
+
+    /// Bytes of this side's optimiser state for `rows` rows and a batch's pairs.
+    static func bytes(rows: Int, k: Int, pairs: Int, threads: Int) throws -> Int {
+        let momentBytes = try MemoryBudget.product([rows, (2 * (k + 1) + 15) & ~15, 4], what: "Adam moments")
+        return momentBytes + (try MemoryBudget.product([pairs, threads, 16], what: "Adam batch pairs")) + rows * 8
+    }
+
+    /// The thread that sums and steps row r: its run of 16 rows hashed (Fibonacci hashing)
+    /// and scaled to the thread count: no division per pair, and a feature's consecutive rows
+    /// spread over the threads.
+    @inline(__always) static func owner(_ r: Int, of threads: Int) -> Int {
+        let h = UInt32(truncatingIfNeeded: (r >> 4) &* 0x9E37_79B1)
+        return Int((UInt64(h) &* UInt64(threads)) >> 32)
+    }
+
+    /// The row worth fetching ahead for entity e (its own, or its first: its id row).
+    @inline(__always) func firstRow(_ e: Int) -> Int? { c == nil ? e : c!.firstRow(e) }
 
     /// Entity e's composed vector written to `out`, its bias returned (a plain side: its row).
     @inline(__always)
@@ -203,60 +246,81 @@ private final class FeatureAdamSide: @unchecked Sendable {
         return SideRows(c: c, factors: factors, biases: biases, hot: nil, k: k).compose(e, into: out, skipIds: skipIds)
     }
 
-    /// Adds, in batch order, each rating's gradient to the rows of its entity that `owner`
-    /// steps (row r mod threads == owner).
-    func accumulate(owner t: Int, of threads: Int, entities: UnsafePointer<Int32>, count: Int,
-                    gradients g: UnsafePointer<Float>, others: UnsafePointer<Float>,
-                    skips: UnsafePointer<UInt8>, skipBit: UInt8) {
+    /// Lists, in batch order, the pairs of each rating's entity whose rows thread `t` owns;
+    /// returns how many rows it touched.
+    func gather(owner t: Int, of threads: Int, entities: UnsafePointer<Int32>, count: Int,
+                skips: UnsafePointer<UInt8>, skipBit: UInt8) -> Int {
+        let base = t &* capacity
+        let ratingOf = pairRating.base + base, next = pairNext.base + base, weightOf = pairWeight.base + base
+        let touched = touchedRows.base + base
+        var pairs = 0, rows = 0
+        @inline(__always) func add(_ r: Int, _ w: Float, _ j: Int) {
+            ratingOf[pairs] = Int32(j)
+            weightOf[pairs] = w
+            next[pairs] = -1
+            if head[r] < 0 {
+                head[r] = Int32(pairs)
+                touched[rows] = Int32(r)
+                rows &+= 1
+            } else {
+                next[Int(tail[r])] = Int32(pairs)
+            }
+            tail[r] = Int32(pairs)
+            pairs &+= 1
+        }
         for j in 0..<count {
-            let e = Int(entities[j]), other = others + j &* k
+            let e = Int(entities[j])
             guard let c else {
-                if e % threads == t { add(row: e, weight: 1, gradient: g[j], other: other, vector: true, owner: t) }
+                if Self.owner(e, of: threads) == t { add(e, 1, j) }
                 continue
             }
             let skip = skips[j] & skipBit != 0
             for p in c.range(e) {
                 let r = Int(c.rows[p])
-                guard r % threads == t else { continue }
-                let kind = c.kinds[r]
-                if skip && kind == RowKind.id.rawValue { continue }
-                add(row: r, weight: c.weights[p], gradient: g[j], other: other,
-                    vector: kind != RowKind.biasOnly.rawValue, owner: t)
+                guard Self.owner(r, of: threads) == t else { continue }
+                if skip && c.kinds[r] == RowKind.id.rawValue { continue }
+                add(r, c.weights[p], j)
             }
         }
+        return rows
     }
 
-    @inline(__always)
-    private func add(row r: Int, weight w: Float, gradient g: Float, other: UnsafePointer<Float>, vector: Bool, owner t: Int) {
-        let gk = k + 1, grad = gradients.base + r &* gk
-        if touched[r] == 0 {
-            touched[r] = 1
-            touchedRows[t &* perThread &+ touchedCount[t]] = Int32(r)
-            touchedCount[t] += 1
-            grad.update(repeating: 0, count: gk)
-            reach[r] = 0
-        }
-        let gw = g * w
-        if vector { Kernels.axpy(grad, other, k, gw) }
-        grad[k] += gw
-        reach[r] += abs(w)
-    }
-
-    /// Adam on the rows `owner` touched this batch, then clears its list. A bias-only row steps
-    /// its bias alone; `biases` false leaves every bias as it is.
-    func step(owner t: Int, factors f: Adam.Factors, decay: Float, biases withBiases: Bool, nonNegative: Bool) {
-        let gk = k + 1
-        for s in 0..<touchedCount[t] {
-            let r = Int(touchedRows[t &* perThread &+ s])
-            touched[r] = 0
-            let l2 = decay * reach[r], at = r &* gk
-            let m1 = firstMoments.base + at, m2 = secondMoments.base + at, grad = gradients.base + at
-            if c?.kinds[r] != RowKind.biasOnly.rawValue {
-                Adam.stepRow(factors + r &* k, m1, m2, grad, k, f, decay: l2)
-                if nonNegative { Kernels.clampNonNegative(factors + r &* k, k) }
+    /// Adam on the `touched` rows thread `t` gathered: each row's gradient Σ g_j w (v_j, 1) over
+    /// its pairs, in batch order, and its L2 weight Σ |w|. A bias-only row steps its bias alone;
+    /// `biases` false leaves every bias as it is.
+    func step(owner t: Int, touched count: Int, gradients g: UnsafePointer<Float>, others: UnsafePointer<Float>,
+              factors f: Adam.Factors, decay: Float, biases withBiases: Bool, nonNegative: Bool) {
+        let base = t &* capacity
+        let ratingOf = pairRating.base + base, next = pairNext.base + base, weightOf = pairWeight.base + base
+        let touched = touchedRows.base + base
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: k + 1) { scratch in
+            let grad = scratch.baseAddress!
+            for s in 0..<count {
+                if s &+ 3 < count {
+                    let ahead = Int(touched[s &+ 3])
+                    Kernels.prefetch(factors + ahead &* k, k)
+                    Kernels.prefetchL2(moments.base + ahead &* stride, 2 &* (k &+ 1))
+                }
+                let r = Int(touched[s])
+                let vector = c?.kinds[r] != RowKind.biasOnly.rawValue
+                grad.update(repeating: 0, count: k + 1)
+                var reach: Float = 0
+                var p = Int(head[r])
+                head[r] = -1
+                while p >= 0 {
+                    let j = Int(ratingOf[p]), w = weightOf[p], gw = g[j] * w
+                    if vector { Kernels.axpy(grad, others + j &* k, k, gw) }
+                    grad[k] += gw
+                    reach += abs(w)
+                    p = Int(next[p])
+                }
+                let l2 = decay * reach, m1 = moments.base + r &* stride, m2 = m1 + (k + 1)
+                if vector {
+                    Adam.stepRow(factors + r &* k, m1, m2, grad, k, f, decay: l2)
+                    if nonNegative { Kernels.clampNonNegative(factors + r &* k, k) }
+                }
+                if withBiases { Adam.stepRow(biases + r, m1 + k, m2 + k, grad + k, 1, f, decay: l2) }
             }
-            if withBiases { Adam.stepRow(biases + r, m1 + k, m2 + k, grad + k, 1, f, decay: l2) }
         }
-        touchedCount[t] = 0
     }
 }
