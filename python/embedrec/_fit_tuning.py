@@ -36,6 +36,7 @@ import pandas as pd
 
 from . import _tuning
 from ._core import CoreRatings
+from ._loading import sampled_users
 
 #: Below this many training ratings a hold-out says too little: the fixed values are used (the
 #: same floor as SGD's search).
@@ -71,12 +72,16 @@ class Candidate:
 
 class Choice:
     """What the search chose (``lr``, ``weight_decay``, ``rmse`` on the hold-out) and
-    ``trials``, a frame with one row per candidate: lr, weight_decay, holdout_rmse, seconds."""
+    ``trials``, a frame with one row per candidate: lr, weight_decay, holdout_rmse, seconds, and
+    ``on_all_ratings`` (True for the candidates checked on all the ratings after a search on a
+    sample)."""
 
-    def __init__(self, best, candidates):
+    def __init__(self, best, candidates, checked=()):
         self.lr, self.weight_decay, self.rmse = best.lr, best.weight_decay, best.rmse
+        self.candidates = candidates
         self.trials = pd.DataFrame([{"lr": c.lr, "weight_decay": c.weight_decay, "holdout_rmse": c.rmse,
-                                     "seconds": c.seconds} for c in candidates])
+                                     "seconds": c.seconds, "on_all_ratings": on_all}
+                                    for cs, on_all in ((candidates, False), (checked, True)) for c in cs])
 
 
 def choose(score, lr, weight_decay, report=None):
@@ -166,53 +171,83 @@ def split(sample, seed):
     return tuple(a[~held] for a in sample), tuple(a[held] for a in sample)
 
 
-def choose_for(model, options, data, start, verbose):
+def choose_for(model, options, data, start, verbose, share=1.0):
     """The search for ``model`` (its hooks ``_create_core``, ``_start_from_data`` and
     ``_create_trainer`` make each candidate) on ``data.sample``, from ``start`` = (lr,
-    weight_decay), with the other ``options`` of the run. Returns a :class:`Choice` or None
-    (every candidate diverged)."""
+    weight_decay), with the other ``options`` of the run. ``share`` < 1: ``data.sample`` holds
+    every rating, the search runs on the ratings of that share of the users, and the settings
+    ``model._from_sample`` derives from its best are fitted on all the ratings (less a
+    hold-out) to choose among them. Returns a :class:`Choice` or None (every candidate
+    diverged)."""
     n_users, n_items = len(data.users), len(data.items)
     model._active_trainer = _BETWEEN_FITS  # a stop() between two candidates is seen by the next
-    train, held = split(data.sample, options["seed"])
-    n_searched, data.sample = len(data.sample[2]), None  # the two parts replace the copy
+    everything, data.sample = data.sample, None  # the parts below replace the copy
+    searched = everything
+    if share < 1:
+        keep = sampled_users(everything[0], share)
+        searched = tuple(a[keep] for a in everything)
     low, high = data.stats.range
-    held_ratings = held[2].astype(np.float64)
 
-    def score(lr, weight_decay):
-        run = dict(options, lr=lr, weight_decay=weight_decay)
-        core = model._create_core(n_users, n_items, run)
-        try:
-            model._start_from_data(core, data.stats)
-            ratings = CoreRatings.from_arrays(*train, n_users, n_items)
+    def scorer(train, held):
+        held_ratings = held[2].astype(np.float64)
+
+        def score(lr, weight_decay):
+            run = dict(options, lr=lr, weight_decay=weight_decay)
+            core = model._create_core(n_users, n_items, run)
             try:
-                trainer = model._create_trainer(core, ratings, run)
+                model._start_from_data(core, data.stats)
+                ratings = CoreRatings.from_arrays(*train, n_users, n_items)
+                try:
+                    trainer = model._create_trainer(core, ratings, run)
+                finally:
+                    ratings.close()
+                seconds = 0.0
+                try:
+                    model._active_trainer = trainer  # model.stop() reaches the search
+                    if model._stop_request().is_set():
+                        trainer.cancel()
+                    for _ in range(run["epochs"]):
+                        loss, _, took = trainer.run_epoch()
+                        seconds += took
+                        if not np.isfinite(loss):
+                            return math.inf, seconds
+                finally:
+                    model._active_trainer = _BETWEEN_FITS
+                    trainer.close()
+                predicted = np.clip(core.predict(held[0], held[1], options["n_threads"]), low, high)
+                return float(np.sqrt(np.mean((held_ratings - predicted) ** 2))), seconds
             finally:
-                ratings.close()
-            seconds = 0.0
-            try:
-                model._active_trainer = trainer  # model.stop() reaches the search
-                if model._stop_request().is_set():
-                    trainer.cancel()
-                for _ in range(run["epochs"]):
-                    loss, _, took = trainer.run_epoch()
-                    seconds += took
-                    if not np.isfinite(loss):
-                        return math.inf, seconds
-            finally:
-                model._active_trainer = _BETWEEN_FITS
-                trainer.close()
-            predicted = np.clip(core.predict(held[0], held[1], options["n_threads"]), low, high)
-            return float(np.sqrt(np.mean((held_ratings - predicted) ** 2))), seconds
-        finally:
-            core.close()
+                core.close()
+        return score
 
     def report(candidate):
         if verbose:
             print(f"lr {candidate.lr:.4g}, weight_decay {candidate.weight_decay:.4g}: hold-out RMSE "
                   f"{candidate.rmse:.4f} ({candidate.seconds:.1f} s)", flush=True)
 
+    train, held = split(searched, options["seed"])
     if verbose:
-        whose = "all" if n_searched == data.stats.n else "a sample of the users'"
-        print(f"choosing lr and weight_decay on {whose} {n_searched:,} training ratings, "
+        whose = "all" if len(searched[2]) == data.stats.n else "a sample of the users'"
+        print(f"choosing lr and weight_decay on {whose} {len(searched[2]):,} training ratings, "
               f"{len(held[2]):,} of them held out", flush=True)
-    return choose(score, *start, report)
+    choice = choose(scorer(train, held), *start, report)
+    derived = model._from_sample(choice.lr, choice.weight_decay, share) if choice is not None else []
+    if len(derived) < 2:
+        return choice
+    # The sample's best and what it suggests for all the ratings, each fitted on all of them.
+    del train, held, searched
+    train, held = split(everything, options["seed"])
+    del everything
+    if verbose:
+        print(f"checking {len(derived)} of them on all {data.stats.n:,} training ratings, "
+              f"{len(held[2]):,} held out", flush=True)
+    score = scorer(train, held)
+    checked = []
+    for lr, weight_decay in derived:
+        rmse, seconds = score(lr, weight_decay)
+        checked.append(Candidate(lr, weight_decay, rmse if np.isfinite(rmse) else math.inf, seconds))
+        report(checked[-1])
+    best = min(checked, key=lambda c: c.rmse)
+    if not np.isfinite(best.rmse):
+        return choice
+    return Choice(best, choice.candidates, checked)

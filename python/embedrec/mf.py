@@ -1,6 +1,7 @@
 """Matrix factorisation: the dot product of user and item embeddings, with biases and a
 sigmoid output range as options (fastai's ``EmbeddingDotBias``, Funk SVD, Surprise's SVD)."""
 
+import math
 import warnings
 
 import numpy as np
@@ -318,6 +319,20 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         if verbose:
             print("chosen: " + ", ".join(f"{k} {v:.4g}" for k, v in spec._chosen.items()), flush=True)
         return dict(options, **spec._chosen, rates=tuning.rates, searched=True)
+
+    def _from_sample(self, lr, weight_decay, share):
+        """Adam on a sample (``share`` < 1): the sample's best and both scaled by sqrt(share),
+        each then fitted on all the ratings. The sample keeps each sampled user's ratings but
+        only ``share`` of each item's, and lazy Adam steps a row once per batch holding it, so
+        on the sample the items take fewer steps and the search can favour larger rates; for a
+        fixed number of noisy steps the best rate goes about as 1/sqrt(steps). Which one holds
+        depends on the data (docs/defaults.md): on the goodbooks shape the scaled pair scored
+        0.5848 against 0.5887, on the ml-20m shape 0.5282 against 0.5418, on the second
+        generator's 7.8-million-rating set 0.7676 against 0.7432."""
+        if self.params["optimizer"] != "adam" or share >= 0.5:  # at half or more the two differ little
+            return [(lr, weight_decay)]
+        factor = math.sqrt(share)
+        return [(lr, weight_decay), (lr * factor, weight_decay * factor)]
 
     def _before_epoch(self, trainer, epoch, options):
         rates = options.get("rates")

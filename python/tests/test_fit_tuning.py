@@ -49,7 +49,7 @@ def test_the_walk_crosses_a_flat_penalty_and_finds_the_minimum():
     assert choice.lr == pytest.approx(0.009, rel=0.01)  # a factor 3 from 0.003
     assert choice.weight_decay == pytest.approx(0.00095, rel=0.01)  # 0.3 / sqrt(10) ** 5
     assert len(calls) == len(set(calls)) <= _fit_tuning.MAX_FITS  # no candidate fitted twice
-    assert list(choice.trials.columns) == ["lr", "weight_decay", "holdout_rmse", "seconds"]
+    assert list(choice.trials.columns) == ["lr", "weight_decay", "holdout_rmse", "seconds", "on_all_ratings"]
     assert choice.trials["holdout_rmse"].min() == choice.rmse
 
 
@@ -156,6 +156,32 @@ def test_a_large_fit_searches_on_a_sample_of_users(monkeypatch, capsys, dense):
     searched = int(out.split("sample of the users' ")[1].split()[0].replace(",", ""))
     assert 0.15 * len(dense) < searched < 0.35 * len(dense)
     assert "chosen: lr" in out and model.tuning is not None
+
+
+def test_adam_checks_the_sample_choice_on_all_the_ratings(monkeypatch, capsys, dense):
+    """Adam MF searching on a quarter of the users fits the sample's best and that pair scaled
+    by sqrt(share) on all the ratings, and keeps the better of the two there."""
+    monkeypatch.setattr(embedrec.MatrixFactorization, "_search_ratings", len(dense) // 4)
+    model = MODELS["adam"](seed=0)
+    model.fit(dense, verbose=True)
+    out = capsys.readouterr().out
+    assert "sample of the users'" in out and "checking 2 of them on all" in out
+    trials = model.tuning
+    checked = trials[trials["on_all_ratings"]]
+    assert len(checked) == 2 and len(trials) > 2
+    sample_best = trials[~trials["on_all_ratings"]].sort_values("holdout_rmse").iloc[0]
+    first, scaled = checked.iloc[0], checked.iloc[1]
+    assert (first["lr"], first["weight_decay"]) == (sample_best["lr"], sample_best["weight_decay"])
+    factor = math.sqrt((len(dense) // 4) / len(dense))
+    assert scaled["lr"] == pytest.approx(first["lr"] * factor)
+    assert scaled["weight_decay"] == pytest.approx(first["weight_decay"] * factor)
+    winner = checked.sort_values("holdout_rmse").iloc[0]
+    assert (model.params["lr"], model.params["weight_decay"]) == (winner["lr"], winner["weight_decay"])
+    # The networks take the sample's best as it is.
+    monkeypatch.setattr(embedrec.NeuMF, "_search_ratings", len(dense) // 4)
+    network = MODELS["neumf"]()
+    network.fit(dense)
+    assert not network.tuning["on_all_ratings"].any()
 
 
 @pytest.mark.parametrize("how", ["stop", "interrupt"])
