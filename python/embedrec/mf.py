@@ -84,8 +84,11 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
     data are never used for the choice. With ``optimizer="adam"`` and ``lr`` and
     ``weight_decay`` both unset, ``fit`` chooses those two the way the networks do
     (``embedrec._fit_tuning``: each candidate a whole fit of the 10-epoch one-cycle schedule on a
-    sample of at most about a million ratings, scored on ratings held out of it; ``model.tuning``
-    lists lr, weight_decay, holdout_rmse, seconds). ``docs/defaults.md`` has the study.
+    sample of at most about a million ratings, scored on ratings held out of it; when that
+    sample holds less than half the ratings, its best pair and the pair scaled by
+    sqrt(sample share) are both fitted on all of them and the better kept; ``model.tuning``
+    lists lr, weight_decay, holdout_rmse, seconds, on_all_ratings). ``docs/defaults.md`` has the
+    study.
 
     Features: ``fit(df, user_features=..., item_features=...)`` makes it LightFM's hybrid model:
     a user's (item's) vector and bias are the sums of its id's row and its features' rows

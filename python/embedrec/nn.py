@@ -443,7 +443,7 @@ class EmbeddingNN(NetworkModel):
     rate a factor 3 either way and both together, at most 12 fits. Why: the penalty right on
     ml-100k flattens the networks on dense data (goodbooks shape: 0.82 RMSE against 0.72 with a
     weaker one). ``model.params`` shows "auto" before and the choice after a fit,
-    ``model.tuning`` the candidates (lr, weight_decay, holdout_rmse, seconds). Giving either
+    ``model.tuning`` the candidates (lr, weight_decay, holdout_rmse, seconds, on_all_ratings). Giving either
     one (or features, implicit training, fewer than 500 ratings) keeps the fixed values, which
     depend on the architecture, as does the initialisation left at ``None``:
 
