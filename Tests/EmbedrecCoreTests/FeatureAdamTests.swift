@@ -14,11 +14,6 @@ final class FeatureAdamTests: XCTestCase {
         return o
     }
 
-    private func identity(_ n: Int) throws -> Composition {
-        let indptr = (0...n).map { Int64($0) }, rows = (0..<n).map { Int32($0) }
-        return try Composition(indptr: indptr, rows: rows, weights: [Float](repeating: 1, count: n), count: n, nRows: n)
-    }
-
     /// Each entity made of its own row alone, with weight 1, trains as plain Adam MF does: the
     /// same batches, gradients, L2 term and steps, up to rounding.
     func testIdentityCompositionsTrainAsPlainAdam() throws {
@@ -28,7 +23,7 @@ final class FeatureAdamTests: XCTestCase {
         let hybrid = try MFModel(config: config, initStd: 0.1, seed: 3)
         let a = try makeTrainer(model: plain, data: try data.trainSet(), options: options())
         let b = try makeFeatureTrainer(model: hybrid, data: try data.trainSet(), options: options(),
-                                       users: try identity(data.nUsers), items: try identity(data.nItems))
+                                       users: try identityComposition(data.nUsers), items: try identityComposition(data.nItems))
         XCTAssertTrue(b is FeatureAdamTrainer)
         for _ in 0..<4 {
             let la = try a.runEpoch().loss, lb = try b.runEpoch().loss
@@ -113,7 +108,7 @@ final class FeatureAdamTests: XCTestCase {
     func testEmbeddingDropoutIsRefused() throws {
         let m = try MFModel(config: MFConfig(nUsers: 2, nItems: 2, nFactors: 2), initStd: 0.1, seed: 0)
         let data = try RatingSet(users: [0, 1], items: [0, 1], ratings: [3, 4], count: 2, nUsers: 2, nItems: 2)
-        let t = try makeFeatureTrainer(model: m, data: data, options: options(), users: nil, items: try identity(2))
+        let t = try makeFeatureTrainer(model: m, data: data, options: options(), users: nil, items: try identityComposition(2))
         XCTAssertThrowsError(try t.useEmbeddingDropout(EmbeddingDropout(userRate: 0.2, itemRate: 0)))
     }
 }

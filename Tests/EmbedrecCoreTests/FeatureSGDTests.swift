@@ -12,12 +12,6 @@ final class FeatureSGDTests: XCTestCase {
         return o
     }
 
-    private func identity(_ n: Int) throws -> Composition {
-        let indptr = (0...n).map { Int64($0) }, rows = (0..<n).map { Int32($0) }
-        let weights = [Float](repeating: 1, count: n)
-        return try Composition(indptr: indptr, rows: rows, weights: weights, count: n, nRows: n)
-    }
-
     /// Each entity made of its own row alone, with weight 1, is plain MF: the same training
     /// up to rounding (the composed update is written as row·(1 − lr λ) + lr g v).
     func testIdentityCompositionsTrainAsPlainMF() throws {
@@ -27,7 +21,7 @@ final class FeatureSGDTests: XCTestCase {
         let hybrid = try MFModel(config: config, initStd: 0.1, seed: 3)
         let a = try makeTrainer(model: plain, data: try data.trainSet(), options: options())
         let b = try makeFeatureTrainer(model: hybrid, data: try data.trainSet(), options: options(),
-                                       users: try identity(data.nUsers), items: try identity(data.nItems))
+                                       users: try identityComposition(data.nUsers), items: try identityComposition(data.nItems))
         for _ in 0..<5 {
             let la = try a.runEpoch().loss, lb = try b.runEpoch().loss
             XCTAssertEqual(la, lb, accuracy: 1e-5 * la)

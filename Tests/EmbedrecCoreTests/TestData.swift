@@ -84,3 +84,10 @@ func runInterruptedEpoch(_ trainer: Trainer) throws -> Bool {
         return done > 0 && done < total
     }
 }
+
+/// A composition in which each of `n` entities is its own row alone, with weight 1: the hybrid
+/// model that is plain MF.
+func identityComposition(_ n: Int) throws -> Composition {
+    let indptr = (0...n).map { Int64($0) }, rows = (0..<n).map { Int32($0) }
+    return try Composition(indptr: indptr, rows: rows, weights: [Float](repeating: 1, count: n), count: n, nRows: n)
+}
