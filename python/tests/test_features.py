@@ -266,6 +266,33 @@ def test_adam_trains_the_hybrid_model(planted, tmp_path):
     np.testing.assert_array_equal(embedrec.load(path).predict(cold_test), models[0].predict(cold_test))
 
 
+@pytest.mark.parametrize("options", [{"y_range": (0.5, 5.5)}, {"non_negative": True, "global_bias": False},
+                                     {"biases": False}, {"use_ids": False}],
+                         ids=["y_range", "non_negative", "no_biases", "content_only"])
+def test_adam_with_features_keeps_each_model_option(planted, options):
+    train, cold_test, features, _ = planted
+    model = MatrixFactorization(8, optimizer="adam", seed=0, n_threads=1, **options)
+    with warnings.catch_warnings():
+        # Non-negative rows add up to a positive dot product that the biases must pull back:
+        # at Adam's fixed 10 epochs it is still learning (the warning may say so).
+        warnings.simplefilter("ignore", embedrec.TrainingWarning)
+        losses = model.fit(train, item_features=features).to_frame()["train_loss"]
+    assert losses.iloc[-1] < 0.8 * losses.iloc[0]
+    predicted = model.predict(cold_test)
+    assert np.isfinite(predicted).all()
+    if "y_range" in options:
+        assert predicted.min() > 0.5 and predicted.max() < 5.5
+    if options.get("non_negative"):
+        assert (model.item_feature_embeddings >= 0).all() and (model.id_embeddings("item") >= 0).all()
+        assert (model.user_embeddings >= 0).all()
+    if options.get("biases") is False:
+        assert not model.item_bias.any() and not model.user_bias.any()
+    if options.get("use_ids") is False:
+        assert not model.id_embeddings("item").any()
+    if not options.get("non_negative"):
+        assert rmse(model, cold_test) < 1.0
+
+
 def test_content_only_model_has_no_id_rows(planted):
     train, cold_test, features, _ = planted
     model = MatrixFactorization(16, epochs=25, seed=0, n_threads=1, use_ids=False)
