@@ -3,14 +3,13 @@
 when they already are), and return caller-allocated NumPy outputs."""
 
 import ctypes
-import signal
 import threading
 from ctypes import c_double, c_int32, c_int64
 
 import numpy as np
 
 from . import _lib
-from ._interrupts import deferred as deferred_interrupts, start_deferring
+from ._interrupts import deferred as deferred_interrupts
 from ._lib import as_float32, as_int32, check, lib, ptr
 
 
@@ -267,10 +266,10 @@ class CoreTrainer(_CoreObject):
         a few thousand updates instead of after the whole epoch. ``on_progress(done, total,
         loss_sum)`` is called about ten times a second meanwhile. Returns (loss, mae, seconds).
 
-        The worker signals an Event when it is done; the waiting loop keeps waiting through
-        further interrupts, so the core never runs on after this method has returned or raised.
-        (Thread.join is not used: after an interrupted join, CPython may report the thread as
-        finished too early.)"""
+        The worker signals an Event when it is done; Ctrl-C is held while this thread waits for
+        it (``_interrupts.deferred``) and raised once the worker has stopped, so the core never
+        runs on after this method has returned or raised. (Thread.join is not used: after an
+        interrupted join, CPython may report the thread as finished too early.)"""
         loss, mae, seconds = c_double(), c_double(), c_double()
         result = {}
         done = threading.Event()
@@ -285,22 +284,25 @@ class CoreTrainer(_CoreObject):
             finally:
                 done.set()
 
-        deferred = start_deferring(threading.Thread(target=work, name="embedrec-epoch", daemon=True))
-        interrupted = False
-        while True:
-            try:
-                if deferred is not None:
-                    handler, deferred = deferred, None
-                    handler(signal.SIGINT, None)  # a Ctrl-C that came while the worker started
-                if done.wait(0.1):
-                    break
-                if on_progress is not None and not interrupted:
+        # Ctrl-C is held for the whole epoch, not raised in this thread: a KeyboardInterrupt can
+        # land between any two bytecodes, and one raised while the last one was being handled
+        # (in the cancel call) left the loop with the worker still training (restoring the
+        # weights then failed with ModelBusyError). Held, it only sets a flag this loop reads.
+        cancelled = False
+        with deferred_interrupts() as held:
+            threading.Thread(target=work, name="embedrec-epoch", daemon=True).start()
+            while not done.wait(0.1):
+                if held.stopping:
+                    if not cancelled:
+                        self.cancel()
+                        cancelled = True
+                elif on_progress is not None:
                     on_progress(*self.progress())
-            except KeyboardInterrupt:
-                interrupted = True
-                self.cancel()
-        if interrupted:
-            check(lib.embedrec_trainer_reset_cancel(self.handle))
+            if cancelled:
+                check(lib.embedrec_trainer_reset_cancel(self.handle))
+        # Leaving the block delivered a held Ctrl-C (a KeyboardInterrupt with Python's handler);
+        # a handler of the caller's that did not raise still stopped the epoch.
+        if cancelled:
             raise KeyboardInterrupt
         status = result["status"]
         if status != _lib.OK:

@@ -31,6 +31,11 @@ class deferred:
     def pending(self):
         return bool(self._came)
 
+    @property
+    def stopping(self):
+        """A Ctrl-C came that the replaced handler would act on (not one it ignores)."""
+        return bool(self._came) and self._previous is not signal.SIG_IGN
+
     def __enter__(self):
         if not _in_main_thread():
             return self
@@ -62,26 +67,3 @@ def _deliver(handler):
         handler(signal.SIGINT, None)
     else:  # SIG_DFL: stop as Ctrl-C does
         signal.default_int_handler(signal.SIGINT, None)
-
-
-def start_deferring(thread):
-    """Starts ``thread`` with Ctrl-C held back until it has started. Returns None, or the SIGINT
-    handler to call in its place when a Ctrl-C came meanwhile.
-
-    Why: ``Thread.start`` waits for the new thread to run. A KeyboardInterrupt raised in that
-    wait left the worker training, unseen, while the caller went on as if the epoch had stopped
-    (restoring the weights then failed with ModelBusyError)."""
-    if not _in_main_thread() or signal.getsignal(signal.SIGINT) is None:
-        thread.start()
-        return None
-    came = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
-    try:
-        thread.start()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if not came or previous is signal.SIG_IGN:
-        return None
-    if callable(previous):
-        return previous
-    return signal.default_int_handler

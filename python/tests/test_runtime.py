@@ -90,6 +90,36 @@ def test_ctrl_c_while_the_epoch_worker_starts_stops_cleanly():
     assert result.stdout.split() == ["interrupted=True", "epochs=1", "finite=True"], result.stdout
 
 
+CTRL_C_TWICE = ratings_script(200_000, 5_000, 500) + r"""
+import embedrec._core as core
+model = embedrec.MatrixFactorization(n_factors=16, epochs=3, n_threads=1)
+start, cancel = threading.Thread.start, core.CoreTrainer.cancel
+def start_then_ctrl_c(thread):
+    start(thread)
+    if thread.name == "embedrec-epoch" and len(model.history or ()) == 1:
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C, in the second epoch
+def cancel_and_ctrl_c_again(trainer):
+    os.kill(os.getpid(), signal.SIGINT)  # a second one while the first is being acted on
+    cancel(trainer)
+threading.Thread.start = start_then_ctrl_c
+core.CoreTrainer.cancel = cancel_and_ctrl_c_again
+try:
+    model.fit(df)
+    print("NOT INTERRUPTED")
+except KeyboardInterrupt:
+    print(f"interrupted={model.history.interrupted} epochs={len(model.history)} "
+          f"finite={np.isfinite(model.predict(df.head(100))).all()}")
+"""
+
+
+def test_a_second_ctrl_c_while_the_first_stops_the_epoch_stops_cleanly():
+    # A KeyboardInterrupt raised while the first was being handled (in the cancel call) used to
+    # leave the waiting loop with the worker still training (ModelBusyError on restoring).
+    result = subprocess.run([sys.executable, "-c", CTRL_C_TWICE], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["interrupted=True", "epochs=1", "finite=True"], result.stdout
+
+
 def test_concurrent_predictions_agree_with_serial(fitted, ratings):
     expected = fitted.predict(ratings)
     results, errors = [None] * 6, []
