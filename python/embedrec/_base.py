@@ -298,11 +298,17 @@ class Recommender(abc.ABC):
         """The share of users whose ratings ``_choose_settings`` searches on instead of all the
         data (None: no sample is made)."""
         if plan is None and self._chosen_names(self.get_params()) and n >= _fit_tuning.MIN_RATINGS:
-            share = min(1.0, self._search_ratings / n)
-            # A choice checked on all the ratings (_from_sample) needs them all: the search
-            # takes its share of the users from that copy.
-            return 1.0 if len(self._from_sample(1.0, 1.0, share)) > 1 else share
+            share, checked = self._search_plan(n)
+            # A choice checked on all the ratings needs them all: the search takes its share of
+            # the users from that copy.
+            return 1.0 if checked else share
         return None
+
+    def _search_plan(self, n):
+        """(the share of the users whose ratings the search runs on, of ``n`` ratings; whether
+        its choice is then checked on all the ratings, ``_from_sample``)."""
+        share = min(1.0, self._search_ratings / n)
+        return share, len(self._from_sample(1.0, 1.0, share)) > 1
 
     def _choose_settings(self, options, data, spec, has_features, verbose):
         """Chooses the settings left to the data (``_chosen_names``: lr and weight decay of the
@@ -317,11 +323,10 @@ class Recommender(abc.ABC):
         fixed = dict(options, **spec._chosen)
         if has_features or data.sample is None or len(data.sample[2]) < _fit_tuning.MIN_RATINGS:
             return fixed
-        share = len(data.sample[2]) / data.stats.n
-        if share >= 1:  # all the ratings: a checked choice searches on its share of the users
-            share = min(1.0, self._search_ratings / data.stats.n)
-            share = share if len(self._from_sample(1.0, 1.0, share)) > 1 else 1.0
-        choice = _fit_tuning.choose_for(self, fixed, data, (fixed["lr"], fixed["weight_decay"]), verbose, share)
+        share, checked = self._search_plan(data.stats.n)
+        # Unchecked, the loader copied only the sampled users' ratings: the search takes them all.
+        choice = _fit_tuning.choose_for(self, fixed, data, (fixed["lr"], fixed["weight_decay"]), verbose,
+                                        share if checked else 1.0)
         if choice is None:  # every candidate diverged: the fixed defaults, whose fit will say so
             return fixed
         spec._chosen = {"lr": choice.lr, "weight_decay": choice.weight_decay}

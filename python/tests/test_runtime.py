@@ -64,7 +64,10 @@ def test_ctrl_c_stops_fit_within_a_second_and_keeps_a_usable_model():
     assert int(fields["epochs"]) >= 1 and fields["last_complete_epoch"] == "True", out
 
 
-CTRL_C_WHILE_STARTING = ratings_script(200_000, 5_000, 500) + r"""
+def ctrl_c_in_the_second_epoch(patch=""):
+    """A script whose fit gets Ctrl-C while its second epoch's worker is starting (``patch``:
+    more to do before the fit), and prints what the interrupted model holds."""
+    return ratings_script(200_000, 5_000, 500) + r"""
 model = embedrec.MatrixFactorization(n_factors=16, epochs=3, n_threads=1)
 start = threading.Thread.start
 def start_then_ctrl_c(thread):
@@ -73,6 +76,7 @@ def start_then_ctrl_c(thread):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second epoch's worker is starting
         time.sleep(0.2)
 threading.Thread.start = start_then_ctrl_c
+""" + patch + r"""
 try:
     model.fit(df)
     print("NOT INTERRUPTED")
@@ -80,6 +84,9 @@ except KeyboardInterrupt:
     print(f"interrupted={model.history.interrupted} epochs={len(model.history)} "
           f"finite={np.isfinite(model.predict(df.head(100))).all()}")
 """
+
+
+CTRL_C_WHILE_STARTING = ctrl_c_in_the_second_epoch()
 
 
 def test_ctrl_c_while_the_epoch_worker_starts_stops_cleanly():
@@ -90,26 +97,14 @@ def test_ctrl_c_while_the_epoch_worker_starts_stops_cleanly():
     assert result.stdout.split() == ["interrupted=True", "epochs=1", "finite=True"], result.stdout
 
 
-CTRL_C_TWICE = ratings_script(200_000, 5_000, 500) + r"""
+CTRL_C_TWICE = ctrl_c_in_the_second_epoch(r"""
 import embedrec._core as core
-model = embedrec.MatrixFactorization(n_factors=16, epochs=3, n_threads=1)
-start, cancel = threading.Thread.start, core.CoreTrainer.cancel
-def start_then_ctrl_c(thread):
-    start(thread)
-    if thread.name == "embedrec-epoch" and len(model.history or ()) == 1:
-        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C, in the second epoch
+cancel = core.CoreTrainer.cancel
 def cancel_and_ctrl_c_again(trainer):
-    os.kill(os.getpid(), signal.SIGINT)  # a second one while the first is being acted on
+    os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C while the first is being acted on
     cancel(trainer)
-threading.Thread.start = start_then_ctrl_c
 core.CoreTrainer.cancel = cancel_and_ctrl_c_again
-try:
-    model.fit(df)
-    print("NOT INTERRUPTED")
-except KeyboardInterrupt:
-    print(f"interrupted={model.history.interrupted} epochs={len(model.history)} "
-          f"finite={np.isfinite(model.predict(df.head(100))).all()}")
-"""
+""")
 
 
 def test_a_second_ctrl_c_while_the_first_stops_the_epoch_stops_cleanly():

@@ -58,12 +58,10 @@ final class FeatureAdamTrainer: Trainer {
         let k = model.k, batch = min(options.batchSize, data.count)
         self.batch = batch
         let threads = resolveThreads(options.threads, work: data.count * k, minPerThread: 2_000_000)
-        func mostPairs(_ c: Composition?) -> Int {
-            guard let c else { return 1 }
-            return (0..<c.count).reduce(1) { max($0, c.range($1).count) }
-        }
-        let state = try FeatureAdamSide.bytes(rows: model.config.nUsers, k: k, pairs: batch * mostPairs(users), threads: threads)
-            + FeatureAdamSide.bytes(rows: model.config.nItems, k: k, pairs: batch * mostPairs(items), threads: threads)
+        // A batch reaches at most batch × (the most pairs an entity has) rows' pairs per side.
+        let userPairs = batch * FeatureAdamSide.mostPairs(users), itemPairs = batch * FeatureAdamSide.mostPairs(items)
+        let state = try FeatureAdamSide.bytes(rows: model.config.nUsers, k: k, pairs: userPairs, threads: threads)
+            + FeatureAdamSide.bytes(rows: model.config.nItems, k: k, pairs: itemPairs, threads: threads)
         let scratch = try MemoryBudget.product([batch, 2 * k + 3, 4], what: "Adam scratch")
         try MemoryBudget.check(bytes: state + scratch, what: "Adam optimiser state")
         totalSteps = options.epochs * (data.count / batch + 1)
@@ -74,9 +72,9 @@ final class FeatureAdamTrainer: Trainer {
         idSeed = options.seed ^ 0x1D_D809
         _ = model.clearUnreachedRows(users: users, items: items, data: data)
         userState = FeatureAdamSide(composition: users, factors: model.userFactors.base, biases: model.userBias.base,
-                                    rows: model.config.nUsers, k: k, threads: team.size, batch: batch)
+                                    rows: model.config.nUsers, k: k, threads: team.size, pairs: userPairs)
         itemState = FeatureAdamSide(composition: items, factors: model.itemFactors.base, biases: model.itemBias.base,
-                                    rows: model.config.nItems, k: k, threads: team.size, batch: batch)
+                                    rows: model.config.nItems, k: k, threads: team.size, pairs: itemPairs)
         composedU = Buffer(repeating: 0, count: batch * k)
         composedI = Buffer(repeating: 0, count: batch * k)
         ratingGradient = Buffer(repeating: 0, count: batch)
@@ -197,7 +195,7 @@ private final class FeatureAdamSide: @unchecked Sendable {
     let capacity: Int
 
     init(composition: Composition?, factors: UnsafeMutablePointer<Float>, biases: UnsafeMutablePointer<Float>,
-         rows: Int, k: Int, threads: Int, batch: Int) {
+         rows: Int, k: Int, threads: Int, pairs: Int) {
         self.composition = composition
         c = composition?.view
         self.factors = factors; self.biases = biases; self.k = k
@@ -206,17 +204,17 @@ private final class FeatureAdamSide: @unchecked Sendable {
         // From a cache line: a run of 16 rows' entries is one line, so threads share none.
         head = Buffer(repeating: -1, count: rows, hugePages: true)
         tail = Buffer(repeating: -1, count: rows, hugePages: true)
-        // A batch reaches at most batch × (the most pairs an entity has) rows' pairs.
-        var most = 1
-        if let composition {
-            most = 0
-            for e in 0..<composition.count { most = max(most, composition.range(e).count) }
-        }
-        capacity = max(batch * most, 1)
+        capacity = max(pairs, 1)
         pairRating = Buffer(repeating: 0, count: capacity * threads)
         pairNext = Buffer(repeating: 0, count: capacity * threads)
         pairWeight = Buffer(repeating: 0, count: capacity * threads)
         touchedRows = Buffer(repeating: 0, count: capacity * threads)
+    }
+
+    /// The most pairs an entity of `c` has (1 for a plain side: its own row).
+    static func mostPairs(_ c: Composition?) -> Int {
+        guard let c else { return 1 }
+        return (0..<c.count).reduce(1) { max($0, c.range($1).count) }
     }
 
     /// Bytes of this side's optimiser state for `rows` rows and a batch's pairs.
