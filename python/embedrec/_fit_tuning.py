@@ -15,8 +15,11 @@ RMSE on ratings held out of that copy:
 1. The weight decay walks down from the fixed default by decades, on while a step is no worse
    than the best so far by more than ``FLAT``: a penalty strong enough to flatten the model to
    its biases looks the same at several values (on the goodbooks shape 0.82 RMSE from 0.1 to 3,
-   within 0.3%), a plateau to cross, not a minimum. It goes up a decade when the default
-   itself is best.
+   within 0.3%), a plateau to cross, not a minimum. When no lower penalty beat the default,
+   a decade lower with a rate 3 times higher is tried, and the walk goes on from there if that
+   did: a lower penalty can need a higher rate to leave the plateau without overfitting (on
+   280,000 ratings of the second generator ``EmbeddingNN`` at lr 0.003 did 2.6% worse a decade
+   below its default, at lr 0.009 0.6% better). Otherwise it goes up a decade.
 2. Around the best, the weight decay's neighbours a factor sqrt(10) either way.
 3. At the best weight decay the learning rate tries a factor 3 either way.
 4. Both together along the diagonal (lr and weight decay up, or both down): for Adam the two
@@ -129,6 +132,10 @@ def choose(score, lr, weight_decay, report=None):
 
     start = trial(lr, weight_decay)
     walk(start, 1, 1 / DECADE, FLAT)
+    if best() is start:
+        faster = trial(lr * LR_STEP, weight_decay / DECADE)
+        if faster is not None and faster.rmse < start.rmse:
+            walk(faster, 1, 1 / DECADE, FLAT)
     if best() is start:
         walk(start, 1, DECADE, 0)
     around(best(), ((1, WEIGHT_DECAY_STEP), (1, 1 / WEIGHT_DECAY_STEP)))

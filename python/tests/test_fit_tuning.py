@@ -59,6 +59,25 @@ def test_the_walk_goes_up_when_the_start_is_too_weak():
     assert choice.weight_decay > 0.3 and choice.lr == 0.003
 
 
+def test_a_lower_penalty_that_overfits_at_the_start_rate_is_tried_at_a_higher_rate():
+    calls = []
+
+    def score(lr, weight_decay):
+        """Flattened above weight decay 0.1; below it overfit at rates under 0.005, and a
+        minimum at (0.009, 0.03) at higher rates."""
+        calls.append((lr, weight_decay))
+        if weight_decay > 0.1:
+            return 1.0, 0.0
+        if lr < 0.005:
+            return 1.2, 0.0
+        return 0.8 + 0.01 * (math.log(lr / 0.009) ** 2 + math.log(weight_decay / 0.03) ** 2), 0.0
+
+    choice = _fit_tuning.choose(score, 0.003, 0.3)
+    assert (choice.lr, choice.weight_decay) == (0.009, 0.03)
+    assert choice.rmse == pytest.approx(0.8)
+    assert len(calls) == len(set(calls)) <= _fit_tuning.MAX_FITS
+
+
 def test_a_search_where_every_candidate_diverges_chooses_nothing():
     assert _fit_tuning.choose(lambda lr, wd: (math.inf, 0.0), 0.003, 0.3) is None
 
