@@ -60,6 +60,23 @@ def test_conjugate_gradient_als_converges_to_the_exact_solves():
     np.testing.assert_allclose(scores, np.sum(X[u] * Y[i], axis=1), atol=2e-4)
 
 
+def test_the_training_loss_is_the_weighted_objective_of_the_final_factors():
+    df = interactions(n_users=50, n_items=35, per_user=7, seed=4)
+    model = embedrec.ImplicitMF(5, regularization=0.5, alpha=2.0, epochs=3, seed=3)
+    history = model.fit(df)
+    state = model._fitted
+    u = state.users.rows(df["user"], "user")
+    i = state.items.rows(df["item"], "item")
+    C = np.ones((len(state.users), len(state.items)))
+    P = np.zeros_like(C)
+    np.add.at(C, (u, i), 2.0 * df["plays"].to_numpy())
+    P[u, i] = 1
+    X = model.user_embeddings.astype(np.float64)
+    Y = model.item_embeddings.astype(np.float64)
+    objective = np.sum(C * (P - X @ Y.T) ** 2) + 0.5 * (np.sum(X ** 2) + np.sum(Y ** 2))
+    assert history["train_loss"][-1] == pytest.approx(objective / np.sum(C), rel=1e-4)
+
+
 def test_the_loss_falls_and_training_is_deterministic():
     train, _ = split()
     a = embedrec.ImplicitMF(8, epochs=6, seed=2)

@@ -9,6 +9,8 @@ public final class InteractionRows {
     public let indptr: Buffer<Int64>
     public let indices: Buffer<Int32>
     public let weights: Buffer<Float>
+    /// The most columns of any row (for per-row scratch space).
+    public let longestRow: Int
 
     /// Builds the rows from `count` (row, column, weight) triples: two stable counting sorts
     /// (by column, then by row) leave each row's columns in order in O(count), then duplicates
@@ -61,6 +63,9 @@ public final class InteractionRows {
         }
         for row in 0...nRows { ptr[row] = newPtr[row] }
         indptr = ptr
+        var longest = 0
+        for row in 0..<nRows { longest = max(longest, Int(ptr[row + 1] - ptr[row])) }
+        longestRow = longest
         indices = Buffer(copying: cols.base, count: out, zero: 0)
         weights = Buffer(copying: vals.base, count: out, zero: 0)
     }
