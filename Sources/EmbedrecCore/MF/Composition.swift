@@ -19,6 +19,8 @@ public final class Composition {
     public let count: Int
     /// Number of parameter rows the pairs index.
     public let nRows: Int
+    /// The most pairs any entity has (at least 1): the size of per-entity scratch space.
+    public let mostPairs: Int
 
     /// Copies and validates the CSR arrays: indptr non-decreasing from 0 to the pair count,
     /// rows in 0..<nRows, weights finite.
@@ -43,6 +45,9 @@ public final class Composition {
         }
         self.count = count
         self.nRows = nRows
+        var most = 1
+        for e in 0..<count { most = max(most, Int(indptr[e + 1] - indptr[e])) }
+        mostPairs = most
         self.indptr = Buffer(copying: indptr, count: count + 1, zero: 0)
         self.rows = Buffer(copying: rows, count: max(pairs, 1), zero: 0)
         self.weights = Buffer(copying: weights, count: max(pairs, 1), zero: 0)

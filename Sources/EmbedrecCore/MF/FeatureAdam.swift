@@ -213,8 +213,7 @@ private final class FeatureAdamSide: @unchecked Sendable {
 
     /// The most pairs an entity of `c` has (1 for a plain side: its own row).
     static func mostPairs(_ c: Composition?) -> Int {
-        guard let c else { return 1 }
-        return (0..<c.count).reduce(1) { max($0, c.range($1).count) }
+        c?.mostPairs ?? 1
     }
 
     /// Bytes of this side's optimiser state for `rows` rows and a batch's pairs.
