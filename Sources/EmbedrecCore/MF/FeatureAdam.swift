@@ -45,11 +45,9 @@ final class FeatureAdamTrainer: Trainer {
     private let ratingGradient, ratingError: Buffer<Float>
     private let skipIds: Buffer<UInt8>
 
+    /// `idDropout` in [0, 1), as `makeFeatureTrainer` checks.
     init(model: MFModel, data: RatingSet, options: TrainOptions, users: Composition?, items: Composition?,
          idDropout: Float) throws {
-        guard idDropout.isFinite, idDropout >= 0, idDropout < 1 else {
-            throw CoreError.invalid("id_dropout must be in [0, 1), got \(idDropout)")
-        }
         self.model = model
         self.data = data
         self.options = options

@@ -278,10 +278,7 @@ extension SGDTrainer {
     /// be plain). Before the first epoch; rows no rating reaches are cleared
     /// (`MFModel.clearUnreachedRows`).
     func useFeatures(users: Composition?, items: Composition?, idDropout: Float = 0) throws {
-        guard idDropout.isFinite, idDropout >= 0, idDropout < 1 else {
-            throw CoreError.invalid("id_dropout must be in [0, 1), got \(idDropout)")
-        }
-        self.idDropout = idDropout
+        self.idDropout = idDropout  // checked by makeFeatureTrainer
         guard epochsDone == 0 else { throw CoreError.invalid("features must be set before the first epoch") }
         guard !dropout.isActive else { throw CoreError.invalid("embedding dropout is not supported with user or item features") }
         features = (users, items)
@@ -319,6 +316,9 @@ public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOp
                                users: Composition?, items: Composition?, idDropout: Float = 0) throws -> Trainer {
     try options.validate()
     guard data.count > 0 else { throw CoreError.invalid("there are no training ratings") }
+    guard idDropout.isFinite, idDropout >= 0, idDropout < 1 else {
+        throw CoreError.invalid("id_dropout must be in [0, 1), got \(idDropout)")
+    }
     guard users != nil || items != nil else {
         throw CoreError.invalid("a feature trainer needs a user or an item composition (or both); without either, "
                                 + "train the plain model (embedrec_trainer_create_from)")
