@@ -33,6 +33,40 @@ final class ImplicitTests: XCTestCase {
         }
     }
 
+    /// Four products side by side give each vector the bits of its product alone, for widths
+    /// with and without a remainder of rows (k mod 4) and of entries (k mod 8).
+    func testGroupedMatrixProductsAreTheSingleOnesBits() {
+        for k in [4, 13, 16, 100] {
+            var rng = Xoshiro256(seed: UInt64(k))
+            let m = (0..<(k * k)).map { _ in rng.nextUnitFloat() - 0.5 }
+            let vs = (0..<4).map { _ in (0..<k).map { _ in rng.nextUnitFloat() * 2 - 1 } }
+            var alone = [[Float]](repeating: [Float](repeating: 0, count: k), count: 4)
+            var together = alone
+            m.withUnsafeBufferPointer { mp in
+                for g in 0..<4 {
+                    vs[g].withUnsafeBufferPointer { v in
+                        alone[g].withUnsafeMutableBufferPointer { o in
+                            ImplicitALSTrainer.matrixVector(mp.baseAddress!, v.baseAddress!, o.baseAddress!, k: k)
+                        }
+                    }
+                }
+                let inputs = vs.map { v -> UnsafeMutablePointer<Float> in
+                    let p = UnsafeMutablePointer<Float>.allocate(capacity: k)
+                    p.initialize(from: v, count: k)
+                    return p
+                }
+                let outputs = (0..<4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: k) }
+                ImplicitALSTrainer.matrixVectors(mp.baseAddress!, inputs.map { UnsafePointer($0) }, outputs, count: 4, k: k)
+                for g in 0..<4 {
+                    together[g] = Array(UnsafeBufferPointer(start: outputs[g], count: k))
+                    inputs[g].deallocate()
+                    outputs[g].deallocate()
+                }
+            }
+            XCTAssertEqual(together, alone, "k = \(k)")
+        }
+    }
+
     private func trainedLosses(_ method: ImplicitOptions.Method, epochs: Int) throws -> [Double] {
         var rng = Xoshiro256(seed: 3)
         var users = [Int32](), items = [Int32](), weights = [Float]()
