@@ -42,6 +42,23 @@ public final class BPRTrainer: Trainer {
                 let (X, Y, b, us, its, out) = ptrs.value
                 var rng = Xoshiro256(seed: seed ^ (UInt64(c) &* 0xD1B5_4A32_D192_ED03))
                 var lossSum = 0.0, done = 0, reportedDone = 0, reportedLoss = 0.0
+                /// The next triple: (user, positive, negative), the negative -1 when there is
+                /// none (the user has every item, or no draw found one).
+                func draw() -> (Int, Int, Int) {
+                    let r = rng.nextIndex(below: n)
+                    let u = Int(us[r]), i = Int(its[r])
+                    if rows.length(of: u) >= nItems { return (u, i, -1) }  // no item left to be a negative
+                    var j = Int32(rng.nextIndex(below: nItems))
+                    var draws = 1
+                    while rows.contains(row: u, column: j) && draws < BPRTrainer.maxNegativeDraws {
+                        j = Int32(rng.nextIndex(below: nItems))
+                        draws += 1
+                    }
+                    return (u, i, rows.contains(row: u, column: j) ? -1 : Int(j))
+                }
+                // Each triple is drawn one step ahead and its three rows prefetched while the
+                // current one trains: the draws come in the same order, so do the results.
+                var next = range.isEmpty ? (0, 0, -1) : draw()
                 for step in range {
                     if (step - range.lowerBound) % 8192 == 0 {
                         if cancel.isSet { break }
@@ -49,18 +66,19 @@ public final class BPRTrainer: Trainer {
                         reportedDone = done
                         reportedLoss = lossSum
                     }
-                    let r = rng.nextIndex(below: n)
-                    let u = Int(us[r]), i = Int(its[r])
-                    if rows.length(of: u) >= nItems { continue }  // no item left to be a negative
-                    var j = Int32(rng.nextIndex(below: nItems))
-                    var draws = 1
-                    while rows.contains(row: u, column: j) && draws < BPRTrainer.maxNegativeDraws {
-                        j = Int32(rng.nextIndex(below: nItems))
-                        draws += 1
+                    let (u, i, negative) = next
+                    if step &+ 1 < range.upperBound {
+                        next = draw()
+                        if next.2 >= 0 {
+                            Kernels.prefetch(X + next.0 * k, k)
+                            Kernels.prefetch(Y + next.1 * k, k)
+                            Kernels.prefetch(Y + next.2 * k, k)
+                        }
                     }
-                    if rows.contains(row: u, column: j) { continue }
-                    let x = X + u * k, yi = Y + i * k, yj = Y + Int(j) * k
-                    let diff = b[i] - b[Int(j)] + Kernels.dot(x, yi, k) - Kernels.dot(x, yj, k)
+                    if negative < 0 { continue }
+                    let j = negative
+                    let x = X + u * k, yi = Y + i * k, yj = Y + j * k
+                    let diff = b[i] - b[j] + Kernels.dot(x, yi, k) - Kernels.dot(x, yj, k)
                     // d/d diff of ln σ(diff) is σ(−diff); the loss is −ln σ(diff) = ln(1 + e^−diff).
                     let z = sigmoid(-diff)
                     // −ln σ(diff) = −ln(1 − z): from z while it is small, else from diff (stable).
@@ -68,7 +86,7 @@ public final class BPRTrainer: Trainer {
                     done += 1
                     BPRTrainer.step(x, yi, yj, k, z: z, lr: lr, reg: reg)
                     b[i] += lr * (z - reg * b[i])
-                    b[Int(j)] += lr * (-z - reg * b[Int(j)])
+                    b[j] += lr * (-z - reg * b[j])
                 }
                 progress.add(done - reportedDone, loss: lossSum - reportedLoss)
                 out[2 * c] = lossSum
