@@ -30,7 +30,9 @@ public final class BPRTrainer: Trainer {
         try model.useGuard.withWriting {
             let start = monotonicSeconds()
             let n = data.count, k = model.k, nItems = model.config.nItems
-            let threads = resolveThreads(options.threads, work: n, minPerThread: 20_000)
+            // Each thread takes at least 10,000 triples: two threads already paid on ml-latest-small's
+            // 48,600 positives (8.8 ms an epoch against 15 ms on one).
+            let threads = resolveThreads(options.threads, work: n, minPerThread: 10_000)
             let partial = Buffer<Double>(repeating: 0, count: 2 * threads)
             let lr = options.learningRate, reg = options.regularization
             let seed = options.seed ^ (UInt64(epochsDone + 1) &* 0x9E37_79B9_7F4A_7C15)
