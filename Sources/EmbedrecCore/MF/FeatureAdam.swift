@@ -56,8 +56,9 @@ final class FeatureAdamTrainer: Trainer {
         let k = model.k, batch = min(options.batchSize, data.count)
         self.batch = batch
         let threads = resolveThreads(options.threads, work: data.count * k, minPerThread: 2_000_000)
-        // A batch reaches at most batch × (the most pairs an entity has) rows' pairs per side.
-        let userPairs = batch * FeatureAdamSide.mostPairs(users), itemPairs = batch * FeatureAdamSide.mostPairs(items)
+        // A batch reaches at most batch × (the most pairs an entity has; 1 on a plain side) rows'
+        // pairs per side.
+        let userPairs = batch * (users?.mostPairs ?? 1), itemPairs = batch * (items?.mostPairs ?? 1)
         let state = try FeatureAdamSide.bytes(rows: model.config.nUsers, k: k, pairs: userPairs, threads: threads)
             + FeatureAdamSide.bytes(rows: model.config.nItems, k: k, pairs: itemPairs, threads: threads)
         let scratch = try MemoryBudget.product([batch, 2 * k + 3, 4], what: "Adam scratch")
@@ -207,11 +208,6 @@ private final class FeatureAdamSide: @unchecked Sendable {
         pairNext = Buffer(repeating: 0, count: capacity * threads)
         pairWeight = Buffer(repeating: 0, count: capacity * threads)
         touchedRows = Buffer(repeating: 0, count: capacity * threads)
-    }
-
-    /// The most pairs an entity of `c` has (1 for a plain side: its own row).
-    static func mostPairs(_ c: Composition?) -> Int {
-        c?.mostPairs ?? 1
     }
 
     /// Bytes of this side's optimiser state for `rows` rows and a batch's pairs.
