@@ -60,6 +60,37 @@ def test_conjugate_gradient_als_converges_to_the_exact_solves():
     np.testing.assert_allclose(scores, np.sum(X[u] * Y[i], axis=1), atol=2e-4)
 
 
+def test_rows_with_few_interactions_are_solved_exactly_whatever_the_cg_steps():
+    # Most items have one to three users: their rows are solved exactly (cheaper there than CG
+    # steps), so after one epoch of a single CG step each such item is already the exact
+    # least-squares solution against the users it was solved against, the final user rows.
+    df = interactions(n_users=300, n_items=900, per_user=6, groups=3, seed=6)
+    model = embedrec.ImplicitMF(32, regularization=0.5, alpha=2.0, epochs=1, cg_steps=1, init_std=0.1, seed=2)
+    history = model.fit(df)
+    state = model._fitted
+    u = state.users.rows(df["user"], "user")
+    i = state.items.rows(df["item"], "item")
+    X = model.user_embeddings.astype(np.float64)
+    Y = model.item_embeddings.astype(np.float64)
+    base = X.T @ X + 0.5 * np.eye(32)
+    extra = 2.0 * df["plays"].to_numpy(np.float64)
+    counts = np.bincount(i, minlength=len(state.items))
+    short = np.flatnonzero((counts >= 1) & (counts <= 3))
+    assert short.size > 500
+    for item in short:
+        mine = i == item
+        xs, e = X[u[mine]], extra[mine]
+        want = np.linalg.solve(base + (xs * e[:, None]).T @ xs, xs.T @ (1 + e))
+        np.testing.assert_allclose(Y[item], want, rtol=2e-4, atol=2e-5)
+    # The loss of the epoch is still the objective of the final factors.
+    C = np.ones((len(state.users), len(state.items)))
+    P = np.zeros_like(C)
+    np.add.at(C, (u, i), extra)
+    P[u, i] = 1
+    objective = np.sum(C * (P - X @ Y.T) ** 2) + 0.5 * (np.sum(X ** 2) + np.sum(Y ** 2))
+    assert history["train_loss"][-1] == pytest.approx(objective / np.sum(C), rel=1e-4)
+
+
 def test_the_training_loss_is_the_weighted_objective_of_the_final_factors():
     df = interactions(n_users=50, n_items=35, per_user=7, seed=4)
     model = embedrec.ImplicitMF(5, regularization=0.5, alpha=2.0, epochs=3, seed=3)

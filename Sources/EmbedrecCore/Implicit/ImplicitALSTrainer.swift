@@ -10,7 +10,8 @@
 /// With the items fixed, each user's row solves (YᵀY + λI + Σ_{i∈u} (c_ui − 1) y_i y_iᵀ) x_u =
 /// Σ_{i∈u} c_ui y_i. YᵀY is computed once per half-epoch, so a row costs O(|u| k + k²) per CG
 /// step instead of the O(k³) of a direct solve; CG starts from the row's current value, so a
-/// few steps an epoch keep it close to the exact solution. An epoch solves every user, then
+/// few steps an epoch keep it close to the exact solution. Rows of few interactions, where it
+/// costs less, are solved exactly instead (`ShortRowSolves`). An epoch solves every user, then
 /// every item. Rows are independent, so the result does not depend on the thread count except
 /// for the order YᵀY's partial sums are added in (per chunk, in chunk order: identical runs
 /// for the same thread count).
@@ -279,9 +280,14 @@ public final class ImplicitALSTrainer: Trainer {
         let lossParts = Buffer<Double>(repeating: 0, count: chunks)
         let longest = withLoss ? rows.longestRow : 0
         let group = ImplicitALSTrainer.group, groupFloats = ImplicitALSTrainer.groupFloats
+        let exact = ShortRowSolves(rows: rows, fixed: fixed, nFixed: nFixed, gram: gramD,
+                                   regularization: options.regularization, k: k, steps: steps, threads: options.threads,
+                                   forcedLimit: options.shortRowLimit)
+        let exactLimit = exact?.limit ?? -1
         let ptrs = UncheckedSendable((target, fixed, base.base, lossParts.base))
         parallelChunks(count: rows.nRows, chunks: chunks) { chunk, range in
             let (X, Y, A0, lossOut) = ptrs.value
+            let exactScratch = exact.map { ShortRowSolves.Scratch(limit: $0.limit) }
             // Per row of a group: r, p, Ap; with the loss (FᵀF + λI) x and (FᵀF + λI) p, and per
             // item of the row f_j · x and f_j · p.
             let perRow = 5 * k + 2 * longest
@@ -307,9 +313,16 @@ public final class ImplicitALSTrainer: Trainer {
                     progress.add(start - reported, loss: 0)
                     reported = start
                 }
+                if let exact, let exactScratch, rows.length(of: start) <= exactLimit {
+                    lossSum += exact.solve(row: start, rows: rows, fixed: Y, alpha: alpha, x: X + start * k,
+                                           scratch: exactScratch, withLoss: withLoss)
+                    start += 1
+                    continue
+                }
                 // Short rows go together while their items' rows stay within groupFloats.
                 var n = 1, pairs = rows.length(of: start)
-                while n < group && start + n < range.upperBound && (pairs + rows.length(of: start + n)) * k <= groupFloats {
+                while n < group && start + n < range.upperBound && rows.length(of: start + n) > exactLimit
+                        && (pairs + rows.length(of: start + n)) * k <= groupFloats {
                     pairs += rows.length(of: start + n)
                     n += 1
                 }

@@ -110,6 +110,9 @@ public struct ImplicitOptions {
     public var alpha: Float = 1
     /// Conjugate-gradient steps per row and half-epoch (ALS).
     public var cgSteps = 3
+    /// ALS rows up to this many interactions solved exactly (`ShortRowSolves`) whatever it
+    /// costs, 0 for none; nil (the default): where the estimate says it is cheaper.
+    var shortRowLimit: Int?
     public var threads = 0
     public var seed: UInt64 = 0
 
