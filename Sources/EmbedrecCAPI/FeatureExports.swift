@@ -66,3 +66,13 @@ public func embedrecModelCompose(_ h: UnsafeMutableRawPointer?, _ users: UnsafeM
         }
     }
 }
+
+@_cdecl("embedrec_model_compose_into")
+public func embedrecModelComposeInto(_ h: UnsafeMutableRawPointer?, _ users: UnsafeMutableRawPointer?,
+                                     _ items: UnsafeMutableRawPointer?, _ target: UnsafeMutableRawPointer?) -> Int32 {
+    status {
+        let m = try registry.lookup(h, as: MFModel.self, kind: "model")
+        let t = try registry.lookup(target, as: MFModel.self, kind: "model")
+        try m.compose(into: t, users: try composition(users), items: try composition(items))
+    }
+}

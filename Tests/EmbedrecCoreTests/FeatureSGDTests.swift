@@ -86,6 +86,29 @@ final class FeatureSGDTests: XCTestCase {
         XCTAssertEqual(Array(c.itemBias.buffer), [-6, 0, 0.25])
     }
 
+    /// Composing again into an earlier composed model overwrites it with what a new
+    /// composition gives; a model not composed from this one with these compositions is refused.
+    func testComposingIntoTheComposedModelOverwritesItInPlace() throws {
+        let m = try MFModel(config: MFConfig(nUsers: 2, nItems: 4, nFactors: 3), initStd: 0.5, seed: 4)
+        let items = try Composition(indptr: [0, 2, 2, 3], rows: [0, 3, 1], weights: [1, -2, 0.25], count: 3, nRows: 4)
+        let c = try m.composed(users: nil, items: items)
+        let tables = (c.itemFactors, c.itemBias)
+        for j in 0..<12 { m.itemFactors[j] += Float(j) * 0.1 }
+        for r in 0..<4 { m.itemBias[r] = Float(r) - 1 }
+        m.globalBias = 2
+        try m.compose(into: c, users: nil, items: items)
+        let fresh = try m.composed(users: nil, items: items)
+        XCTAssertTrue(c.itemFactors === tables.0 && c.itemBias === tables.1, "the same tables, overwritten")
+        XCTAssertEqual(Array(c.itemFactors.buffer), Array(fresh.itemFactors.buffer))
+        XCTAssertEqual(Array(c.itemBias.buffer), Array(fresh.itemBias.buffer))
+        XCTAssertEqual(c.globalBias, 2)
+        let other = try MFModel(config: MFConfig(nUsers: 2, nItems: 3, nFactors: 3), initStd: 0.5, seed: 4)
+        XCTAssertThrowsError(try m.compose(into: other, users: nil, items: items), "another guard: not composed from m")
+        let fewer = try Composition(indptr: [0, 1, 2], rows: [0, 1], weights: [1, 1], count: 2, nRows: 4)
+        XCTAssertThrowsError(try m.compose(into: c, users: nil, items: fewer), "another entity count")
+        XCTAssertThrowsError(try m.compose(into: c, users: items, items: items), "a composition the target lacks")
+    }
+
     func testMalformedCompositionsAreRefused() {
         XCTAssertThrowsError(try Composition(indptr: [0, 1], rows: [4], weights: [1], count: 1, nRows: 4))
         XCTAssertThrowsError(try Composition(indptr: [0, 2, 1], rows: [0, 1], weights: [1, 1], count: 2, nRows: 4))

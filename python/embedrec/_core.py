@@ -88,6 +88,12 @@ class CoreMF(_CoreModel):
         )
         return new
 
+    def compose_into(self, users, items, target):
+        """Overwrites ``target`` (a CoreMF ``composed`` made from this model with compositions of
+        the same entities) with the composition of this model's current rows, in place."""
+        check(lib.embedrec_model_compose_into(self.handle, users.handle if users is not None else None,
+                                              items.handle if items is not None else None, target.handle))
+
     def embeddings(self, of_items):
         nu, ni, k = self.shape()
         return self.get_array(_lib.ITEM_FACTORS if of_items else _lib.USER_FACTORS).reshape(ni if of_items else nu, k)

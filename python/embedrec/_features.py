@@ -32,7 +32,7 @@ import pandas as pd
 
 from . import persistence
 from ._frame import USUAL_NAMES, _normalised
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ModelBusyError
 
 KINDS = ("categorical", "multi", "numeric", "vector")
 #: A string column whose share of distinct values passes this (over more than MIN_ROWS rows)
@@ -64,6 +64,10 @@ class _Column:
     @classmethod
     def fit(cls, name, values, kind):
         if kind == "categorical":
+            if isinstance(values.dtype, pd.CategoricalDtype):  # from its codes: no object per row
+                codes = values.cat.codes.to_numpy()
+                used = np.unique(codes[codes >= 0])
+                return cls(name, kind, categories=_sorted_index(values.cat.categories[used].to_numpy(dtype=object)))
             present = values[values.notna()]
             return cls(name, kind, categories=_sorted_index(pd.unique(present.to_numpy(dtype=object))))
         if kind == "multi":
@@ -85,9 +89,14 @@ class _Column:
         """(position in ``values``, row of this column, weight) for every pair ``values`` make."""
         n = len(values)
         if self.kind == "categorical":
-            rows = self.categories.get_indexer(values.to_numpy(dtype=object))
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                codes = values.cat.codes.to_numpy()
+                lookup = self.categories.get_indexer(values.cat.categories.to_numpy(dtype=object))
+                rows = np.where(codes >= 0, lookup[codes], -1) if lookup.size else np.full(n, -1)
+            else:
+                rows = self.categories.get_indexer(values.to_numpy(dtype=object))
             keep = np.flatnonzero(rows >= 0)
-            return keep, rows[keep], np.ones(keep.size)
+            return keep, rows[keep], np.ones(keep.size, np.float32)
         if self.kind == "multi":
             lists = _lists(values, self.name)
             positions, rows = [], []
@@ -188,11 +197,18 @@ class FeatureSet:
         missing = [c.name for c in self.columns if c.name not in values.columns]
         if missing:
             raise InvalidArgumentError(f"the {self.what} features lack the column(s) {missing!r} the model was fitted with")
-        offsets = [self.offsets[j] for j, c in enumerate(self.columns)]
-        positions = np.concatenate([p for p, _, _ in parts]) if parts else np.zeros(0, np.int64)
-        rows = np.concatenate([r + o for (_, r, _), o in zip(parts, offsets)]) if parts else np.zeros(0, np.int64)
-        weights = np.concatenate([w for _, _, w in parts]) if parts else np.zeros(0)
-        return positions.astype(np.int64), rows.astype(np.int64), weights.astype(np.float32)
+        # Written into arrays of the final size and type (no concatenated copies beside them:
+        # with a large catalogue these pairs are the biggest thing encoding makes).
+        total = sum(len(p) for p, _, _ in parts)
+        positions, rows, weights = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total, np.float32)
+        at = 0
+        for (p, r, w), offset in zip(parts, self.offsets):
+            end = at + len(p)
+            positions[at:end] = p
+            np.add(r, offset, out=rows[at:end], casting="unsafe")
+            weights[at:end] = w
+            at = end
+        return positions, rows, weights
 
     def saved(self):
         """(header entry, id-like tables): the categories are stored as id tables (any id type)."""
@@ -324,12 +340,12 @@ class SideFeatures:
 
 
 class FeaturePlan:
-    """The feature frames of one ``fit``, encoded: per side (None when it has no features) the
-    encoders, the frame's ids and its feature pairs by frame position. ``build`` then lays out
-    the parameter rows once the id maps are known."""
+    """The feature frames of one ``fit``: per side (None when it has no features) the encoders
+    learned from the frame, its ids and its feature columns. ``build`` encodes the columns into
+    feature pairs and lays out the parameter rows once the id maps are known."""
 
     def __init__(self, sides, use_ids):
-        self.sides = sides  # {"user": (FeatureSet, ids, pairs) or None, "item": ...}
+        self.sides = sides  # {"user": (FeatureSet, ids, feature columns) or None, "item": ...}
         self.use_ids = use_ids
 
     @classmethod
@@ -346,7 +362,7 @@ class FeaturePlan:
             features, ids, values = FeatureSet.fit(frame, what, id_column, kinds)
             seen_columns.update(values.columns)
             seen_columns.update(tuple(cols) for cols in features.blocks.values())
-            sides[what] = (features, ids, features.pairs(values))
+            sides[what] = (features, ids, values)  # encoded into pairs by build, once the ratings are loaded
         unknown = [k for k in kinds if k not in seen_columns]
         if unknown:
             raise InvalidArgumentError(f"feature_kinds names column(s) {unknown!r} that no feature frame has")
@@ -364,7 +380,11 @@ class FeaturePlan:
         side = self.sides[what]
         if side is None:
             return None
-        features, ids, (positions, rows, weights) = side
+        features, ids, values = side
+        # Encoded here rather than in fit: the pairs' temporary arrays then reuse what loading the
+        # ratings freed instead of raising the fit's peak. Built once; the frame is let go.
+        positions, rows, weights = features.pairs(values)
+        self.sides[what] = (features, ids, None)
         entity = id_map.index.get_indexer(ids)
         n = len(id_map)
         id_rows = np.arange(n, dtype=np.int64) if self.use_ids else np.full(n, -1, dtype=np.int64)
@@ -391,6 +411,10 @@ class FittedFeatures:
     def __init__(self, users, items, rows_core, use_ids, fill_unrated=None):
         self.users, self.items, self.rows_core, self.use_ids = users, items, rows_core, use_ids
         self.fill_unrated = fill_unrated
+        # The compositions handed to the core, and the model ``compose`` last made from
+        # ``rows_core``: composing again overwrites it instead of allocating a second copy.
+        self._core_compositions = None
+        self._composed = None
 
     def side(self, what):
         return self.users if what == "user" else self.items
@@ -416,17 +440,35 @@ class FittedFeatures:
     def core_compositions(self):
         from ._core import CoreComposition
 
-        return tuple(CoreComposition(s.composition) if s is not None else None for s in (self.users, self.items))
+        if self._core_compositions is None:
+            self._core_compositions = tuple(CoreComposition(s.composition) if s is not None else None
+                                            for s in (self.users, self.items))
+        return self._core_compositions
 
     def compose(self, rows_core=None):
-        """The model of users and items the parameter rows make up (a new core); a network's
-        core as it is (its features are fixed input nodes, ``rows_core`` None)."""
+        """The model of users and items the parameter rows make up; a network's core as it is
+        (its features are fixed input nodes, ``rows_core`` None).
+
+        The first call makes a new core; later ones overwrite that core in place (under the
+        core's write lock, as a training epoch updates an id-only model): a fit composes at its
+        start, after validated epochs and at its end, and two copies of the composed tables
+        side by side would be the largest thing features add to its peak memory."""
         if self.rows_core is None:
             if self.fill_unrated is not None:
                 self.fill_unrated(rows_core)
             return rows_core
+        source = rows_core or self.rows_core
         users, items = self.core_compositions()
-        return (rows_core or self.rows_core).composed(users, items)
+        if self._composed is not None and source is self.rows_core:
+            try:
+                source.compose_into(users, items, self._composed)
+                return self._composed
+            except ModelBusyError:  # a reader kept it past the writer's patience: a new copy then
+                pass
+        composed = source.composed(users, items)
+        if source is self.rows_core:
+            self._composed = composed
+        return composed
 
     def feature_matrix(self, what):
         """``what``'s ``Composition.feature_matrix``: a network's fixed input."""

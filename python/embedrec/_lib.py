@@ -115,6 +115,7 @@ _SIGNATURES = {
                                                   c_int32, c_double, c_double, c_double, c_int32, c_uint64,
                                                   _handle_out]),
     "embedrec_model_compose": (c_int32, [c_void_p, c_void_p, c_void_p, _handle_out]),
+    "embedrec_model_compose_into": (c_int32, [c_void_p, c_void_p, c_void_p, c_void_p]),
 }
 
 

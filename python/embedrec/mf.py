@@ -376,7 +376,8 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         # p holds the fixed defaults where a fit would choose: _choose_settings does not search
         # with features.
         # The core trains parameter rows (ids' and features'); queries read the model of users
-        # and items they make up (``features.compose``), rebuilt after every epoch.
+        # and items they make up (``features.compose``), composed at the start, after each
+        # validated epoch and at the end, each time into the same tables.
         core = self._create_core(*(s.composition.n_rows if s is not None else len(m)
                                    for s, m in zip(sides, (data.users, data.items))))
         self._start_from_data(core, data.stats)

@@ -424,6 +424,15 @@ int32_t embedrec_feature_trainer_create(EmbedrecModelHandle model, EmbedrecRatin
 int32_t embedrec_model_compose(EmbedrecModelHandle model, EmbedrecCompositionHandle user_composition,
                                EmbedrecCompositionHandle item_composition, EmbedrecModelHandle *out);
 
+/*
+ * Composes again into `target`, a model embedrec_model_compose made from `model` with the same
+ * compositions (same entity counts): its tables are overwritten in place under the models'
+ * shared write lock, so no second composed copy is allocated. Fails (EMBEDREC_ERR_INVALID_ARGUMENT)
+ * for any other target, and (EMBEDREC_ERR_BUSY) while another thread uses the model.
+ */
+int32_t embedrec_model_compose_into(EmbedrecModelHandle model, EmbedrecCompositionHandle user_composition,
+                                    EmbedrecCompositionHandle item_composition, EmbedrecModelHandle target);
+
 #ifdef __cplusplus
 }
 #endif

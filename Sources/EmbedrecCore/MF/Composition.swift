@@ -131,12 +131,7 @@ extension MFModel {
             try MemoryBudget.check(bytes: try MemoryBudget.product([cells + c.count, 4], what: "composed model"),
                                    what: "the composed embeddings of \(c.count) entities")
             let outFactors = Buffer<Float>(repeating: 0, count: cells), outBiases = Buffer<Float>(repeating: 0, count: c.count)
-            let ptrs = UncheckedSendable((factors.base, biases.base, outFactors.base, outBiases.base))
-            parallelChunks(count: c.count, chunks: resolveThreads(0, work: c.count * k, minPerThread: 1 << 18)) { _, range in
-                let (f, b, of, ob) = ptrs.value
-                let side = SideRows(c: c.view, factors: f, biases: b, hot: nil, k: k)
-                for e in range { ob[e] = side.compose(e, into: of + e &* k, skipIds: false) }
-            }
+            composeSide(c, factors, biases, into: outFactors, outBiases)
             return (outFactors, outBiases)
         }
         return try useGuard.withReading {
@@ -146,6 +141,40 @@ extension MFModel {
             out.globalBias = globalBias
             out.initialisedFromData = initialisedFromData
             return out
+        }
+    }
+
+    /// Composes again into `target`, a model `composed(users:items:)` made from this one with the
+    /// same compositions: its tables are overwritten in place, so a fit that publishes the
+    /// composed model after its epochs holds one composed copy, not an old and a new one. Under
+    /// the shared guard's write lock: a query on `target` sees the old or the new composition.
+    public func compose(into target: MFModel, users: Composition?, items: Composition?) throws {
+        guard target.useGuard === useGuard, target.k == k,
+              target.config.nUsers == (users?.count ?? config.nUsers), target.config.nItems == (items?.count ?? config.nItems),
+              users != nil || target.userFactors === userFactors, items != nil || target.itemFactors === itemFactors else {
+            throw CoreError.invalid("the target model was not composed from this model with these compositions")
+        }
+        for (side, c, rows) in [("user", users, config.nUsers), ("item", items, config.nItems)] {
+            if let c, c.nRows != rows {
+                throw CoreError.invalid("the \(side) composition indexes \(c.nRows) rows, but the model has \(rows)")
+            }
+        }
+        try useGuard.withWriting {
+            if let users { composeSide(users, userFactors, userBias, into: target.userFactors, target.userBias) }
+            if let items { composeSide(items, itemFactors, itemBias, into: target.itemFactors, target.itemBias) }
+            target.globalBias = globalBias
+        }
+    }
+
+    /// Every entity of `c` composed from `factors` / `biases` into the output tables.
+    private func composeSide(_ c: Composition, _ factors: Buffer<Float>, _ biases: Buffer<Float>,
+                             into outFactors: Buffer<Float>, _ outBiases: Buffer<Float>) {
+        let k = self.k
+        let ptrs = UncheckedSendable((factors.base, biases.base, outFactors.base, outBiases.base))
+        parallelChunks(count: c.count, chunks: resolveThreads(0, work: c.count * k, minPerThread: 1 << 18)) { _, range in
+            let (f, b, of, ob) = ptrs.value
+            let side = SideRows(c: c.view, factors: f, biases: b, hot: nil, k: k)
+            for e in range { ob[e] = side.compose(e, into: of + e &* k, skipIds: false) }
         }
     }
 }
