@@ -2,6 +2,18 @@ import XCTest
 @testable import EmbedrecCore
 
 final class TrainingTests: XCTestCase {
+    /// init_std 0 (a model about to be loaded) leaves every factor +0: nothing is drawn (a draw
+    /// scaled by 0 would leave -0 where it was negative).
+    func testAZeroInitStdLeavesTheFactorsAtPositiveZero() throws {
+        for nonNegative in [false, true] {
+            let model = try MFModel(config: MFConfig(nUsers: 50, nItems: 40, nFactors: 9, nonNegative: nonNegative),
+                                    initStd: 0, seed: 7)
+            for t in [model.userFactors, model.itemFactors] {
+                XCTAssertTrue(t.buffer.allSatisfy { $0.bitPattern == 0 })
+            }
+        }
+    }
+
     /// On ratings = 3 + rank-4 signal + N(0, 0.1²) noise, a trained model's held-out RMSE comes
     /// close to the noise level (a constant predictor is ~10 times worse).
     func testSGDLearnsLowRankDataDownToTheNoise() throws {

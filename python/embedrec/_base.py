@@ -134,9 +134,10 @@ class Recommender(abc.ABC):
         constructor, ``set_params`` and ``fit``)."""
 
     @abc.abstractmethod
-    def _create_core(self, n_users, n_items, options=None):
+    def _create_core(self, n_users, n_items, options=None, blank=False):
         """A new core model (``_core.CoreMF`` or ``_core.CoreNet``) with tables of these sizes,
-        initialised from the seed."""
+        initialised from the seed; ``blank``: every table is about to be set (a model being
+        loaded), so a model whose start is random may leave its tables at zero instead."""
 
     @abc.abstractmethod
     def _training_options(self):

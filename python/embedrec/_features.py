@@ -646,8 +646,8 @@ def saved_features(fitted_features, rows_arrays):
 
 
 def features_from_saved(entry, arrays, ids, n_entities, make_rows_core):
-    """The FittedFeatures a file holds (``make_rows_core(n_user_rows, n_item_rows)`` makes an
-    empty core of the right options); ValueError for anything inconsistent."""
+    """The FittedFeatures a file holds (``make_rows_core(n_user_rows, n_item_rows, blank=True)``
+    makes an empty core of the right options); ValueError for anything inconsistent."""
     from . import _lib
 
     if not isinstance(entry, dict) or not isinstance(entry.get("use_ids"), bool):
@@ -673,7 +673,7 @@ def features_from_saved(entry, arrays, ids, n_entities, make_rows_core):
     if "rows.user_factors" not in arrays:  # a network: its features are part of its graph
         return FittedFeatures(sides["user"], sides["item"], None, entry["use_ids"])
     shape = [n_rows.get(w, n_entities[w]) for w in ("user", "item")]
-    core = make_rows_core(*shape)
+    core = make_rows_core(*shape, blank=True)
     for which, name, count in ((_lib.USER_FACTORS, "user_factors", shape[0]), (_lib.ITEM_FACTORS, "item_factors", shape[1]),
                                (_lib.USER_BIAS, "user_bias", shape[0]), (_lib.ITEM_BIAS, "item_bias", shape[1])):
         values = arrays[f"rows.{name}"]

@@ -149,7 +149,8 @@ class HybridMFParts(FeatureParts):
         core = state.core
         nu, ni, k = core.shape()
         n = added.n_entities
-        new = state.spec._create_core(nu + n if what == "user" else nu, ni + n if what == "item" else ni)
+        new = state.spec._create_core(nu + n if what == "user" else nu, ni + n if what == "item" else ni,
+                                      blank=True)
         grown_factors, grown_bias = ((_lib.USER_FACTORS, _lib.USER_BIAS) if what == "user"
                                      else (_lib.ITEM_FACTORS, _lib.ITEM_BIAS))
         for which in range(5):

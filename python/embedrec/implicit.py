@@ -75,8 +75,9 @@ class _ImplicitModel(EmbeddingQueries, Recommender):
         # Scores are user · item (+ item bias): no global mean, no user bias.
         core.set_array(_lib.GLOBAL_BIAS, np.zeros(1, dtype=np.float32))
 
-    def _create_core(self, n_users, n_items, options=None):
-        return CoreMF(n_users, n_items, self.n_factors, self._has_item_bias, False, None, self.init_std, self.seed)
+    def _create_core(self, n_users, n_items, options=None, blank=False):
+        return CoreMF(n_users, n_items, self.n_factors, self._has_item_bias, False, None,
+                      0.0 if blank else self.init_std, self.seed)
 
     def _training_options(self):
         return self.params
@@ -151,7 +152,7 @@ class _ImplicitModel(EmbeddingQueries, Recommender):
             if name not in arrays or arrays[name].shape != shape:
                 raise ModelFileError(f"the saved model's {name} has shape "
                                      f"{arrays[name].shape if name in arrays else None}, expected {shape}")
-        core = spec._create_core(n_users, n_items)
+        core = spec._create_core(n_users, n_items, blank=True)
         core.set_array(_lib.GLOBAL_BIAS, np.zeros(1, dtype=np.float32))
         core.set_array(_lib.USER_FACTORS, arrays["user_factors"])
         core.set_array(_lib.ITEM_FACTORS, arrays["item_factors"])
@@ -176,7 +177,7 @@ class _ImplicitModel(EmbeddingQueries, Recommender):
         fresh = batch.known < 0
         P = np.vstack([core.embeddings(of_items=False), vectors[fresh]])
         P[batch.final_rows(len(state.users))[~fresh]] = vectors[~fresh]
-        new = self._create_core(len(P), len(state.items))
+        new = self._create_core(len(P), len(state.items), blank=True)
         new.set_array(_lib.GLOBAL_BIAS, np.zeros(1, dtype=np.float32))
         new.set_array(_lib.USER_FACTORS, P)
         new.set_array(_lib.ITEM_FACTORS, core.get_array(_lib.ITEM_FACTORS))

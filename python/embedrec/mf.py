@@ -260,12 +260,13 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
         return super().count_params(n_users, n_items)
 
     # ----- hooks for the shared fit loop ---------------------------------------------------
-    def _create_core(self, n_users, n_items, options=None):
+    def _create_core(self, n_users, n_items, options=None, blank=False):
         p = options if options is not None else self.params
         if p["n_factors"] == "auto":
             p = self._fixed_params()
+        # Blank: no random start (drawing it took 0.9 s of a 1.3 s load at 165 k rows of 100).
         core = CoreMF(n_users, n_items, p["n_factors"], p["biases"], p["non_negative"], p["y_range"],
-                      p["init_std"], p["seed"])
+                      0.0 if blank else p["init_std"], p["seed"])
         if not p["global_bias"]:
             core.set_array(_lib.GLOBAL_BIAS, np.zeros(1, dtype=np.float32))  # and never set from the data
         return core
@@ -461,7 +462,7 @@ class MatrixFactorization(HybridMFParts, EmbeddingQueries, Recommender):
             if name not in arrays or arrays[name].shape != shape:
                 raise ModelFileError(f"the saved model's {name} has shape "
                                      f"{arrays[name].shape if name in arrays else None}, expected {shape}")
-        core = spec._create_core(n_users, n_items)
+        core = spec._create_core(n_users, n_items, blank=True)
         core.set_array(_lib.USER_FACTORS, arrays["user_factors"])
         core.set_array(_lib.ITEM_FACTORS, arrays["item_factors"])
         core.set_array(_lib.USER_BIAS, arrays["user_bias"])

@@ -224,7 +224,7 @@ class NetworkModel(FeatureParts, EmbeddingQueries, Recommender):
     def _logistic(self):
         return self.loss == "bce"
 
-    def _create_core(self, n_users, n_items, options=None):
+    def _create_core(self, n_users, n_items, options=None, blank=False):
         g, (user_node, item_node) = self._graph_and_nodes(n_users, n_items)
         spec, values = g.encode()
         return CoreNet(spec, values, n_users, n_items, self.seed, self._logistic, user_node, item_node)

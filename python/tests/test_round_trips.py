@@ -150,3 +150,33 @@ def test_messages_name_the_problem():
     missing = pd.DataFrame({"user": [1, 2], "item": [None, 3.0], "rating": [1.0, 2.0]})
     with pytest.raises(embedrec.InvalidArgumentError, match="needs an item id"):
         embedrec.MatrixFactorization().fit(missing)
+
+
+@pytest.mark.parametrize("make, features", [
+    (lambda: embedrec.MatrixFactorization(4, epochs=2), False),
+    (lambda: embedrec.MatrixFactorization(4, epochs=2), True),
+    (lambda: embedrec.ImplicitMF(4, epochs=2), False),
+    (lambda: embedrec.BPR(4, epochs=2), False),
+])
+def test_loading_creates_the_core_without_a_random_start(make, features, tmp_path, monkeypatch):
+    # Every table of a loaded model is set from the file, so the core is made blank (no draw:
+    # drawing the start was most of the time of loading a large model).
+    from embedrec import _core
+
+    model = make()
+    item_features = (pd.DataFrame({"genre": pd.Categorical(np.arange(15) % 3)}, index=pd.Index(range(15), name="item"))
+                     if features else None)
+    model.fit(small_frame(list(range(20)), list(range(15))), item_features=item_features)
+    model.save(tmp_path / "m.embedrec")
+    starts = []
+    made = _core.CoreMF.__init__
+
+    def recording(self, n_users, n_items, n_factors, biases, non_negative, y_range, init_std, seed):
+        starts.append(init_std)
+        made(self, n_users, n_items, n_factors, biases, non_negative, y_range, init_std, seed)
+
+    monkeypatch.setattr(_core.CoreMF, "__init__", recording)
+    loaded = embedrec.load(tmp_path / "m.embedrec")
+    assert starts == [0.0] * (2 if features else 1)  # with features, the parameter rows' core too
+    np.testing.assert_array_equal(loaded.user_embeddings, model.user_embeddings)
+    np.testing.assert_array_equal(loaded.item_embeddings, model.item_embeddings)

@@ -67,7 +67,8 @@ int32_t embedrec_live_handles(int64_t *out);
  * Creates a matrix-factorisation model: score = g + b_u + b_i + p_u . q_i, where the biases
  * are present when `biases` is non-zero. When `has_y_range` is non-zero the prediction is
  * y_lo + (y_hi - y_lo) * sigmoid(score). Factors start as N(0, init_std^2) from `seed`
- * (absolute values when `non_negative`, which also keeps every factor >= 0 while training).
+ * (absolute values when `non_negative`, which also keeps every factor >= 0 while training);
+ * at init_std 0 they start at zero without a draw (for tables about to be set).
  * Limits: 1 <= n_users, n_items <= 2^31-1; 1 <= n_factors <= 65536; 0 <= init_std <= 10;
  * finite y_lo < y_hi; the tables must fit in memory.
  */

@@ -73,6 +73,9 @@ public final class MFModel {
         itemFactors = Buffer(repeating: 0, count: itemCells)
         userBias = Buffer(repeating: 0, count: config.nUsers)
         itemBias = Buffer(repeating: 0, count: config.nItems)
+        // At 0 the tables stay zero without a draw: a loaded model's are set next, and drawing
+        // (then scaling by 0) took most of the time of loading a large one.
+        guard initStd > 0 else { return }
         var rng = Xoshiro256(seed: seed)
         for t in [userFactors, itemFactors] {
             for j in 0..<t.count {
