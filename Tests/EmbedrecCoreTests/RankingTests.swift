@@ -115,4 +115,60 @@ final class RankingTests: XCTestCase {
             }
         }
     }
+
+    /// Users with more than 64 relevant items take the search over their sorted scores; scores
+    /// tied in groups (items sharing their vector and bias) must count a half per tied pair, as
+    /// a brute-force count over every pair does, whatever the number of relevant items.
+    func testTheAUCOfManyRelevantItemsCountsTiesAsHalves() throws {
+        let nItems = 400, k = 3
+        let m = try MFModel(config: MFConfig(nUsers: 3, nItems: nItems, nFactors: k), initStd: 0.5, seed: 5)
+        for i in 0..<nItems {  // seven distinct items, each repeated: ties everywhere
+            let g = i % 7
+            for j in 0..<k { m.itemFactors[i * k + j] = Float(g - 3) * 0.25 + Float(j) * 0.125 }
+            m.itemBias[i] = Float(g % 3) * 0.5
+        }
+        var rng = Xoshiro256(seed: 9)
+        var relevant: [Int32] = [], relIndptr: [Int64] = [0]
+        for count in [65, 150, 399] {  // the last: every item relevant but one seen
+            var chosen = Set<Int32>()
+            while chosen.count < count { chosen.insert(Int32(rng.nextIndex(below: nItems))) }
+            relevant += chosen.sorted()
+            relIndptr.append(Int64(relevant.count))
+        }
+        let seenIndptr: [Int64] = [0, 2, 2, 3], seenItems: [Int32] = [3, 11, 0]
+        let users: [Int32] = [0, 1, 2]
+        var auc = [Double](repeating: 0, count: 3), top = [Int32](repeating: 0, count: 15)
+        try seenIndptr.withUnsafeBufferPointer { sp in
+            try seenItems.withUnsafeBufferPointer { si in
+                try relIndptr.withUnsafeBufferPointer { rp in
+                    try relevant.withUnsafeBufferPointer { ri in
+                        let seen = try SeenItems(indptr: sp.baseAddress!, indices: si.baseAddress!, count: 3, nUsers: 3,
+                                                 nItems: nItems)
+                        let rel = try RelevantItems(indptr: rp.baseAddress!, indices: ri.baseAddress!, count: relevant.count,
+                                                    queries: 3, nItems: nItems)
+                        m.rankingEvaluation(users: users, count: 3, k: 5, relevant: rel, seen: seen, threads: 1,
+                                            outItems: &top, outAUC: &auc)
+                    }
+                }
+            }
+        }
+        for (q, u) in users.enumerated() {
+            let skip = Set(seenItems[Int(seenIndptr[q])..<Int(seenIndptr[q + 1])].map { Int($0) })
+            let wanted = Set(relevant[Int(relIndptr[q])..<Int(relIndptr[q + 1])].map { Int($0) }).subtracting(skip)
+            let others = (0..<nItems).filter { !skip.contains($0) && !wanted.contains($0) }
+            var ordered = 0.0
+            for p in wanted {
+                let sp = m.rawScore(user: Int(u), item: p)
+                for n in others {
+                    let sn = m.rawScore(user: Int(u), item: n)
+                    ordered += sp > sn ? 1 : sp == sn ? 0.5 : 0
+                }
+            }
+            if others.isEmpty {
+                XCTAssertTrue(auc[q].isNaN)
+            } else {
+                XCTAssertEqual(auc[q], ordered / Double(wanted.count * others.count), accuracy: 1e-12)
+            }
+        }
+    }
 }
