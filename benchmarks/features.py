@@ -197,21 +197,28 @@ def child(features, epochs, optimizer):
 def speed(rounds, epochs, optimizer):
     results = {False: [], True: []}
     peaks = {}
+    paired = []  # per round: its feature epoch over its id-only epoch, run back to back
     for _ in range(rounds):
+        medians = {}
         for features in (False, True):
             out = subprocess.run([sys.executable, __file__, "--child", "1" if features else "0", "--epochs", str(epochs),
                                   "--optimizer", optimizer], capture_output=True, text=True, check=True)
             line = json.loads(out.stdout.strip().splitlines()[-1])
             results[features].extend(line["epoch_seconds"][1:])  # the first epoch warms caches
+            medians[features] = float(np.median(line["epoch_seconds"][1:]))
             peaks.setdefault(features, []).append(line["fit_peak_mib"])
             if features:
                 shape = line
+        paired.append(medians[True] / medians[False])
     plain, hybrid = float(np.median(results[False])), float(np.median(results[True]))
     k = 100
     added_mib = ((shape["feature_rows"] * (k + 1)) + shape["n_items"] * (k + 1)) * 4 / 2**20
     growth = min(peaks[True]) - min(peaks[False])
     print(f"goodbooks shape, {optimizer}, {epochs} epochs x {rounds} rounds, 100 factors, all cores")
     print(f"epoch: id-only {plain:.3f} s, with features {hybrid:.3f} s; ratio {hybrid / plain:.2f} (target <= 2)")
+    # This machine's speed drifts by up to 2x between minutes; a round's two fits run back to
+    # back, so the ratio within each round is the steadier figure.
+    print(f"ratio within each round: {', '.join(f'{r:.2f}' for r in paired)}; median {np.median(paired):.2f}")
     print(f"fit's peak memory above the frames: id-only {min(peaks[False]):.0f} MiB, with features "
           f"{min(peaks[True]):.0f} MiB; growth "
           f"{growth:.1f} MiB against {added_mib:.1f} MiB of feature rows and composed item vectors "
