@@ -116,11 +116,7 @@ extension MFModel {
     /// over, so every query (predict, recommend, ranking, similar items) runs on the result
     /// unchanged.
     public func composed(users: Composition?, items: Composition?) throws -> MFModel {
-        for (side, c, rows) in [("user", users, config.nUsers), ("item", items, config.nItems)] {
-            if let c, c.nRows != rows {
-                throw CoreError.invalid("the \(side) composition indexes \(c.nRows) rows, but the model has \(rows)")
-            }
-        }
+        try checkCompositions(users: users, items: items)
         var shape = config
         shape.nUsers = users?.count ?? config.nUsers
         shape.nItems = items?.count ?? config.nItems
@@ -149,20 +145,29 @@ extension MFModel {
     /// composed model after its epochs holds one composed copy, not an old and a new one. Under
     /// the shared guard's write lock: a query on `target` sees the old or the new composition.
     public func compose(into target: MFModel, users: Composition?, items: Composition?) throws {
-        guard target.useGuard === useGuard, target.k == k,
-              target.config.nUsers == (users?.count ?? config.nUsers), target.config.nItems == (items?.count ?? config.nItems),
+        try checkCompositions(users: users, items: items)
+        let nUsers = users?.count ?? config.nUsers, nItems = items?.count ?? config.nItems
+        guard target.useGuard === useGuard, target.k == k, target.config.nUsers == nUsers, target.config.nItems == nItems,
               users != nil || target.userFactors === userFactors, items != nil || target.itemFactors === itemFactors else {
-            throw CoreError.invalid("the target model was not composed from this model with these compositions")
-        }
-        for (side, c, rows) in [("user", users, config.nUsers), ("item", items, config.nItems)] {
-            if let c, c.nRows != rows {
-                throw CoreError.invalid("the \(side) composition indexes \(c.nRows) rows, but the model has \(rows)")
-            }
+            throw CoreError.invalid("the target model (\(target.config.nUsers) users, \(target.config.nItems) items, "
+                                    + "\(target.k) factors) was not composed from this model with these compositions "
+                                    + "(\(nUsers) users, \(nItems) items, \(k) factors); pass the model "
+                                    + "embedrec_model_compose made from it")
         }
         try useGuard.withWriting {
             if let users { composeSide(users, userFactors, userBias, into: target.userFactors, target.userBias) }
             if let items { composeSide(items, itemFactors, itemBias, into: target.itemFactors, target.itemBias) }
             target.globalBias = globalBias
+        }
+    }
+
+    /// Each composition indexes this model's rows of its side (a trainer or a composition over
+    /// another model's rows would read past them).
+    func checkCompositions(users: Composition?, items: Composition?) throws {
+        for (side, c, rows) in [("user", users, config.nUsers), ("item", items, config.nItems)] {
+            if let c, c.nRows != rows {
+                throw CoreError.invalid("the \(side) composition indexes \(c.nRows) rows, but the model has \(rows)")
+            }
         }
     }
 

@@ -324,11 +324,7 @@ public func makeFeatureTrainer(model: MFModel, data: RatingSet, options: TrainOp
                                 + "train the plain model (embedrec_trainer_create_from)")
     }
     let nUsers = users?.count ?? model.config.nUsers, nItems = items?.count ?? model.config.nItems
-    for (side, c, rows) in [("user", users, model.config.nUsers), ("item", items, model.config.nItems)] {
-        if let c, c.nRows != rows {
-            throw CoreError.invalid("the \(side) composition indexes \(c.nRows) rows, but the model has \(rows)")
-        }
-    }
+    try model.checkCompositions(users: users, items: items)
     guard data.users.buffer.allSatisfy({ Int($0) < nUsers }), data.items.buffer.allSatisfy({ Int($0) < nItems }) else {
         throw CoreError.invalid("training ratings refer to users or items beyond the compositions")
     }

@@ -119,23 +119,9 @@ extension MFModel {
                         let p = pos.baseAddress!, count = pos.count
                         for i in 0..<nItems where kind[i] == 0 {
                             let s = scores[i]
-                            var base = 0, n = count
-                            while n > 1 {
-                                let half = n >> 1
-                                base = p[base &+ half] < s ? base &+ half : base
-                                n &-= half
-                            }
-                            let below = base &+ (p[base] < s ? 1 : 0)
-                            var notAbove = below
-                            if below < count && p[below] == s {  // ties (rare): the first above s
-                                base = 0; n = count
-                                while n > 1 {
-                                    let half = n >> 1
-                                    base = p[base &+ half] <= s ? base &+ half : base
-                                    n &-= half
-                                }
-                                notAbove = base &+ (p[base] <= s ? 1 : 0)
-                            }
+                            let below = placed(among: p, count) { $0 < s }
+                            // Ties (rare): a second search, for the first relevant score above s.
+                            let notAbove = below < count && p[below] == s ? placed(among: p, count) { $0 <= s } : below
                             above &+= count &- notAbove
                             equal &+= notAbove &- below
                         }
@@ -220,4 +206,17 @@ extension MFModel {
             if count > 3 { out[3 * nItems + i] = b3 + bi + d3 }
         }
     }
+}
+
+/// How many of the ascending `sorted[0..<count]` (count >= 1) satisfy `before`, which holds for
+/// a prefix of them: a binary search without branches (each step a compare and a select).
+@inline(__always)
+private func placed(among sorted: UnsafePointer<Float>, _ count: Int, _ before: (Float) -> Bool) -> Int {
+    var base = 0, n = count
+    while n > 1 {
+        let half = n >> 1
+        base = before(sorted[base &+ half]) ? base &+ half : base
+        n &-= half
+    }
+    return base &+ (before(sorted[base]) ? 1 : 0)
 }
