@@ -119,6 +119,70 @@ final class FeatureSGDTests: XCTestCase {
         let data = try? RatingSet(users: [0], items: [0], ratings: [3], count: 1, nUsers: 1, nItems: 1)
         XCTAssertThrowsError(try makeFeatureTrainer(model: m!, data: data!, options: TrainOptions(), users: nil, items: nil))
     }
+
+    /// Ratings whose sides are one to four rows of weight 1 take `UnitRows`' two-pass step;
+    /// the others the general one. Both must give the same bits: entities here mix every case
+    /// (an id and categories, a bias-only row beside them, a weight of 0.5, five unit rows, a
+    /// row listed twice), at a k with a partial last vector and at a k below 8, with and
+    /// without biases, non-negativity and id dropout.
+    func testTheTwoPassStepOfUnitRowsChangesNoBit() throws {
+        let nUsers = 40, nItems = 30, categories = 6
+        var rng = Xoshiro256(seed: 12)
+        var users: [Int32] = [], items: [Int32] = [], ratings: [Float] = []
+        for _ in 0..<3000 {
+            users.append(Int32(rng.nextIndex(below: nUsers)))
+            items.append(Int32(rng.nextIndex(below: nItems)))
+            ratings.append(Float(1 + rng.nextIndex(below: 5)))
+        }
+        // Item rows: ids, then categories, then one bias-only row. User rows: ids, then two groups.
+        let numeric = nItems + categories
+        var itemKinds = [UInt8](repeating: RowKind.id.rawValue, count: nItems) + [UInt8](repeating: RowKind.feature.rawValue, count: categories)
+        itemKinds.append(RowKind.biasOnly.rawValue)
+        var iIndptr: [Int64] = [0], iRows: [Int32] = [], iWeights: [Float] = []
+        for i in 0..<nItems {
+            let c = Int32(nItems)
+            switch i % 5 {
+            case 0: iRows += [Int32(i), c + Int32(i % 3), Int32(numeric)]; iWeights += [1, 1, Float(i) / 10 - 1]
+            case 1: iRows += [Int32(i), c + 3, c + 4, c + 5]; iWeights += [1, 1, 1, 1]
+            case 2: iRows += [Int32(i), c, c + 1, c + 2, c + 3]; iWeights += [1, 1, 1, 1, 1]  // five: general
+            case 3: iRows += [Int32(i), c + 1, c + 2]; iWeights += [1, 0.5, 0.5]  // not unit: general
+            default: iRows += [Int32(i), c + 4, c + 4]; iWeights += [1, 1, 1]  // a row twice: general
+            }
+            iIndptr.append(Int64(iRows.count))
+        }
+        var uIndptr: [Int64] = [0], uRows: [Int32] = []
+        for u in 0..<nUsers {
+            uRows += [Int32(u), Int32(nUsers + u % 2)]
+            uIndptr.append(Int64(uRows.count))
+        }
+        let uKinds = [UInt8](repeating: RowKind.id.rawValue, count: nUsers) + [RowKind.feature.rawValue, RowKind.feature.rawValue]
+        for k in [13, 5] {
+            for (biases, nonNegative, idDropout) in [(true, false, Float(0)), (false, true, 0), (true, false, 0.3)] {
+                var tables: [[Float]] = []
+                for fused in [true, false] {
+                    // A set of its own: a trainer shuffles its ratings in place.
+                    let data = try RatingSet(users: users, items: items, ratings: ratings, count: users.count,
+                                             nUsers: nUsers, nItems: nItems)
+                    let itemComposition = try Composition(indptr: iIndptr, rows: iRows, weights: iWeights, count: nItems,
+                                                          nRows: numeric + 1, kinds: itemKinds)
+                    let userComposition = try Composition(indptr: uIndptr, rows: uRows,
+                                                          weights: [Float](repeating: 1, count: uRows.count),
+                                                          count: nUsers, nRows: nUsers + 2, kinds: uKinds)
+                    let config = MFConfig(nUsers: nUsers + 2, nItems: numeric + 1, nFactors: k, biases: biases,
+                                          nonNegative: nonNegative)
+                    let m = try MFModel(config: config, initStd: 0.2, seed: 7)
+                    let t = try makeFeatureTrainer(model: m, data: data, options: options(), users: userComposition,
+                                                   items: itemComposition, idDropout: idDropout)
+                    (t as! SGDTrainer).fusesUnitRows = fused
+                    for _ in 0..<3 { _ = try t.runEpoch() }
+                    tables.append(Array(m.userFactors.buffer) + Array(m.itemFactors.buffer) + Array(m.userBias.buffer)
+                                  + Array(m.itemBias.buffer))
+                }
+                XCTAssertEqual(tables[0].map(\.bitPattern), tables[1].map(\.bitPattern),
+                               "k \(k), biases \(biases), non-negative \(nonNegative), id dropout \(idDropout)")
+            }
+        }
+    }
 }
 
 final class IdDropoutTests: XCTestCase {
@@ -151,6 +215,7 @@ final class IdDropoutTests: XCTestCase {
         XCTAssertEqual(Double(unchanged) / Double(n), 0.3, accuracy: 0.04)
         XCTAssertThrowsError(try makeFeatureTrainer(model: m, data: data, options: o, users: nil, items: items, idDropout: 1))
     }
+
 }
 
 final class HotRowTests: XCTestCase {

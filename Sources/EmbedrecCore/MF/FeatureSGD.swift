@@ -35,10 +35,16 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     /// rating position) fall below this (rate · 2^16; 0: never).
     let idThreshold: UInt32
     let idKey: UInt64
+    /// The model's global term (fixed while an epoch runs), read once: a read of the model's
+    /// property per rating costs an exclusivity check.
+    let globalBias: Float
+    /// Whether a rating whose sides are each one to four rows of weight 1 takes `UnitRows`'
+    /// two-pass step (same bits as the general one, fewer loads and stores).
+    let fusesUnitRows: Bool
 
     init(model: MFModel, data: RatingSet, users: Composition?, items: Composition?, lr: Float, reg: Float,
          hot: (users: HotRows?, items: HotRows?) = (nil, nil), exclusive: Bool = true,
-         idDropout: Float = 0, seed: UInt64 = 0, epoch: Int = 0) {
+         idDropout: Float = 0, seed: UInt64 = 0, epoch: Int = 0, fusesUnitRows: Bool = true) {
         m = model
         P = model.userFactors.base; Q = model.itemFactors.base
         bu = model.userBias.base; bi = model.itemBias.base
@@ -52,17 +58,21 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
         self.exclusive = exclusive
         idThreshold = UInt32((Double(idDropout) * 65536).rounded())
         idKey = DropoutMask.key(seed: seed ^ 0x1D_D809, node: epoch)
+        globalBias = model.globalBias
+        self.fusesUnitRows = fusesUnitRows
     }
 
     func run(_ range: Range<Int>) -> (Double, Double) {
         let userSide = users.map { SideRows(c: $0, factors: P, biases: bu, hot: userHot, k: k) }
         let itemSide = items.map { SideRows(c: $0, factors: Q, biases: bi, hot: itemHot, k: k) }
-        userSide?.checkOut()
-        itemSide?.checkOut()
+        userSide?.checkOut(exclusive: exclusive)
+        itemSide?.checkOut(exclusive: exclusive)
         defer {
             userSide?.checkIn(exclusive: exclusive)
             itemSide?.checkIn(exclusive: exclusive)
         }
+        let userBiases = BiasRows(), itemBiases = BiasRows()
+        defer { userBiases.free(); itemBiases.free() }
         return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * k) { scratch in
             let userScratch = scratch.baseAddress!, itemScratch = userScratch + k
             var se = 0.0, ae = 0.0
@@ -78,15 +88,27 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
                     skipUserIds = UInt32(truncatingIfNeeded: h & 0xFFFF) < idThreshold
                     skipItemIds = UInt32(truncatingIfNeeded: (h >> 16) & 0xFFFF) < idThreshold
                 }
+                var userRows = UnitRows(placeholder: P), itemRows = UnitRows(placeholder: Q)
+                var userBiases = userBiases, itemBiases = itemBiases
+                if fusesUnitRows, let bUser = unitRows(userSide, u, P, bu, skipIds: skipUserIds, into: &userRows, &userBiases),
+                   let bItem = unitRows(itemSide, i, Q, bi, skipIds: skipItemIds, into: &itemRows, &itemBiases),
+                   userRows.count > 0, itemRows.count > 0 {
+                    var raw = globalBias + UnitRows.dot(userRows, itemRows, k)
+                    if biases { raw += bUser + bItem }
+                    let g = accumulate(raw: raw, rating: rs[idx], &se, &ae)
+                    if biases {
+                        stepBiases(userBiases, g: g)
+                        stepBiases(itemBiases, g: g)
+                    }
+                    UnitRows.step(users: userRows, items: itemRows, k, keep: 1 - lr * reg, step: lr * g,
+                                  nonNegative: nonNegative)
+                    continue
+                }
                 let (p, bUser) = vector(userSide, u, P, bu, userScratch, skipIds: skipUserIds)
                 let (q, bItem) = vector(itemSide, i, Q, bi, itemScratch, skipIds: skipItemIds)
-                var raw = m.globalBias + Kernels.dot(p, q, k)
+                var raw = globalBias + Kernels.dot(p, q, k)
                 if biases { raw += bUser + bItem }
-                let (pred, dRaw) = m.lossGradient(raw: raw, rating: rs[idx])
-                let e = rs[idx] - pred
-                se += Double(e * e)
-                ae += Double(abs(e))
-                let g = -dRaw
+                let g = accumulate(raw: raw, rating: rs[idx], &se, &ae)
                 // Composed sides first: they read the other side's vector before it moves
                 // (a plain side's row is updated last, from the composed side's scratch copy;
                 // at least one side is composed, so one of the two is a scratch copy).
@@ -97,6 +119,70 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
             }
             return (se, ae)
         }
+    }
+
+    /// Adds the rating's error to the sums and returns the raw score's descent direction.
+    @inline(__always)
+    private func accumulate(raw: Float, rating: Float, _ se: inout Double, _ ae: inout Double) -> Float {
+        let (pred, dRaw) = m.lossGradient(raw: raw, rating: rating)
+        let e = rating - pred
+        se += Double(e * e)
+        ae += Double(abs(e))
+        return -dRaw
+    }
+
+    /// Lists entity e's vector rows (a plain side's own row) for `UnitRows`' step and its bias
+    /// rows for `stepBiases`, and returns its composed bias; nil when a vector row's weight is
+    /// not 1, a row comes twice, there are more than four vector rows or more than
+    /// `BiasRows.capacity` rows in all (the general step then runs, as it does for a side of no
+    /// vector rows).
+    @inline(__always)
+    private func unitRows(_ side: SideRows?, _ e: Int, _ table: UnsafeMutablePointer<Float>,
+                          _ biasTable: UnsafeMutablePointer<Float>, skipIds: Bool, into list: inout UnitRows,
+                          _ biasRows: inout BiasRows) -> Float? {
+        biasRows.count = 0
+        guard let side else {
+            _ = list.append(table + e &* k)
+            biasRows.append(biasTable + e, weight: 1, vector: true)
+            return biasTable[e]
+        }
+        let c = side.c
+        let entries = c.range(e)
+        guard entries.count <= BiasRows.capacity else { return nil }
+        var b: Float = 0
+        for j in entries {
+            let r = Int(c.rows[j]), w = c.weights[j], kind = c.kinds[r]
+            if skipIds && kind == RowKind.id.rawValue { continue }
+            let (row, bias) = side.row(r)
+            b += w * bias.pointee
+            let vector = kind != RowKind.biasOnly.rawValue
+            if vector {
+                guard w == 1, list.append(row) else { return nil }
+            }
+            biasRows.append(bias, weight: w, vector: vector)
+        }
+        return b
+    }
+
+    /// The bias half of `updateRows` over the rows `unitRows` listed (a plain side's own bias
+    /// as `updateRow` at w = 1 steps it).
+    @inline(__always)
+    private func stepBiases(_ rows: BiasRows, g: Float) {
+        for n in 0..<rows.count {
+            let bias = rows.pointers[n], w = rows.weights[n]
+            if rows.vector[n] {
+                stepBias(bias, g: g, w: w)
+            } else {
+                bias.pointee += lr * (g * w - reg * abs(w) * bias.pointee)
+            }
+        }
+    }
+
+    /// A vector row's bias step, as `updateRow` makes it.
+    @inline(__always)
+    private func stepBias(_ bias: UnsafeMutablePointer<Float>, g: Float, w: Float) {
+        let decay = lr * reg * abs(w), step = lr * g * w
+        bias.pointee += step - decay * bias.pointee
     }
 
     /// A side's vector and bias for `entity`: composed into `scratch`, or its own row of a
@@ -139,12 +225,37 @@ struct FeatureSGDStep: RatingStep, @unchecked Sendable {
     private func updateRow(_ row: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
                            other: UnsafePointer<Float>, g: Float, w: Float) {
         let decay = lr * reg * abs(w), step = lr * g * w
-        if biases { bias.pointee += step - decay * bias.pointee }
+        if biases { stepBias(bias, g: g, w: w) }
         let keep = 1 - decay
         let vKeep = SIMD8<Float>(repeating: keep), vStep = SIMD8<Float>(repeating: step)
         Kernels.elementwise(row, k) { j in Kernels.load8(row + j) * vKeep + vStep * Kernels.load8(other + j) }
             scalar: { j in row[j] * keep + step * other[j] }
         if nonNegative { Kernels.clampNonNegative(row, k) }
+    }
+}
+
+/// One side's bias rows of a rating, as `FeatureSGDStep.unitRows` lists them: where each is,
+/// its weight, and whether it belongs to a vector row (the two kinds' steps are written
+/// differently, and each keeps its own rounding).
+struct BiasRows {
+    static let capacity = 16
+    let pointers = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: BiasRows.capacity)
+    let weights = UnsafeMutablePointer<Float>.allocate(capacity: BiasRows.capacity)
+    let vector = UnsafeMutablePointer<Bool>.allocate(capacity: BiasRows.capacity)
+    var count = 0
+
+    @inline(__always)
+    mutating func append(_ bias: UnsafeMutablePointer<Float>, weight: Float, vector isVector: Bool) {
+        pointers[count] = bias
+        weights[count] = weight
+        vector[count] = isVector
+        count &+= 1
+    }
+
+    func free() {
+        pointers.deallocate()
+        weights.deallocate()
+        vector.deallocate()
     }
 }
 
@@ -241,8 +352,9 @@ struct SideRows {
         return b
     }
 
-    /// Copies the hot rows into the block's copies (twice: to work on, and as they were).
-    func checkOut() {
+    /// Copies the hot rows into the block's copies: to work on, and, unless `exclusive` (the
+    /// copies are then written back as they are), as they were.
+    func checkOut(exclusive: Bool) {
         guard let hot, let copies else { return }
         let n = hot.count, stride = n * (k + 1)
         for s in 0..<n {
@@ -250,7 +362,7 @@ struct SideRows {
             (copies + s * k).update(from: factors + r * k, count: k)
             copies[n * k + s] = biases[r]
         }
-        (copies + stride).update(from: copies, count: stride)
+        if !exclusive { (copies + stride).update(from: copies, count: stride) }
     }
 
     /// Returns the block's changes to the shared rows (`exclusive`: the copies as they are)

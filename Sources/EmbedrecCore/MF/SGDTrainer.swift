@@ -29,6 +29,9 @@ public final class SGDTrainer: Trainer {
     public internal(set) var idDropout: Float = 0
     /// With features: each composed side's hot rows (`FeatureSGDStep`).
     var hotRows: (users: HotRows?, items: HotRows?) = (nil, nil)
+    /// With features: whether ratings whose sides are a few rows of weight 1 take the two-pass
+    /// step (`UnitRows`). Off in tests only, which check it changes no bit.
+    var fusesUnitRows = true
 
     public func useEmbeddingDropout(_ dropout: EmbeddingDropout) throws {
         if features != nil && dropout.isActive {
@@ -85,7 +88,8 @@ public final class SGDTrainer: Trainer {
         if let features {
             let step = FeatureSGDStep(model: model, data: data, users: features.users, items: features.items,
                                       lr: lr, reg: reg, hot: hotRows, exclusive: threads == 1,
-                                      idDropout: idDropout, seed: options.seed, epoch: epochsDone)
+                                      idDropout: idDropout, seed: options.seed, epoch: epochsDone,
+                                      fusesUnitRows: fusesUnitRows)
             runBlocks(step, threads: threads, partial: partial)
         } else {
             let step = SGDStep(model: model, data: data, lr: lr, reg: reg,
