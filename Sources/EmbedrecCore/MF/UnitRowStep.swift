@@ -18,6 +18,8 @@ struct UnitRows {
     /// The rows' first entries; `count` of them are set.
     private var r0, r1, r2, r3: UnsafeMutablePointer<Float>
     private(set) var count = 0
+    /// The most rows a side may have (`FourRows`).
+    static let most = 4
 
     init(placeholder: UnsafeMutablePointer<Float>) {
         r0 = placeholder; r1 = placeholder; r2 = placeholder; r3 = placeholder
@@ -32,7 +34,7 @@ struct UnitRows {
         case 1: guard r != r0 else { return false }; r1 = r
         case 2: guard r != r0, r != r1 else { return false }; r2 = r
         case 3: guard r != r0, r != r1, r != r2 else { return false }; r3 = r
-        default: return false
+        default: return false  // more than `most`
         }
         count &+= 1
         return true
@@ -141,57 +143,55 @@ struct TwoRows: UnitRowSet {
     }
 }
 
+/// Three rows: the steps are `TwoRows`' and `OneRow`'s (the sums are written out, to keep
+/// their order of addition).
 struct ThreeRows: UnitRowSet {
     let a, b, c: UnsafeMutablePointer<Float>
+    private var ab: TwoRows { TwoRows(a: a, b: b) }
+    private var cc: OneRow { OneRow(a: c) }
     @inline(__always) func sum8(_ j: Int) -> SIMD8<Float> {
         Kernels.load8(a + j) + Kernels.load8(b + j) + Kernels.load8(c + j)
     }
     @inline(__always) func sum1(_ j: Int) -> Float { a[j] + b[j] + c[j] }
     @inline(__always) func step8(_ j: Int, keep: SIMD8<Float>, add: SIMD8<Float>, clamp: Bool) {
-        stepRow8(a, j, keep, add, clamp); stepRow8(b, j, keep, add, clamp); stepRow8(c, j, keep, add, clamp)
+        ab.step8(j, keep: keep, add: add, clamp: clamp); cc.step8(j, keep: keep, add: add, clamp: clamp)
     }
     @inline(__always) func step1(_ j: Int, keep: Float, add: Float, clamp: Bool) {
-        stepRow1(a, j, keep, add, clamp); stepRow1(b, j, keep, add, clamp); stepRow1(c, j, keep, add, clamp)
+        ab.step1(j, keep: keep, add: add, clamp: clamp); cc.step1(j, keep: keep, add: add, clamp: clamp)
     }
     @inline(__always) func stepped8(_ j: Int, keep: SIMD8<Float>, add: SIMD8<Float>, clamp: Bool,
                                     into out: UnsafeMutablePointer<Float>) {
-        steppedRow8(a, j, keep, add, clamp, out + 0)
-        steppedRow8(b, j, keep, add, clamp, out + 8)
-        steppedRow8(c, j, keep, add, clamp, out + 16)
+        ab.stepped8(j, keep: keep, add: add, clamp: clamp, into: out)
+        cc.stepped8(j, keep: keep, add: add, clamp: clamp, into: out + 16)
     }
     @inline(__always) func put8(_ j: Int, from out: UnsafePointer<Float>) {
-        Kernels.store8(Kernels.load8(out + 0), a + j)
-        Kernels.store8(Kernels.load8(out + 8), b + j)
-        Kernels.store8(Kernels.load8(out + 16), c + j)
+        ab.put8(j, from: out); cc.put8(j, from: out + 16)
     }
 }
 
+/// Four rows: the steps are two `TwoRows`' (the sums are written out, to keep their order of
+/// addition).
 struct FourRows: UnitRowSet {
     let a, b, c, d: UnsafeMutablePointer<Float>
+    private var ab: TwoRows { TwoRows(a: a, b: b) }
+    private var cd: TwoRows { TwoRows(a: c, b: d) }
     @inline(__always) func sum8(_ j: Int) -> SIMD8<Float> {
         Kernels.load8(a + j) + Kernels.load8(b + j) + Kernels.load8(c + j) + Kernels.load8(d + j)
     }
     @inline(__always) func sum1(_ j: Int) -> Float { a[j] + b[j] + c[j] + d[j] }
     @inline(__always) func step8(_ j: Int, keep: SIMD8<Float>, add: SIMD8<Float>, clamp: Bool) {
-        stepRow8(a, j, keep, add, clamp); stepRow8(b, j, keep, add, clamp)
-        stepRow8(c, j, keep, add, clamp); stepRow8(d, j, keep, add, clamp)
+        ab.step8(j, keep: keep, add: add, clamp: clamp); cd.step8(j, keep: keep, add: add, clamp: clamp)
     }
     @inline(__always) func step1(_ j: Int, keep: Float, add: Float, clamp: Bool) {
-        stepRow1(a, j, keep, add, clamp); stepRow1(b, j, keep, add, clamp)
-        stepRow1(c, j, keep, add, clamp); stepRow1(d, j, keep, add, clamp)
+        ab.step1(j, keep: keep, add: add, clamp: clamp); cd.step1(j, keep: keep, add: add, clamp: clamp)
     }
     @inline(__always) func stepped8(_ j: Int, keep: SIMD8<Float>, add: SIMD8<Float>, clamp: Bool,
                                     into out: UnsafeMutablePointer<Float>) {
-        steppedRow8(a, j, keep, add, clamp, out + 0)
-        steppedRow8(b, j, keep, add, clamp, out + 8)
-        steppedRow8(c, j, keep, add, clamp, out + 16)
-        steppedRow8(d, j, keep, add, clamp, out + 24)
+        ab.stepped8(j, keep: keep, add: add, clamp: clamp, into: out)
+        cd.stepped8(j, keep: keep, add: add, clamp: clamp, into: out + 16)
     }
     @inline(__always) func put8(_ j: Int, from out: UnsafePointer<Float>) {
-        Kernels.store8(Kernels.load8(out + 0), a + j)
-        Kernels.store8(Kernels.load8(out + 8), b + j)
-        Kernels.store8(Kernels.load8(out + 16), c + j)
-        Kernels.store8(Kernels.load8(out + 24), d + j)
+        ab.put8(j, from: out); cd.put8(j, from: out + 16)
     }
 }
 
@@ -258,12 +258,13 @@ struct StepKernel: UnitRowsKernel {
         // Rows whose length is not a multiple of 8 end with one vector that overlaps the last
         // full one (as `Kernels.elementwise`): computed from the old entries first, stored last.
         let full = k & ~7, last = k &- 8
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { tails in
+        let side = UnitRows.most * 8  // a side's tails: eight entries a row
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * side) { tails in
             let tails = tails.baseAddress!
             if full < k {
                 let p = users.sum8(last), q = items.sum8(last)
                 users.stepped8(last, keep: vKeep, add: vStep * q, clamp: clamp, into: tails)
-                items.stepped8(last, keep: vKeep, add: vStep * p, clamp: clamp, into: tails + 32)
+                items.stepped8(last, keep: vKeep, add: vStep * p, clamp: clamp, into: tails + side)
             }
             var j = 0
             while j < full {
@@ -274,7 +275,7 @@ struct StepKernel: UnitRowsKernel {
             }
             if full < k {
                 users.put8(last, from: tails)
-                items.put8(last, from: tails + 32)
+                items.put8(last, from: tails + side)
             }
         }
     }
