@@ -516,8 +516,11 @@ class Recommender(abc.ABC):
         try:
             # One assignment publishes the new model: another thread sees the old fit or this
             # one, never a mix (the old core is freed when the last reference to it goes). Its
-            # seen items come from the trainer's data at the end (the finally below).
-            self._fitted = Fitted(publish(core), users, items, columns, None, spec, rating_range, features)
+            # seen items come from the trainer's data at the end (the finally below). A model
+            # of features is published at the end only: its composed tables (a vector per user
+            # or item) are then made after the training data is freed, not beside it.
+            if features is None:
+                self._fitted = Fitted(core, users, items, columns, None, spec, rating_range, None)
             self._active_trainer = trainer
             for epoch in range(1, options["epochs"] + 1):
                 if stop.is_set():  # model.stop() between two epochs
@@ -594,10 +597,10 @@ class Recommender(abc.ABC):
                 stop.clear()
                 before = None  # dropped first: the copy of the pairs is the fit's last allocation
                 try:
-                    self._fitted = Fitted(publish(core), users, items, columns, trainer.seen(len(users), len(df)),
-                                          spec, rating_range, features)
+                    seen = trainer.seen(len(users), len(df))
                 finally:
-                    trainer.close()
+                    trainer.close()  # frees the training data before a composition's tables are made
+                self._fitted = Fitted(publish(core), users, items, columns, seen, spec, rating_range, features)
         if diverged is not None:
             epoch, loss = diverged
             kept = (f"the weights of epoch {epoch - 1}, the last finite one" if epoch > 1

@@ -200,7 +200,7 @@ class FeatureSet:
         # Written into arrays of the final size and type (no concatenated copies beside them:
         # with a large catalogue these pairs are the biggest thing encoding makes).
         total = sum(len(p) for p, _, _ in parts)
-        positions, rows, weights = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total, np.float32)
+        positions, rows, weights = np.empty(total, np.int64), np.empty(total, np.int32), np.empty(total, np.float32)
         at = 0
         for (p, r, w), offset in zip(parts, self.offsets):
             end = at + len(p)
@@ -275,15 +275,26 @@ class Composition:
         """From each entity's id row (``id_rows[e]``, -1 for none) and feature pairs
         (entity, feature row, weight): the id row first, then the features in row order."""
         entities, frows, fweights = feature_pairs
+        # Every temporary here is one array of the final type (int32: the core's limit on rows
+        # and entities), written in place: with a large catalogue these pairs are the biggest
+        # thing features add, and freed temporaries stay in the process's memory.
         has_id = id_rows >= 0
-        e = np.concatenate([np.flatnonzero(has_id), entities]).astype(np.int64)
-        r = np.concatenate([id_rows[has_id], frows + n_id_rows]).astype(np.int64)
-        w = np.concatenate([np.ones(int(has_id.sum()), np.float32), fweights]).astype(np.float32)
+        n_ids = int(has_id.sum())
+        total = n_ids + len(entities)
+        e, r, w = np.empty(total, np.int32), np.empty(total, np.int32), np.empty(total, np.float32)
+        e[:n_ids] = np.flatnonzero(has_id)
+        e[n_ids:] = entities
+        r[:n_ids] = id_rows[has_id]
+        np.add(frows, n_id_rows, out=r[n_ids:], casting="unsafe")
+        w[:n_ids] = 1
+        w[n_ids:] = fweights
         order = np.lexsort((r, e))
         indptr = np.zeros(n_entities + 1, dtype=np.int64)
         np.cumsum(np.bincount(e, minlength=n_entities), out=indptr[1:])
-        return cls(indptr, r[order].astype(np.int32), w[order], n_id_rows, n_feature_rows, extra_id_rows,
-                   feature_bias_only)
+        del e
+        rows = r[order]
+        del r
+        return cls(indptr, rows, w[order], n_id_rows, n_feature_rows, extra_id_rows, feature_bias_only)
 
     def entity_pairs(self):
         """(entity, row, weight) of every pair."""
@@ -385,9 +396,9 @@ class FeaturePlan:
         # ratings freed instead of raising the fit's peak. Built once; the frame is let go.
         positions, rows, weights = features.pairs(values)
         self.sides[what] = (features, ids, None)
-        entity = id_map.index.get_indexer(ids)
+        entity = id_map.index.get_indexer(ids).astype(np.int32)
         n = len(id_map)
-        id_rows = np.arange(n, dtype=np.int64) if self.use_ids else np.full(n, -1, dtype=np.int64)
+        id_rows = np.arange(n, dtype=np.int32) if self.use_ids else np.full(n, -1, dtype=np.int32)
         if self.use_ids:
             id_rows[n_rated:] = -1  # entities known only from the frame have no ratings: no id row
         n_id_rows = n_rated if self.use_ids else 0
