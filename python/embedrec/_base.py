@@ -517,10 +517,11 @@ class Recommender(abc.ABC):
             # One assignment publishes the new model: another thread sees the old fit or this
             # one, never a mix (the old core is freed when the last reference to it goes). Its
             # seen items come from the trainer's data at the end (the finally below). A model
-            # of features is published at the end only: its composed tables (a vector per user
-            # or item) are then made after the training data is freed, not beside it.
-            if features is None:
-                self._fitted = Fitted(core, users, items, columns, None, spec, rating_range, None)
+            # with features is composed at the end only (a placeholder until then, busy to
+            # every query): its composed tables, a vector per user or item, are then made after
+            # the training data is freed, not beside it.
+            self._fitted = Fitted(core if features is None else None, users, items, columns, None, spec,
+                                  rating_range, features)
             self._active_trainer = trainer
             for epoch in range(1, options["epochs"] + 1):
                 if stop.is_set():  # model.stop() between two epochs

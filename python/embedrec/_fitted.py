@@ -13,10 +13,13 @@ class Fitted:
     user's training items as CSR (for ``exclude_seen``), the training ratings' range, and
     ``spec``, an unfitted model with the hyper-parameters the fit used (so that changing a
     parameter of the model afterwards takes effect at the next ``fit`` only, and ``save``,
-    ``summary`` and ``count_params`` describe what was trained). Never modified after creation."""
+    ``summary`` and ``count_params`` describe what was trained). Never modified after creation.
+
+    ``core`` None: the fit of a model with features is under way (its composed model is made
+    when the fit ends); every query of the model then raises ``ModelBusyError``."""
 
     def __init__(self, core, users, items, columns, seen, spec, rating_range=None, features=None):
-        self.core, self.users, self.items, self.columns = core, users, items, columns
+        self._core, self.users, self.items, self.columns = core, users, items, columns
         self._seen = seen  # (indptr int64 of n_users + 1, item rows int32)
         self.spec = spec
         #: (min, max) of the training ratings, for ``predict``'s clipping; None: unknown.
@@ -24,6 +27,12 @@ class Fitted:
         #: A hybrid model's ``_features.FittedFeatures`` (encoders, compositions, parameter
         #: rows); None for a model of ids alone. ``core`` is then the composed model.
         self.features = features
+
+    @property
+    def core(self):
+        if self._core is None:
+            raise ModelBusyError("the model is being fitted; a model with features is composed when fit returns")
+        return self._core
 
     @classmethod
     def from_pairs(cls, core, users, items, columns, user_rows, item_rows, spec, rating_range=None, features=None):

@@ -321,6 +321,38 @@ def test_save_load_and_pickle_keep_the_features(planted, hybrid, tmp_path):
         np.testing.assert_allclose(emb.loc["after-load"], emb.loc[cold[0]], atol=1e-6)
 
 
+def test_a_model_with_features_is_busy_while_it_fits_and_validates(planted, hybrid):
+    """A model with features is composed when its fit ends: within the fit (here from the
+    epochs' validation, which every fit with validation data calls) each query raises
+    ModelBusyError, a refit too (never the old fit's nor a half-trained composition), while the
+    validation itself is computed; afterwards the model answers."""
+    train, _, features, _ = planted
+    answers = []
+
+    class Probe(MatrixFactorization):
+        def _validation_row(self, core, val, trainer, n_train):
+            for query in (lambda: self.predict(train.head(5)), lambda: self.recommend(train["user"].iloc[0]),
+                          lambda: self.item_embeddings):
+                try:
+                    query()
+                    answers.append("answered")
+                except embedrec.ModelBusyError:
+                    answers.append("busy")
+            return super()._validation_row(core, val, trainer, n_train)
+
+    val = train.sample(500, random_state=0)
+    model = Probe(8, epochs=2, seed=0, n_threads=1)
+    for _ in range(2):  # a first fit, then a refit of the fitted model
+        answers.clear()
+        history = model.fit(train, validation=val, item_features=features)
+        assert answers == ["busy"] * 6
+        losses = [row["val_loss"] for row in history.rows]
+        assert len(losses) == 2 and np.all(np.isfinite(losses))
+        # The last epoch's validation loss is that of the model fit returns.
+        pred = model.predict(val)
+        assert np.mean((pred - val["rating"].to_numpy()) ** 2) == pytest.approx(losses[-1], rel=1e-5)
+
+
 def test_numpy_composition_matches_the_core(hybrid):
     state = hybrid._state()
     rows = state.features.rows_core
