@@ -503,6 +503,8 @@ class Recommender(abc.ABC):
         rating_range = data.stats.range if not implicit else None
         publish = features.compose if features is not None else (lambda trained: trained)
         history = History(has_validation=val is not None, loss=self._loss_name, columns=self._history_columns())
+        # The fit and history in place before: back should the composition at the end fail.
+        previous = getattr(self, "_fitted", None), getattr(self, "history", None)
         self.history = history
         patience = options.get("patience")
         monitor, sign = self._monitored(val is not None)  # sign: +1 lower is better, -1 higher
@@ -601,7 +603,12 @@ class Recommender(abc.ABC):
                     seen = trainer.seen(len(users), len(df))
                 finally:
                     trainer.close()  # frees the training data before a composition's tables are made
-                self._fitted = Fitted(publish(core), users, items, columns, seen, spec, rating_range, features)
+                try:
+                    composed = publish(core)
+                except BaseException:
+                    self._fitted, self.history = previous  # not the placeholder, busy for ever
+                    raise
+                self._fitted = Fitted(composed, users, items, columns, seen, spec, rating_range, features)
         if diverged is not None:
             epoch, loss = diverged
             kept = (f"the weights of epoch {epoch - 1}, the last finite one" if epoch > 1

@@ -353,6 +353,31 @@ def test_a_model_with_features_is_busy_while_it_fits_and_validates(planted, hybr
         assert np.mean((pred - val["rating"].to_numpy()) ** 2) == pytest.approx(losses[-1], rel=1e-5)
 
 
+def test_a_composition_failing_at_the_end_of_fit_leaves_the_previous_model(planted, monkeypatch):
+    """The composed model is made as the fit ends; should that fail (memory), the error comes
+    out and the model is what it was before the fit (not a placeholder busy for ever)."""
+    from embedrec import _features
+
+    train, _, features, _ = planted
+    model = MatrixFactorization(8, epochs=1, seed=0, n_threads=1)
+    model.fit(train, item_features=features)
+    before, history = model.predict(train.head(20)), model.history
+
+    def fail(self, rows_core=None):
+        raise embedrec.EmbedrecMemoryError("no memory for the composed tables")
+
+    monkeypatch.setattr(_features.FittedFeatures, "compose", fail)
+    with pytest.raises(embedrec.EmbedrecMemoryError):
+        model.fit(train.sample(frac=0.5, random_state=1), item_features=features)
+    np.testing.assert_array_equal(model.predict(train.head(20)), before)
+    assert model.history is history
+    fresh = MatrixFactorization(8, epochs=1, seed=0, n_threads=1)
+    with pytest.raises(embedrec.EmbedrecMemoryError):
+        fresh.fit(train, item_features=features)
+    with pytest.raises(embedrec.NotFittedError):
+        fresh.predict(train.head(5))
+
+
 def test_numpy_composition_matches_the_core(hybrid):
     state = hybrid._state()
     rows = state.features.rows_core
